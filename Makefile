@@ -1,0 +1,53 @@
+# Thin wrapper around Meson + Ninja. See README.md.
+#   make          build build/mailgate (optimised)
+#   make check    install missing Debian packages, build with ASan+UBSan, run every test
+#   make fuzz     run each libFuzzer target for FUZZ_RUNS iterations
+#   make demo     start a local test stack and the gateway, run a real client session
+#   make bench    throughput and login latency, through mailgate vs direct
+.PHONY: all deps check fuzz demo bench format clean
+
+BUILD      := build
+TEST_BUILD := build-test
+FUZZ_BUILD := build-fuzz
+FUZZ_RUNS  ?= 1000000
+CHECK_FUZZ_RUNS ?= 200000
+PYTHON     := /usr/bin/python3
+
+all: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=release -Dtests=false
+
+$(TEST_BUILD)/build.ninja:
+	meson setup $(TEST_BUILD) --buildtype=debugoptimized -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dtests=true
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) --buildtype=debugoptimized -Dfuzz=true -Dtests=false \
+		-Db_sanitize=address,undefined -Db_lundef=false
+
+check: deps $(TEST_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
+	ninja -C $(TEST_BUILD)
+	ninja -C $(FUZZ_BUILD)
+	$(PYTHON) scripts/check.py --build $(TEST_BUILD) --fuzz-build $(FUZZ_BUILD) \
+		--fuzz-runs $(CHECK_FUZZ_RUNS)
+
+fuzz: deps $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+	$(PYTHON) scripts/check.py --only-fuzz --fuzz-build $(FUZZ_BUILD) --fuzz-runs $(FUZZ_RUNS)
+
+demo: all
+	scripts/demo.sh
+
+bench: all
+	$(PYTHON) bench/bench.py --mailgate $(BUILD)/mailgate
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)

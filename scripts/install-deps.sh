@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages mailgate needs to build, test, demo and benchmark, if missing.
+# Uses apt-get as root, or through sudo. Does not start Debian's own Dovecot service.
+set -euo pipefail
+
+PACKAGES=(
+    meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+    libssl-dev libevent-dev libcurl4-openssl-dev libjansson-dev libinih-dev libsqlite3-dev
+    libargon2-dev libcmocka-dev
+    dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
+    python3 python3-pytest curl openssl ca-certificates swaks
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = "installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "mailgate: installing missing Debian packages: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "mailgate: need root or sudo to install packages" >&2; exit 1; }
+    SUDO="sudo"
+fi
+
+# Keep the packaged Dovecot service from starting: the tests run private instances.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    created_policy=1
+fi
+cleanup() { [ "$created_policy" = 1 ] && $SUDO rm -f "$policy"; true; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

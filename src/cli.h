@@ -1,0 +1,11 @@
+/* Admin commands of the one binary. */
+#ifndef MG_CLI_H
+#define MG_CLI_H
+
+/* argv starts after the global options, at the subcommand word ("user", "check-config" ...).
+ * Each returns the exit code: 0 ok, 1 failure, 2 usage error. */
+int cli_check_config(const char *config_path);
+int cli_user(const char *config_path, int argc, char **argv);
+void cli_usage(void);
+
+#endif

@@ -1,0 +1,99 @@
+/* The one INI configuration file (parsed with inih). Every error names file:line. */
+#ifndef MG_CONFIG_H
+#define MG_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "proto.h"
+
+#define MG_DEFAULT_CONFIG "/etc/mailgate/mailgate.conf"
+
+struct gateway_conf {
+    char *state_dir;                /* default /var/lib/mailgate */
+    enum mg_log_level log_level;    /* default info */
+    int workers;                    /* "auto" -> number of online CPUs (>= 1) */
+    uint64_t login_timeout_ms;      /* default 60 s: time allowed before a successful login */
+    uint64_t idle_timeout_ms;       /* default 30 min: after login, no byte in either direction */
+    uint64_t auth_cache_ttl_ms;     /* default 10 min: remembered password verifications */
+    uint64_t auth_failure_delay_ms; /* default 2 s: delay before answering a failed login */
+    uint64_t token_timeout_ms;      /* default 15 s: one HTTP request to a token endpoint */
+};
+
+struct tls_conf {
+    char *certificate; /* PEM chain for clients */
+    char *private_key;
+};
+
+struct listener_conf {
+    char *name; /* from [listen NAME] */
+    enum mg_proto protocol;
+    char *address; /* as written, "0.0.0.0:993" or "[::1]:993" */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    enum mg_tls_mode tls;
+    char *banner;   /* default per protocol, e.g. "The mailgate IMAP4 service is ready." */
+    char *hostname; /* default: the machine's name (SMTP greeting, later) */
+    uint64_t login_timeout_ms; /* inherited from [gateway] unless set in the section */
+    uint64_t idle_timeout_ms;
+    int line; /* line of the section header, for messages */
+};
+
+enum mg_provider_type { MG_PROVIDER_MICROSOFT = 0 };
+
+struct server_addr {
+    char *host; /* never NULL once loaded (defaults filled in for type=microsoft) */
+    uint16_t port;
+    enum mg_tls_mode tls; /* imap_tls= etc., else by port: IMAP/POP3 implicit unless 143/110, SMTP starttls unless 465 */
+};
+
+struct provider_conf {
+    char *name; /* from [provider NAME] */
+    enum mg_provider_type type;
+    char *tenant;
+    char *client_id;
+    /* The client secret. Only loaded with CONFIG_LOAD_SECRETS (the broker); workers load the
+     * config with CONFIG_SKIP_SECRETS and never see it (NULL). Read from client_secret_file
+     * when that is set. */
+    char *client_secret;
+    char *client_secret_file;
+    char *token_endpoint; /* "{tenant}" already replaced */
+    char *scope;
+    struct server_addr imap, pop3, smtp;
+    char *ca_file; /* NULL: system trust store. Used for upstream servers and token endpoint. */
+    int line;
+};
+
+struct config {
+    char *path;
+    struct gateway_conf gateway;
+    struct tls_conf tls;
+    struct listener_conf *listeners;
+    size_t n_listeners;
+    struct provider_conf *providers;
+    size_t n_providers;
+};
+
+enum config_secrets { CONFIG_LOAD_SECRETS, CONFIG_SKIP_SECRETS };
+
+/* Loads and validates the whole file. On any error writes one line per problem to `errors` as
+ * "PATH:LINE: message" (LINE 0 when the problem is not tied to a line, e.g. a missing
+ * required section) and returns NULL. Checks: unknown sections and keys, bad values, duplicate
+ * names, files that must exist (tls certificate/key, client_secret_file, ca_file), at least one
+ * listener and one provider, listener addresses that parse. */
+struct config *config_load(const char *path, enum config_secrets secrets, FILE *errors);
+void config_free(struct config **cfg); /* wipes client secrets */
+
+const struct provider_conf *config_provider(const struct config *cfg, const char *name);
+const struct listener_conf *config_listener(const struct config *cfg, const char *name);
+/* The upstream server of a provider for a protocol. */
+const struct server_addr *provider_server(const struct provider_conf *p, enum mg_proto proto);
+
+/* "host:port", "[v6]:port" -> sockaddr. Returns 0 or -1. Numeric hosts only ("*" = 0.0.0.0). */
+int config_parse_listen_address(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+/* "host:port" / "[v6]:port" -> host (allocated) and port. Returns 0 or -1. */
+int config_parse_host_port(const char *s, char **host, uint16_t *port);
+
+#endif

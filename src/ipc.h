@@ -1,0 +1,84 @@
+/* Typed messages between workers and the broker over a UNIX socketpair.
+ *
+ * Frame: u32 length (big endian, of what follows) | u8 type | body. Body fields are encoded in
+ * a fixed order per type: u32 as 4 bytes big endian, strings as u16 length + bytes (no NUL on
+ * the wire). Decoding is strict: a frame longer than IPC_MAX_FRAME, a string longer than its
+ * field, trailing bytes or an unknown type are protocol errors and the peer is dropped. */
+#ifndef MG_IPC_H
+#define MG_IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct evbuffer;
+
+#define IPC_MAX_FRAME 16384
+#define IPC_NAME_MAX 64     /* listener and provider names */
+#define IPC_ADDR_MAX 64     /* "1.2.3.4:5678", "[v6]:port" */
+#define IPC_USER_MAX 256    /* local user names as typed by the client */
+#define IPC_PASSWORD_MAX 1024
+#define IPC_MAILBOX_MAX 320 /* RFC 5321 path limit is 256; some slack */
+#define IPC_TOKEN_MAX 8192  /* Entra access tokens are 1.4-2.5 KB; Google's are shorter */
+#define IPC_REASON_MAX 256
+
+enum ipc_type {
+    IPC_WORKER_READY = 1, /* worker -> broker: listeners bound. Body: u32 worker index. */
+    IPC_AUTH_REQUEST = 2, /* worker -> broker */
+    IPC_AUTH_RESPONSE = 3 /* broker -> worker */
+};
+
+enum auth_status {
+    AUTH_OK = 0,       /* credentials good, token attached */
+    AUTH_FAIL = 1,     /* unknown user or wrong password: same answer for both */
+    AUTH_TEMPFAIL = 2, /* IdP down, throttled, timed out, misconfigured: try later */
+    AUTH_DISABLED = 3  /* user exists but may not use this protocol (later issues) */
+};
+
+struct ipc_auth_request {
+    uint32_t id; /* chosen by the worker, echoed in the response */
+    enum mg_proto protocol;
+    char listener[IPC_NAME_MAX];
+    char client_addr[IPC_ADDR_MAX];
+    char user[IPC_USER_MAX];
+    char password[IPC_PASSWORD_MAX]; /* wiped by ipc_msg_wipe */
+    uint32_t password_len;
+};
+
+struct ipc_auth_response {
+    uint32_t id;
+    enum auth_status status;
+    char mailbox[IPC_MAILBOX_MAX];  /* the SASL user= for the upstream login */
+    char provider[IPC_NAME_MAX];    /* the worker finds the upstream server in its own config */
+    char token[IPC_TOKEN_MAX];      /* access token; wiped by ipc_msg_wipe */
+    uint32_t token_len;
+    char reason[IPC_REASON_MAX];    /* for the log line; never secret */
+};
+
+struct ipc_msg {
+    enum ipc_type type;
+    union {
+        uint32_t worker_index;
+        struct ipc_auth_request req;
+        struct ipc_auth_response res;
+    } u;
+};
+
+/* Encoders append one frame to out. Return 0, or -1 when a field does not fit. */
+int ipc_encode_ready(struct evbuffer *out, uint32_t worker_index);
+int ipc_encode_auth_request(struct evbuffer *out, const struct ipc_auth_request *req);
+int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_response *res);
+
+/* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
+ * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of
+ * the frame are copied out and wiped from the temporary copy. */
+int ipc_decode(struct evbuffer *in, struct ipc_msg *msg);
+
+/* Pure variant for tests and fuzzing: decodes a frame body (after the length prefix). */
+int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg);
+
+/* Wipes the whole message (passwords, tokens). */
+void ipc_msg_wipe(struct ipc_msg *msg);
+
+#endif

@@ -1,0 +1,13 @@
+/* Protocol and TLS-mode enums shared by config, IPC, broker and workers. */
+#ifndef MG_PROTO_H
+#define MG_PROTO_H
+
+enum mg_proto { MG_PROTO_IMAP = 0, MG_PROTO_POP3 = 1, MG_PROTO_SMTP = 2 };
+enum mg_tls_mode { MG_TLS_IMPLICIT = 0, MG_TLS_STARTTLS = 1 };
+
+const char *mg_proto_name(enum mg_proto p);              /* "imap", "pop3", "smtp" */
+int mg_proto_parse(const char *s, enum mg_proto *out);    /* 0 ok, -1 unknown */
+const char *mg_tls_mode_name(enum mg_tls_mode m);         /* "implicit", "starttls" */
+int mg_tls_mode_parse(const char *s, enum mg_tls_mode *out);
+
+#endif

@@ -1,0 +1,41 @@
+/* SASL pieces the gateway needs: base64, PLAIN (RFC 4616) from clients, XOAUTH2 to upstreams. */
+#ifndef MG_SASL_H
+#define MG_SASL_H
+
+#include <stddef.h>
+
+#include "ipc.h"
+
+/* Standard base64 with padding. Returns the encoded length (out NUL-terminated) or -1 if outlen
+ * is too small (needs 4*ceil(len/3)+1). */
+long b64_encode(const void *in, size_t len, char *out, size_t outlen);
+/* Strict decoding: the standard alphabet, correct padding, no whitespace, length a multiple of 4.
+ * Returns the decoded length or -1 (invalid, or does not fit). An empty input decodes to 0. */
+long b64_decode(const char *in, size_t len, unsigned char *out, size_t outlen);
+
+struct sasl_plain {
+    char authzid[IPC_USER_MAX];
+    char authcid[IPC_USER_MAX];
+    char passwd[IPC_PASSWORD_MAX];
+    size_t passwd_len;
+};
+
+/* Decodes the PLAIN message "authzid NUL authcid NUL passwd". authcid and passwd must be
+ * non-empty, no further NUL, each field must fit. Returns 0 or -1. */
+int sasl_plain_decode(const unsigned char *msg, size_t len, struct sasl_plain *out);
+/* The same from base64; "=" means an empty initial response (which is an error for PLAIN). */
+int sasl_plain_decode_b64(const char *b64, size_t len, struct sasl_plain *out);
+void sasl_plain_wipe(struct sasl_plain *p);
+
+/* Builds base64("user=" user "\x01auth=Bearer " token "\x01\x01"). Refuses (returns -1) a user or
+ * token containing \x01, CR, LF or NUL, or an empty one, or when out is too small. Returns the
+ * encoded length. The unencoded intermediate is wiped. */
+long sasl_xoauth2_encode(const char *user, const char *token, size_t token_len, char *out,
+                         size_t outlen);
+
+/* Decodes a server's XOAUTH2 error challenge (base64 JSON such as
+ * {"status":"401","schemes":"bearer","scope":"..."}) into printable text for the log.
+ * Always NUL-terminates out; on undecodable input writes a short note. */
+void sasl_xoauth2_describe_error(const char *b64, size_t len, char *out, size_t outlen);
+
+#endif
