@@ -2,10 +2,16 @@
 #ifndef MG_CLI_H
 #define MG_CLI_H
 
+#include "config.h"
+
 /* argv starts after the global options, at the subcommand word ("user", "check-config" ...).
  * Each returns the exit code: 0 ok, 1 failure, 2 usage error. */
 int cli_check_config(const char *config_path);
 int cli_user(const char *config_path, int argc, char **argv);
 void cli_usage(void);
+
+/* Shared by cli.c and cli_user.c: loads the configuration and prints its errors to stderr.
+ * Returns NULL when it has errors. */
+struct config *cli_load_config(const char *config_path, enum config_secrets secrets);
 
 #endif

@@ -3,6 +3,7 @@
 #ifndef MG_STORE_H
 #define MG_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum store_status { STORE_OK = 0, STORE_NOT_FOUND = 1, STORE_EXISTS = 2, STORE_ERROR = -1 };

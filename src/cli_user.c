@@ -1,0 +1,514 @@
+/* "mailgate user add|list|passwd|del": local users in the store. The configuration is loaded
+ * without secrets: these commands only need state_dir and the provider names. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "password.h"
+#include "store.h"
+#include "util.h"
+
+#define USER_NAME_MAX 255 /* fits IPC_USER_MAX with its NUL */
+#define MAILBOX_MAX 319   /* fits IPC_MAILBOX_MAX with its NUL */
+
+enum option_flag { OPT_MAILBOX = 1, OPT_PROVIDER = 2, OPT_STDIN = 4, OPT_JSON = 8 };
+
+struct user_args {
+    const char *name;
+    const char *mailbox;
+    const char *provider;
+    bool password_stdin;
+    bool json;
+};
+
+struct user_ctx {
+    struct config *cfg;
+    struct store *st;
+};
+
+/* ---- argument checks ---- */
+
+/* Length of the valid UTF-8 sequence at s, 0 when it is not one (overlongs, surrogates and
+ * code points above U+10FFFF included). */
+static size_t utf8_sequence_len(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t n = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (n == 0 || s[0] > 0xF4)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    }
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
+        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return n;
+}
+
+/* Printable, no spaces, valid UTF-8 (the JSON listing and the logs rely on it). */
+static bool printable_word(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        if (*p <= 0x20 || *p == 0x7f)
+            return false;
+        size_t n = utf8_sequence_len(p);
+        if (n == 0)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+static bool valid_user_name(const char *name)
+{
+    size_t len = strlen(name);
+    return len >= 1 && len <= USER_NAME_MAX && printable_word(name);
+}
+
+static bool valid_mailbox(const char *mailbox)
+{
+    const char *at = strchr(mailbox, '@');
+    size_t len = strlen(mailbox);
+    return len <= MAILBOX_MAX && at && at != mailbox && at[1] && !strchr(at + 1, '@') &&
+           printable_word(mailbox);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mailgate: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n(see 'mailgate help')\n", stderr);
+    return 2;
+}
+
+/* Takes the value of "--opt VALUE" or "--opt=VALUE" at argv[*i]; NULL when this is not --opt. */
+static const char *option_value(int argc, char **argv, int *i, const char *opt, bool *missing)
+{
+    size_t n = strlen(opt);
+    if (strncmp(argv[*i], opt, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* argv[0] is the subcommand. Returns 0 or the usage-error exit code. */
+static int parse_args(int argc, char **argv, unsigned allowed, int positional, struct user_args *a)
+{
+    int seen_positional = 0;
+    for (int i = 1; i < argc; i++) {
+        bool missing = false;
+        const char *v;
+        if ((allowed & OPT_MAILBOX) && (v = option_value(argc, argv, &i, "--mailbox", &missing)))
+            a->mailbox = v;
+        else if ((allowed & OPT_PROVIDER) &&
+                 (v = option_value(argc, argv, &i, "--provider", &missing)))
+            a->provider = v;
+        else if (missing)
+            return usage_error("%s needs a value", argv[i]);
+        else if ((allowed & OPT_STDIN) && strcmp(argv[i], "--password-stdin") == 0)
+            a->password_stdin = true;
+        else if ((allowed & OPT_JSON) && strcmp(argv[i], "--json") == 0)
+            a->json = true;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return usage_error("unknown option %s", argv[i]);
+        else if (seen_positional++ < positional)
+            a->name = argv[i];
+        else
+            return usage_error("unexpected argument '%s'", argv[i]);
+    }
+    if (seen_positional < positional)
+        return usage_error("user %s needs a user NAME", argv[0]);
+    return 0;
+}
+
+/* ---- passwords ---- */
+
+/* One line from stdin: one trailing "\n" or "\r\n" removed; empty, over-long or NUL-containing
+ * input refused. Unbuffered, so no copy of the password stays in a stdio buffer. */
+static int read_password_stdin(char *pw, size_t size, size_t *len)
+{
+    setvbuf(stdin, NULL, _IONBF, 0);
+    size_t n = 0;
+    int c;
+    const char *problem = NULL;
+    while ((c = getchar()) != EOF && c != '\n') {
+        if (c == '\0')
+            problem = "the password contains a NUL byte";
+        else if (n + 1 >= size)
+            problem = "the password is too long";
+        else
+            pw[n++] = (char)c;
+        if (problem)
+            break;
+    }
+    if (!problem && n && pw[n - 1] == '\r')
+        n--;
+    pw[n] = '\0';
+    if (!problem && n > PASSWORD_MAX)
+        problem = "the password is too long";
+    if (!problem && ferror(stdin))
+        problem = "cannot read the password from standard input";
+    if (!problem && n == 0)
+        problem = "empty password on standard input";
+    if (problem) {
+        mg_wipe(pw, size);
+        fprintf(stderr, "mailgate: %s\n", problem);
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
+/* The new password's hash, from stdin or generated (then shown in `generated`). */
+static int new_password_hash(bool from_stdin, char *hash, size_t hashlen, char *generated,
+                             size_t genlen)
+{
+    char pw[PASSWORD_MAX + 2];
+    size_t len = 0;
+    generated[0] = '\0';
+    if (from_stdin) {
+        if (read_password_stdin(pw, sizeof pw, &len) != 0)
+            return -1;
+    } else {
+        password_generate(generated, genlen);
+        len = mg_strlcpy(pw, generated, sizeof pw);
+    }
+    int rc = password_hash(pw, len, hash, hashlen);
+    mg_wipe(pw, sizeof pw);
+    if (rc != 0)
+        fprintf(stderr, "mailgate: cannot hash the password\n");
+    return rc;
+}
+
+static void show_generated_password(const char *name, char *generated)
+{
+    if (!generated[0])
+        return;
+    printf("Password for %s: %s\n", name, generated);
+    printf("This password is shown only once; it is stored only as a hash.\n");
+    fflush(stdout);
+}
+
+/* ---- context ---- */
+
+static int open_ctx(const char *config_path, struct user_ctx *c)
+{
+    c->cfg = cli_load_config(config_path, CONFIG_SKIP_SECRETS);
+    if (!c->cfg)
+        return 1;
+    char err[512] = "";
+    c->st = store_open(c->cfg->gateway.state_dir, err, sizeof err);
+    if (!c->st) {
+        fprintf(stderr, "mailgate: cannot open the store in %s: %s\n", c->cfg->gateway.state_dir,
+                err);
+        config_free(&c->cfg);
+        return 1;
+    }
+    return 0;
+}
+
+static void close_ctx(struct user_ctx *c)
+{
+    store_close(&c->st);
+    config_free(&c->cfg);
+}
+
+static int store_failure(struct user_ctx *c)
+{
+    fprintf(stderr, "mailgate: store error: %s\n", store_last_error(c->st));
+    return 1;
+}
+
+static int no_such_user(const char *name)
+{
+    fprintf(stderr, "mailgate: no such user '%s'\n", name);
+    return 1;
+}
+
+/* ---- add ---- */
+
+static int choose_provider(const struct config *cfg, const char *wanted, const char **out)
+{
+    if (wanted) {
+        if (!config_provider(cfg, wanted)) {
+            fprintf(stderr, "mailgate: unknown provider '%s'\n", wanted);
+            return 1;
+        }
+        *out = wanted;
+        return 0;
+    }
+    if (cfg->n_providers != 1) {
+        fprintf(stderr, "mailgate: %zu providers are configured; choose one with --provider:",
+                cfg->n_providers);
+        for (size_t i = 0; i < cfg->n_providers; i++)
+            fprintf(stderr, " %s", cfg->providers[i].name);
+        fputc('\n', stderr);
+        return 2;
+    }
+    *out = cfg->providers[0].name;
+    return 0;
+}
+
+static int add_in_store(struct user_ctx *c, const struct user_args *a, const char *provider)
+{
+    struct user_record existing;
+    enum store_status s = store_user_get(c->st, a->name, &existing);
+    if (s == STORE_OK) {
+        fprintf(stderr, "mailgate: user '%s' already exists\n", existing.name);
+        user_record_clear(&existing);
+        return 1;
+    }
+    if (s != STORE_NOT_FOUND)
+        return store_failure(c);
+    char hash[PASSWORD_HASH_MAX], generated[32];
+    if (new_password_hash(a->password_stdin, hash, sizeof hash, generated, sizeof generated))
+        return 1;
+    struct user_record u = {.name = (char *)a->name,
+                            .mailbox = (char *)a->mailbox,
+                            .provider = (char *)provider,
+                            .password_hash = hash};
+    s = store_user_add(c->st, &u);
+    mg_wipe(hash, sizeof hash);
+    int rc = 0;
+    if (s == STORE_EXISTS) {
+        fprintf(stderr, "mailgate: user '%s' already exists\n", a->name);
+        rc = 1;
+    } else if (s != STORE_OK) {
+        rc = store_failure(c);
+    } else {
+        printf("Added user %s (mailbox %s, provider %s).\n", a->name, a->mailbox, provider);
+        show_generated_password(a->name, generated);
+    }
+    mg_wipe(generated, sizeof generated);
+    return rc;
+}
+
+static int user_add(const char *config_path, struct user_args *a)
+{
+    if (!valid_user_name(a->name))
+        return usage_error("invalid user name '%s' (1-255 bytes of UTF-8, no spaces or control "
+                           "characters)",
+                           a->name);
+    if (!a->mailbox && !valid_mailbox(a->name))
+        return usage_error("the mailbox defaults to the user name, but '%s' is not an address: "
+                           "add --mailbox ADDRESS",
+                           a->name);
+    if (!a->mailbox)
+        a->mailbox = a->name;
+    if (!valid_mailbox(a->mailbox))
+        return usage_error("invalid mailbox '%s' (an address with one '@', at most 319 bytes, no "
+                           "spaces or control characters)",
+                           a->mailbox);
+    struct user_ctx c = {0};
+    int rc = open_ctx(config_path, &c);
+    if (rc)
+        return rc;
+    const char *provider = NULL;
+    rc = choose_provider(c.cfg, a->provider, &provider);
+    if (!rc)
+        rc = add_in_store(&c, a, provider);
+    close_ctx(&c);
+    return rc;
+}
+
+/* ---- passwd, del ---- */
+
+static int user_passwd(const char *config_path, struct user_args *a)
+{
+    struct user_ctx c = {0};
+    int rc = open_ctx(config_path, &c);
+    if (rc)
+        return rc;
+    struct user_record u;
+    enum store_status s = store_user_get(c.st, a->name, &u);
+    if (s != STORE_OK) {
+        rc = s == STORE_NOT_FOUND ? no_such_user(a->name) : store_failure(&c);
+        close_ctx(&c);
+        return rc;
+    }
+    char hash[PASSWORD_HASH_MAX], generated[32];
+    if (new_password_hash(a->password_stdin, hash, sizeof hash, generated, sizeof generated)) {
+        rc = 1;
+    } else {
+        s = store_user_set_password(c.st, u.name, hash);
+        if (s == STORE_OK) {
+            printf("Changed the password of %s.\n", u.name);
+            show_generated_password(u.name, generated);
+        } else {
+            rc = s == STORE_NOT_FOUND ? no_such_user(a->name) : store_failure(&c);
+        }
+    }
+    mg_wipe(hash, sizeof hash);
+    mg_wipe(generated, sizeof generated);
+    user_record_clear(&u);
+    close_ctx(&c);
+    return rc;
+}
+
+static int user_del(const char *config_path, struct user_args *a)
+{
+    struct user_ctx c = {0};
+    int rc = open_ctx(config_path, &c);
+    if (rc)
+        return rc;
+    enum store_status s = store_user_delete(c.st, a->name);
+    if (s == STORE_OK)
+        printf("Deleted user %s.\n", a->name);
+    else
+        rc = s == STORE_NOT_FOUND ? no_such_user(a->name) : store_failure(&c);
+    close_ctx(&c);
+    return rc;
+}
+
+/* ---- list ---- */
+
+struct listed_user {
+    char *name, *mailbox, *provider;
+    char created[24], updated[24];
+};
+
+struct user_list {
+    struct listed_user *users;
+    size_t n;
+};
+
+static void iso8601_utc(int64_t t, char *buf, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        mg_strlcpy(buf, "?", size);
+}
+
+static int collect_user(const struct user_record *u, void *arg)
+{
+    struct user_list *list = arg;
+    list->users = mg_realloc(list->users, (list->n + 1) * sizeof *list->users);
+    struct listed_user *l = &list->users[list->n++];
+    l->name = mg_strdup(u->name);
+    l->mailbox = mg_strdup(u->mailbox);
+    l->provider = mg_strdup(u->provider);
+    iso8601_utc(u->created_at, l->created, sizeof l->created);
+    iso8601_utc(u->updated_at, l->updated, sizeof l->updated);
+    return 0;
+}
+
+static int print_json(const struct user_list *list)
+{
+    json_t *array = json_array();
+    for (size_t i = 0; i < list->n; i++) {
+        const struct listed_user *u = &list->users[i];
+        json_t *obj =
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", u->name, "mailbox", u->mailbox,
+                      "provider", u->provider, "created_at", u->created, "updated_at", u->updated);
+        if (!obj || json_array_append_new(array, obj) != 0) {
+            fprintf(stderr, "mailgate: user '%s' cannot be shown as JSON (not UTF-8?)\n", u->name);
+            json_decref(array);
+            return 1;
+        }
+    }
+    int rc = json_dumpf(array, stdout, JSON_INDENT(2)) == 0 ? 0 : 1;
+    putchar('\n');
+    json_decref(array);
+    return rc;
+}
+
+static int column_width(const struct user_list *list, size_t offset, const char *header)
+{
+    size_t w = strlen(header);
+    for (size_t i = 0; i < list->n; i++) {
+        const char *s = *(char *const *)((const char *)&list->users[i] + offset);
+        w = strlen(s) > w ? strlen(s) : w;
+    }
+    return (int)w;
+}
+
+static void print_table(const struct user_list *list)
+{
+    int wn = column_width(list, offsetof(struct listed_user, name), "NAME");
+    int wm = column_width(list, offsetof(struct listed_user, mailbox), "MAILBOX");
+    int wp = column_width(list, offsetof(struct listed_user, provider), "PROVIDER");
+    printf("%-*s  %-*s  %-*s  %-20s  %s\n", wn, "NAME", wm, "MAILBOX", wp, "PROVIDER", "CREATED",
+           "UPDATED");
+    for (size_t i = 0; i < list->n; i++) {
+        const struct listed_user *u = &list->users[i];
+        printf("%-*s  %-*s  %-*s  %-20s  %s\n", wn, u->name, wm, u->mailbox, wp, u->provider,
+               u->created, u->updated);
+    }
+}
+
+static int user_list(const char *config_path, struct user_args *a)
+{
+    struct user_ctx c = {0};
+    int rc = open_ctx(config_path, &c);
+    if (rc)
+        return rc;
+    struct user_list list = {0};
+    if (store_user_list(c.st, collect_user, &list) != STORE_OK)
+        rc = store_failure(&c);
+    else if (a->json)
+        rc = print_json(&list);
+    else
+        print_table(&list);
+    for (size_t i = 0; i < list.n; i++) {
+        free(list.users[i].name);
+        free(list.users[i].mailbox);
+        free(list.users[i].provider);
+    }
+    free(list.users);
+    close_ctx(&c);
+    if (fflush(stdout) != 0)
+        rc = 1;
+    return rc;
+}
+
+/* ---- dispatch ---- */
+
+static const struct {
+    const char *name;
+    int (*run)(const char *config_path, struct user_args *a);
+    unsigned options;
+    int positional; /* NAME or not */
+} user_commands[] = {
+    {"add", user_add, OPT_MAILBOX | OPT_PROVIDER | OPT_STDIN, 1},
+    {"list", user_list, OPT_JSON, 0},
+    {"passwd", user_passwd, OPT_STDIN, 1},
+    {"del", user_del, 0, 1},
+};
+
+int cli_user(const char *config_path, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("user needs a command: add, list, passwd or del");
+    for (size_t i = 0; i < MG_ARRAY_LEN(user_commands); i++) {
+        if (strcmp(argv[1], user_commands[i].name) != 0)
+            continue;
+        struct user_args a = {0};
+        int rc = parse_args(argc - 1, argv + 1, user_commands[i].options,
+                            user_commands[i].positional, &a);
+        return rc ? rc : user_commands[i].run(config_path, &a);
+    }
+    return usage_error("unknown user command '%s' (add, list, passwd, del)", argv[1]);
+}

@@ -1,0 +1,37 @@
+/* The store's backend interface: store.c dispatches every call through a backend's ops table, so
+ * that a PostgreSQL backend can join SQLite without callers noticing. Only store*.c include this.
+ */
+#ifndef MG_STORE_INTERNAL_H
+#define MG_STORE_INTERNAL_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+struct store_ops {
+    const char *name; /* "sqlite" */
+    void (*close)(struct store *st);
+    enum store_status (*user_add)(struct store *st, const struct user_record *u);
+    enum store_status (*user_get)(struct store *st, const char *name, struct user_record *out);
+    enum store_status (*user_set_password)(struct store *st, const char *name, const char *hash,
+                                           int64_t now);
+    enum store_status (*user_delete)(struct store *st, const char *name);
+    enum store_status (*user_list)(struct store *st,
+                                   int (*cb)(const struct user_record *u, void *arg), void *arg);
+};
+
+#define STORE_ERROR_MAX 512
+
+/* Every backend's handle starts with this (backends embed it as their first member). */
+struct store {
+    const struct store_ops *ops;
+    char last_error[STORE_ERROR_MAX];
+};
+
+/* Records a message for store_last_error(); returns STORE_ERROR for convenient tail calls. */
+enum store_status store_set_error(struct store *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+struct store *store_sqlite_open(const char *state_dir, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,338 @@
+/* SQLite backend of the store: state_dir/mailgate.db (0600, WAL, busy timeout 5 s). The schema is
+ * versioned with PRAGMA user_version; each migration is one entry of a table, applied in a
+ * transaction together with the version bump. Only prepared statements with bound parameters. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store_internal.h"
+#include "util.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+/* Migration N (1-based) brings the schema from version N-1 to N and sets user_version = N
+ * itself, so the bump commits atomically with the change. Append only; never edit. */
+static const char *const migrations[] = {
+    "CREATE TABLE users ("
+    " name TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,"
+    " mailbox TEXT NOT NULL,"
+    " provider TEXT NOT NULL,"
+    " password_hash TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "PRAGMA user_version = 1;",
+};
+
+enum stmt_id { STMT_ADD, STMT_GET, STMT_SET_PASSWORD, STMT_DELETE, STMT_LIST, STMT_COUNT };
+
+static const char *const stmt_sql[STMT_COUNT] = {
+    [STMT_ADD] = "INSERT INTO users (name, mailbox, provider, password_hash, created_at,"
+                 " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_GET] = "SELECT name, mailbox, provider, password_hash, created_at, updated_at"
+                 " FROM users WHERE name = ?1",
+    [STMT_SET_PASSWORD] = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE name = ?1",
+    [STMT_DELETE] = "DELETE FROM users WHERE name = ?1",
+    [STMT_LIST] = "SELECT name, mailbox, provider, password_hash, created_at, updated_at"
+                  " FROM users ORDER BY name",
+};
+
+struct sqlite_store {
+    struct store base; /* first: a struct store * points here */
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STMT_COUNT];
+};
+
+static struct sqlite_store *sqlite_of(struct store *st)
+{
+    return (struct sqlite_store *)st;
+}
+
+static enum store_status db_error(struct sqlite_store *s, const char *what)
+{
+    return store_set_error(&s->base, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* Creates the state directory (0700) when missing; an existing one is left as it is. */
+static int ensure_state_dir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+            return 0;
+        snprintf(err, errlen, "%s is not a directory", dir);
+        return -1;
+    }
+    snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+/* Creates the database file 0600 before SQLite does (SQLite would honour the umask), and
+ * tightens an existing one. SQLite gives its -wal and -shm files the database file's mode. */
+static int ensure_db_file(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st);
+    if (rc == 0 && (st.st_mode & 077))
+        rc = fchmod(fd, 0600);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot set the mode of %s: %s", path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+static int exec_sql(struct sqlite_store *s, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return -1;
+}
+
+static int read_user_version(struct sqlite_store *s, int *version)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Applies the missing migrations. The version is read inside an IMMEDIATE transaction so that
+ * two processes opening a fresh database at once (say, "serve" and "user add") cannot both
+ * apply the same migration. */
+static int migrate(struct sqlite_store *s, char *err, size_t errlen)
+{
+    const int latest = (int)MG_ARRAY_LEN(migrations);
+    for (;;) {
+        int version = 0;
+        if (exec_sql(s, "BEGIN IMMEDIATE", err, errlen) != 0)
+            return -1;
+        if (read_user_version(s, &version) != 0) {
+            snprintf(err, errlen, "cannot read the schema version: %s", sqlite3_errmsg(s->db));
+            break;
+        }
+        if (version > latest) {
+            snprintf(err, errlen,
+                     "the database schema (version %d) is newer than this mailgate "
+                     "understands (version %d)",
+                     version, latest);
+            break;
+        }
+        if (version == latest)
+            return exec_sql(s, "COMMIT", err, errlen);
+        if (exec_sql(s, migrations[version], err, errlen) != 0 ||
+            exec_sql(s, "COMMIT", err, errlen) != 0)
+            break;
+    }
+    char ignored[8];
+    exec_sql(s, "ROLLBACK", ignored, sizeof ignored);
+    return -1;
+}
+
+static int configure_connection(struct sqlite_store *s, char *err, size_t errlen)
+{
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(s->db, 1);
+    /* secure_delete: a deleted user's or replaced password hash is overwritten on disk. */
+    if (exec_sql(s,
+                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                 " PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON;",
+                 err, errlen) != 0)
+        return -1;
+    return migrate(s, err, errlen);
+}
+
+static int prepare_statements(struct sqlite_store *s, char *err, size_t errlen)
+{
+    for (int i = 0; i < STMT_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "cannot prepare a statement: %s", sqlite3_errmsg(s->db));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void sqlite_close(struct store *st)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    for (int i = 0; i < STMT_COUNT; i++)
+        sqlite3_finalize(s->stmt[i]);
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+/* Returns the statement ready for binding. */
+static sqlite3_stmt *stmt_begin(struct sqlite_store *s, enum stmt_id id)
+{
+    sqlite3_stmt *stmt = s->stmt[id];
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return stmt;
+}
+
+/* Resets the statement (releasing its locks and bound copies) and passes the status through. */
+static enum store_status stmt_end(sqlite3_stmt *stmt, enum store_status status)
+{
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
+static int bind_text(sqlite3_stmt *stmt, int index, const char *text)
+{
+    return sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT);
+}
+
+static const char *column_text(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *t = sqlite3_column_text(stmt, col);
+    return t ? (const char *)t : "";
+}
+
+/* A row of STMT_GET / STMT_LIST as a record pointing into SQLite's memory (valid until the
+ * next step or reset). */
+static void row_view(sqlite3_stmt *stmt, struct user_record *u)
+{
+    u->name = (char *)column_text(stmt, 0);
+    u->mailbox = (char *)column_text(stmt, 1);
+    u->provider = (char *)column_text(stmt, 2);
+    u->password_hash = (char *)column_text(stmt, 3);
+    u->created_at = sqlite3_column_int64(stmt, 4);
+    u->updated_at = sqlite3_column_int64(stmt, 5);
+}
+
+static enum store_status sqlite_user_add(struct store *st, const struct user_record *u)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_ADD);
+    if (bind_text(stmt, 1, u->name) || bind_text(stmt, 2, u->mailbox) ||
+        bind_text(stmt, 3, u->provider) || bind_text(stmt, 4, u->password_hash) ||
+        sqlite3_bind_int64(stmt, 5, u->created_at) || sqlite3_bind_int64(stmt, 6, u->updated_at))
+        return stmt_end(stmt, db_error(s, "adding a user"));
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+        return stmt_end(stmt, STORE_OK);
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+        return stmt_end(stmt, STORE_EXISTS);
+    return stmt_end(stmt, db_error(s, "adding a user"));
+}
+
+static enum store_status sqlite_user_get(struct store *st, const char *name,
+                                         struct user_record *out)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_GET);
+    if (bind_text(stmt, 1, name))
+        return stmt_end(stmt, db_error(s, "looking up a user"));
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+        return stmt_end(stmt, STORE_NOT_FOUND);
+    if (rc != SQLITE_ROW)
+        return stmt_end(stmt, db_error(s, "looking up a user"));
+    struct user_record view;
+    row_view(stmt, &view);
+    out->name = mg_strdup(view.name);
+    out->mailbox = mg_strdup(view.mailbox);
+    out->provider = mg_strdup(view.provider);
+    out->password_hash = mg_strdup(view.password_hash);
+    out->created_at = view.created_at;
+    out->updated_at = view.updated_at;
+    return stmt_end(stmt, STORE_OK);
+}
+
+/* Runs a one-row UPDATE/DELETE that has been bound; NOT_FOUND when no row matched. */
+static enum store_status step_change(struct sqlite_store *s, sqlite3_stmt *stmt, const char *what)
+{
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        return stmt_end(stmt, db_error(s, what));
+    return stmt_end(stmt, sqlite3_changes(s->db) > 0 ? STORE_OK : STORE_NOT_FOUND);
+}
+
+static enum store_status sqlite_user_set_password(struct store *st, const char *name,
+                                                  const char *hash, int64_t now)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_SET_PASSWORD);
+    if (bind_text(stmt, 1, name) || bind_text(stmt, 2, hash) || sqlite3_bind_int64(stmt, 3, now))
+        return stmt_end(stmt, db_error(s, "changing a password"));
+    return step_change(s, stmt, "changing a password");
+}
+
+static enum store_status sqlite_user_delete(struct store *st, const char *name)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_DELETE);
+    if (bind_text(stmt, 1, name))
+        return stmt_end(stmt, db_error(s, "deleting a user"));
+    return step_change(s, stmt, "deleting a user");
+}
+
+static enum store_status
+sqlite_user_list(struct store *st, int (*cb)(const struct user_record *u, void *arg), void *arg)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_LIST);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct user_record view;
+        row_view(stmt, &view);
+        if (cb(&view, arg) != 0)
+            return stmt_end(stmt, STORE_OK);
+    }
+    if (rc != SQLITE_DONE)
+        return stmt_end(stmt, db_error(s, "listing users"));
+    return stmt_end(stmt, STORE_OK);
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .user_add = sqlite_user_add,
+    .user_get = sqlite_user_get,
+    .user_set_password = sqlite_user_set_password,
+    .user_delete = sqlite_user_delete,
+    .user_list = sqlite_user_list,
+};
+
+struct store *store_sqlite_open(const char *state_dir, char *err, size_t errlen)
+{
+    if (ensure_state_dir(state_dir, err, errlen) != 0)
+        return NULL;
+    char *path = mg_printf("%s/mailgate.db", state_dir);
+    if (ensure_db_file(path, err, errlen) != 0) {
+        free(path);
+        return NULL;
+    }
+    struct sqlite_store *s = mg_calloc(1, sizeof *s);
+    s->base.ops = &sqlite_ops;
+    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    } else if (configure_connection(s, err, errlen) == 0 &&
+               prepare_statements(s, err, errlen) == 0) {
+        free(path);
+        return &s->base;
+    }
+    free(path);
+    sqlite_close(&s->base);
+    return NULL;
+}

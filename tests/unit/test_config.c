@@ -1,0 +1,625 @@
+/* Unit tests of config.c: real files in a temporary directory, a throwaway certificate. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "config.h"
+#include "util.h"
+
+/* The temporary directory and the files every test can refer to. */
+static char tmpdir[64];
+static char *cert_path, *key_path, *other_key_path, *secret_path, *empty_path;
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static EVP_PKEY *write_key(const char *path)
+{
+    EVP_PKEY *key = EVP_RSA_gen(2048);
+    assert_non_null(key);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    return key;
+}
+
+static void write_self_signed_cert(const char *path, EVP_PKEY *key)
+{
+    X509 *x = X509_new();
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
+                               0);
+    X509_set_issuer_name(x, name);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, x), 1);
+    fclose(f);
+    X509_free(x);
+}
+
+static int setup_files(void **state)
+{
+    (void)state;
+    strcpy(tmpdir, "/tmp/mg-test-config-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    cert_path = mg_printf("%s/cert.pem", tmpdir);
+    key_path = mg_printf("%s/key.pem", tmpdir);
+    other_key_path = mg_printf("%s/other-key.pem", tmpdir);
+    secret_path = mg_printf("%s/client-secret", tmpdir);
+    empty_path = mg_printf("%s/empty", tmpdir);
+    EVP_PKEY *key = write_key(key_path);
+    write_self_signed_cert(cert_path, key);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(write_key(other_key_path));
+    write_file(secret_path, "s3cret-from-file\n");
+    write_file(empty_path, "");
+    return 0;
+}
+
+static int teardown_files(void **state)
+{
+    (void)state;
+    char *cmd = mg_printf("rm -rf '%s'", tmpdir);
+    int rc = system(cmd);
+    free(cmd);
+    free(cert_path);
+    free(key_path);
+    free(other_key_path);
+    free(secret_path);
+    free(empty_path);
+    return rc == 0 ? 0 : -1;
+}
+
+/* A loaded test file: the config (or NULL) and everything written to the errors stream. */
+struct loaded {
+    struct config *cfg;
+    char *path;
+    char *errors;
+};
+
+static struct loaded load_text(const char *text, enum config_secrets secrets)
+{
+    struct loaded l = {0};
+    l.path = mg_printf("%s/conf-XXXXXX", tmpdir);
+    int fd = mkstemp(l.path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    size_t len;
+    FILE *errors = open_memstream(&l.errors, &len);
+    l.cfg = config_load(l.path, secrets, errors);
+    fclose(errors);
+    return l;
+}
+
+static void loaded_free(struct loaded *l)
+{
+    config_free(&l->cfg);
+    unlink(l->path);
+    free(l->path);
+    free(l->errors);
+}
+
+/* Fails unless the errors contain a line "PATH:LINE: ..." that contains `text`. */
+static void assert_error(const struct loaded *l, int line, const char *text)
+{
+    char *prefix = mg_printf("%s:%d: ", l->path, line);
+    int found = 0;
+    for (const char *p = l->errors; p && *p && !found;) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        char *one = mg_strndup(p, n);
+        found = strncmp(one, prefix, strlen(prefix)) == 0 && strstr(one, text) != NULL;
+        free(one);
+        p += n + (eol ? 1 : 0);
+    }
+    if (!found)
+        fail_msg("no error '%s' at line %d in:\n%s", text, line, l->errors);
+    free(prefix);
+}
+
+/* Errors come sorted by line, those not tied to a line (0) last. */
+static void assert_sorted_by_line(const struct loaded *l)
+{
+    size_t prefix_len = strlen(l->path) + 1;
+    unsigned previous = 0;
+    for (const char *p = l->errors; p && *p; p = strchr(p, '\n') + 1) {
+        assert_int_equal(strncmp(p, l->path, strlen(l->path)), 0);
+        unsigned line = (unsigned)atoi(p + prefix_len) - 1; /* 0 wraps around: sorts last */
+        assert_true(line >= previous);
+        previous = line;
+    }
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* The smallest useful file: one listener, one provider with a secret file. Lines 1-12. */
+static char *minimal_config(const char *extra)
+{
+    return mg_printf("[tls]\n"
+                     "certificate = %s\n"
+                     "private_key = %s\n"
+                     "\n"
+                     "[listen imaps]\n"
+                     "protocol = imap\n"
+                     "address = 127.0.0.1:10993\n"
+                     "\n"
+                     "[provider ms]\n"
+                     "type = microsoft\n"
+                     "tenant = contoso.onmicrosoft.com\n"
+                     "client_id = 11111111-2222-3333-4444-555555555555\n"
+                     "client_secret_file = %s\n"
+                     "%s",
+                     cert_path, key_path, secret_path, extra);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    char *text = minimal_config("");
+    struct loaded l = load_text(text, CONFIG_LOAD_SECRETS);
+    assert_non_null(l.cfg);
+    assert_string_equal(l.errors, "");
+    const struct gateway_conf *g = &l.cfg->gateway;
+    assert_string_equal(g->state_dir, "/var/lib/mailgate");
+    assert_int_equal(g->log_level, MG_LOG_INFO);
+    assert_int_equal(g->workers, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    assert_int_equal(g->login_timeout_ms, 60000);
+    assert_int_equal(g->idle_timeout_ms, 30 * 60000);
+    assert_int_equal(g->auth_cache_ttl_ms, 10 * 60000);
+    assert_int_equal(g->auth_failure_delay_ms, 2000);
+    assert_int_equal(g->token_timeout_ms, 15000);
+
+    assert_int_equal(l.cfg->n_listeners, 1);
+    const struct listener_conf *lc = config_listener(l.cfg, "imaps");
+    assert_non_null(lc);
+    assert_int_equal(lc->protocol, MG_PROTO_IMAP);
+    assert_int_equal(lc->tls, MG_TLS_IMPLICIT);
+    assert_string_equal(lc->banner, "The mailgate IMAP4 service is ready.");
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    assert_string_equal(lc->hostname, host);
+    assert_int_equal(lc->login_timeout_ms, 60000);
+    assert_int_equal(lc->idle_timeout_ms, 30 * 60000);
+    assert_int_equal(lc->line, 5);
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&lc->addr;
+    assert_int_equal(sin->sin_family, AF_INET);
+    assert_int_equal(ntohs(sin->sin_port), 10993);
+    assert_int_equal(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+
+    const struct provider_conf *p = config_provider(l.cfg, "ms");
+    assert_non_null(p);
+    assert_null(config_provider(l.cfg, "other"));
+    assert_string_equal(p->client_secret, "s3cret-from-file");
+    assert_string_equal(p->token_endpoint, "https://login.microsoftonline.com/"
+                                           "contoso.onmicrosoft.com/oauth2/v2.0/token");
+    assert_string_equal(p->scope, "https://outlook.office365.com/.default");
+    const struct server_addr *imap = provider_server(p, MG_PROTO_IMAP);
+    assert_string_equal(imap->host, "outlook.office365.com");
+    assert_int_equal(imap->port, 993);
+    assert_int_equal(imap->tls, MG_TLS_IMPLICIT);
+    assert_string_equal(p->pop3.host, "outlook.office365.com");
+    assert_int_equal(p->pop3.port, 995);
+    assert_int_equal(p->pop3.tls, MG_TLS_IMPLICIT);
+    assert_string_equal(p->smtp.host, "smtp.office365.com");
+    assert_int_equal(p->smtp.port, 587);
+    assert_int_equal(p->smtp.tls, MG_TLS_STARTTLS);
+    assert_null(p->ca_file);
+    loaded_free(&l);
+    free(text);
+}
+
+static void test_all_values(void **state)
+{
+    (void)state;
+    char *text = mg_printf("; a full file\n"
+                           "# with both comment styles\n"
+                           "[gateway]\n"
+                           "state_dir = /srv/mg ; inline comment\n"
+                           "log_level = debug\n"
+                           "workers = 4\n"
+                           "login_timeout = 90\n"
+                           "idle_timeout = 2h\n"
+                           "auth_cache_ttl = 0\n"
+                           "auth_failure_delay = 500ms\n"
+                           "token_timeout = 1m\n"
+                           "[tls]\n"
+                           "certificate = %s\n"
+                           "private_key = %s\n"
+                           "[listen v6]\n"
+                           "protocol = imap\n"
+                           "address = [::1]:1143\n"
+                           "tls = starttls\n"
+                           "banner = Hello # not a comment\n"
+                           "hostname = mail.example.org\n"
+                           "login_timeout = 5s\n"
+                           "[listen any]\n"
+                           "   protocol = imap\n"
+                           "address = *:1993\n"
+                           "idle_timeout = 1d\n"
+                           "[provider test]\n"
+                           "type = microsoft\n"
+                           "tenant = t-1\n"
+                           "client_id = abc\n"
+                           "client_secret = inline-secret\n"
+                           "token_endpoint = https://127.0.0.1:8443/{tenant}/token?t={tenant}\n"
+                           "scope = https://example/.default\n"
+                           "imap_server = 127.0.0.1:1993\n"
+                           "pop3_server = pop.example:110\n"
+                           "smtp_server = [::1]:465\n"
+                           "pop3_tls = implicit\n"
+                           "ca_file = %s\n"
+                           "[provider second]\n"
+                           "type = microsoft\n"
+                           "tenant = t2\n"
+                           "client_id = abc\n"
+                           "client_secret_file = %s\n"
+                           "smtp_server = smtp.example:2525\n",
+                           cert_path, key_path, cert_path, secret_path);
+    struct loaded l = load_text(text, CONFIG_LOAD_SECRETS);
+    assert_string_equal(l.errors, "");
+    assert_non_null(l.cfg);
+    const struct gateway_conf *g = &l.cfg->gateway;
+    assert_string_equal(g->state_dir, "/srv/mg");
+    assert_int_equal(g->log_level, MG_LOG_DEBUG);
+    assert_int_equal(g->workers, 4);
+    assert_int_equal(g->login_timeout_ms, 90000);
+    assert_int_equal(g->idle_timeout_ms, 7200000);
+    assert_int_equal(g->auth_cache_ttl_ms, 0);
+    assert_int_equal(g->auth_failure_delay_ms, 500);
+    assert_int_equal(g->token_timeout_ms, 60000);
+
+    const struct listener_conf *v6 = config_listener(l.cfg, "v6");
+    assert_non_null(v6);
+    assert_string_equal(v6->address, "[::1]:1143");
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&v6->addr;
+    assert_int_equal(sin6->sin6_family, AF_INET6);
+    assert_int_equal(v6->addrlen, sizeof *sin6);
+    assert_int_equal(ntohs(sin6->sin6_port), 1143);
+    assert_memory_equal(&sin6->sin6_addr, &in6addr_loopback, sizeof in6addr_loopback);
+    assert_int_equal(v6->tls, MG_TLS_STARTTLS);
+    assert_string_equal(v6->banner, "Hello # not a comment");
+    assert_string_equal(v6->hostname, "mail.example.org");
+    assert_int_equal(v6->login_timeout_ms, 5000);
+    assert_int_equal(v6->idle_timeout_ms, 7200000); /* inherited */
+    assert_int_equal(v6->line, 15);
+
+    const struct listener_conf *any = config_listener(l.cfg, "any");
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&any->addr;
+    assert_int_equal(sin->sin_family, AF_INET);
+    assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_ANY));
+    assert_int_equal(any->login_timeout_ms, 90000); /* inherited */
+    assert_int_equal(any->idle_timeout_ms, 86400000);
+
+    const struct provider_conf *p = config_provider(l.cfg, "test");
+    assert_string_equal(p->client_secret, "inline-secret");
+    assert_string_equal(p->token_endpoint, "https://127.0.0.1:8443/t-1/token?t=t-1");
+    assert_string_equal(p->scope, "https://example/.default");
+    assert_string_equal(p->imap.host, "127.0.0.1");
+    assert_int_equal(p->imap.port, 1993);
+    assert_int_equal(p->imap.tls, MG_TLS_IMPLICIT); /* not 143 */
+    assert_int_equal(p->pop3.port, 110);
+    assert_int_equal(p->pop3.tls, MG_TLS_IMPLICIT); /* explicit pop3_tls wins over port 110 */
+    assert_string_equal(p->smtp.host, "::1");
+    assert_int_equal(p->smtp.tls, MG_TLS_IMPLICIT); /* 465 */
+    assert_string_equal(p->ca_file, cert_path);
+    const struct provider_conf *second = config_provider(l.cfg, "second");
+    assert_int_equal(second->smtp.port, 2525);
+    assert_int_equal(second->smtp.tls, MG_TLS_STARTTLS);
+    assert_string_equal(second->client_secret, "s3cret-from-file");
+    loaded_free(&l);
+    free(text);
+}
+
+static void test_tls_by_port(void **state)
+{
+    (void)state;
+    char *text = minimal_config("pop3_server = pop.example:110\n");
+    struct loaded l = load_text(text, CONFIG_SKIP_SECRETS);
+    assert_non_null(l.cfg);
+    assert_int_equal(l.cfg->providers[0].pop3.tls, MG_TLS_STARTTLS);
+    loaded_free(&l);
+    free(text);
+    text = minimal_config("imap_server = imap.example:143\n");
+    l = load_text(text, CONFIG_SKIP_SECRETS);
+    assert_null(l.cfg);
+    assert_error(&l, 9, "STARTTLS to an IMAP upstream is not supported yet");
+    loaded_free(&l);
+    free(text);
+    text = minimal_config("imap_tls = starttls\n");
+    l = load_text(text, CONFIG_SKIP_SECRETS);
+    assert_error(&l, 14, "STARTTLS to an IMAP upstream is not supported yet");
+    loaded_free(&l);
+    free(text);
+}
+
+static void test_skip_secrets(void **state)
+{
+    (void)state;
+    char *text = mg_printf("[provider a]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                           "client_secret = do-not-keep\n"
+                           "[provider b]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                           "client_secret_file = %s\n",
+                           secret_path);
+    struct loaded l = load_text(text, CONFIG_SKIP_SECRETS);
+    assert_string_equal(l.errors, "");
+    assert_non_null(l.cfg);
+    assert_int_equal(l.cfg->n_listeners, 0); /* no listener: no [tls] needed */
+    assert_null(config_provider(l.cfg, "a")->client_secret);
+    assert_null(config_provider(l.cfg, "b")->client_secret);
+    assert_string_equal(config_provider(l.cfg, "b")->client_secret_file, secret_path);
+    loaded_free(&l);
+    free(text);
+}
+
+static void test_secret_file_errors(void **state)
+{
+    (void)state;
+    static const enum config_secrets modes[] = {CONFIG_LOAD_SECRETS, CONFIG_SKIP_SECRETS};
+    for (size_t i = 0; i < 2; i++) {
+        char *text = mg_printf("[provider a]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                               "client_secret_file = %s/missing\n"
+                               "[provider b]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                               "client_secret_file = %s\n"
+                               "[provider c]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                               "[provider d]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                               "client_secret = x\nclient_secret_file = %s\n",
+                               tmpdir, empty_path, secret_path);
+        struct loaded l = load_text(text, modes[i]);
+        assert_null(l.cfg);
+        assert_error(&l, 5, "No such file or directory");
+        assert_error(&l, 10, "is empty");
+        assert_error(&l, 11, "needs exactly one of 'client_secret' and 'client_secret_file'");
+        assert_error(&l, 15, "needs exactly one of");
+        loaded_free(&l);
+        free(text);
+    }
+}
+
+static void test_errors_with_lines(void **state)
+{
+    (void)state;
+    char long_line[5000];
+    memset(long_line, 'x', sizeof long_line - 1);
+    long_line[sizeof long_line - 1] = '\0';
+    char *text = mg_printf("orphan = 1\n"                    /* 1 */
+                           "[gateway]\n"                     /* 2 */
+                           "workers = 0\n"                   /* 3 */
+                           "log_level = loud\n"              /* 4 */
+                           "login_timeout = soon\n"          /* 5 */
+                           "colour = blue\n"                 /* 6 */
+                           "workers = 2\n"                   /* 7 */
+                           "this line has no equals sign\n"  /* 8 */
+                           "state_dir = /x\n"                /* 9 */
+                           "    continued value\n"           /* 10 */
+                           "[nonsense]\n"                    /* 11 */
+                           "key = ignored\n"                 /* 12 */
+                           "[listen pop]\n"                  /* 13 */
+                           "protocol = pop3\n"               /* 14 */
+                           "address = 127.0.0.1:1110\n"      /* 15 */
+                           "[listen a]\n"                    /* 16 */
+                           "protocol = imap\n"               /* 17 */
+                           "address = 127.0.0.1:1110\n"      /* 18 */
+                           "tls = sometimes\n"               /* 19 */
+                           "[listen a]\n"                    /* 20 */
+                           "[listen b]\n"                    /* 21 */
+                           "protocol = imap\n"               /* 22 */
+                           "address = ::1:993\n"             /* 23 */
+                           "[listen c]\n"                    /* 24 */
+                           "address = 127.0.0.1:0\n"         /* 25 */
+                           "%s\n"                            /* 26 */
+                           "[provider p]\n"                  /* 27 */
+                           "type = google\n"                 /* 28 */
+                           "tenant = a/b\n"                  /* 29 */
+                           "client_secret = x\n"             /* 30 */
+                           "token_endpoint = http://x/\n"    /* 31 */
+                           "imap_server = nohost\n"          /* 32 */
+                           "ca_file = /nonexistent/ca.pem\n" /* 33 */
+                           "banner =\n"                      /* 34 */
+                           "[gateway extra]\n"               /* 35 */
+                           "[listen bad name]\n"             /* 36 */
+                           "[tls\n",                         /* 37 */
+                           long_line);
+    struct loaded l = load_text(text, CONFIG_LOAD_SECRETS);
+    assert_null(l.cfg);
+    assert_error(&l, 1, "'orphan' is outside of any section");
+    assert_error(&l, 3, "workers: expected 'auto' or a number from 1 to 256");
+    assert_error(&l, 4, "log_level: expected error, warn, info or debug");
+    assert_error(&l, 5, "login_timeout: bad duration 'soon'");
+    assert_error(&l, 6, "unknown key 'colour' in [gateway]");
+    assert_error(&l, 7, "duplicate key 'workers' (first at line 3)");
+    assert_error(&l, 8, "expected 'key = value'");
+    assert_error(&l, 10, "values cannot continue on a second line");
+    assert_error(&l, 11, "unknown section [nonsense]");
+    assert_error(&l, 14, "protocol pop3 is not supported yet");
+    assert_error(&l, 18, "address 127.0.0.1:1110 is already used by [listen pop] (line 13)");
+    assert_error(&l, 19, "tls: expected implicit or starttls");
+    assert_error(&l, 20, "duplicate section [listen a] (first at line 16)");
+    assert_error(&l, 23, "address: expected host:port or [v6]:port");
+    assert_error(&l, 24, "[listen c] needs 'protocol'");
+    assert_error(&l, 25, "address: expected host:port");
+    assert_error(&l, 26, "line longer than");
+    assert_error(&l, 27, "[provider p] needs 'client_id'");
+    assert_error(&l, 28, "unknown provider type 'google'");
+    assert_error(&l, 29, "tenant: only letters, digits");
+    assert_error(&l, 31, "token_endpoint: must be an https:// URL");
+    assert_error(&l, 32, "imap_server: expected host:port");
+    assert_error(&l, 33, "cannot read /nonexistent/ca.pem");
+    assert_error(&l, 34, "unknown key 'banner' in [provider p]");
+    assert_error(&l, 35, "section [gateway] takes no name");
+    assert_error(&l, 36, "[listen NAME] needs a NAME");
+    assert_error(&l, 37, "section header without ']'");
+    assert_error(&l, 0, "missing section [tls]");
+    /* Nothing reported twice, nothing unexpected: one line per problem above. */
+    assert_int_equal(count_lines(l.errors), 28);
+    assert_sorted_by_line(&l);
+    loaded_free(&l);
+    free(text);
+}
+
+static void test_missing_pieces(void **state)
+{
+    (void)state;
+    struct loaded l = load_text("[gateway]\n[listen a]\nprotocol = imap\naddress = *:1\n[tls]\n",
+                                CONFIG_SKIP_SECRETS);
+    assert_null(l.cfg);
+    assert_error(&l, 0, "no [provider NAME] section");
+    assert_error(&l, 5, "[tls] needs 'certificate'");
+    assert_error(&l, 5, "[tls] needs 'private_key'");
+    loaded_free(&l);
+
+    char *path = mg_printf("%s/does-not-exist.conf", tmpdir);
+    char *errors = NULL;
+    size_t len;
+    FILE *f = open_memstream(&errors, &len);
+    assert_null(config_load(path, CONFIG_LOAD_SECRETS, f));
+    fclose(f);
+    char *expected = mg_printf("%s:0: cannot open: No such file or directory\n", path);
+    assert_string_equal(errors, expected);
+    free(expected);
+    free(errors);
+    free(path);
+}
+
+static void test_tls_key_mismatch(void **state)
+{
+    (void)state;
+    char *text = mg_printf("[tls]\ncertificate = %s\nprivate_key = %s\n"
+                           "[listen a]\nprotocol = imap\naddress = 127.0.0.1:1\n"
+                           "[provider p]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                           "client_secret = x\n",
+                           cert_path, other_key_path);
+    struct loaded l = load_text(text, CONFIG_SKIP_SECRETS);
+    assert_null(l.cfg);
+    assert_error(&l, 3, "does not match the certificate");
+    assert_int_equal(count_lines(l.errors), 1);
+    loaded_free(&l);
+    free(text);
+
+    /* Not a certificate at all. */
+    text = mg_printf("[tls]\ncertificate = %s\nprivate_key = %s\n"
+                     "[listen a]\nprotocol = imap\naddress = 127.0.0.1:1\n"
+                     "[provider p]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                     "client_secret = x\n",
+                     secret_path, key_path);
+    l = load_text(text, CONFIG_SKIP_SECRETS);
+    assert_null(l.cfg);
+    assert_error(&l, 2, "cannot load the certificate chain");
+    loaded_free(&l);
+    free(text);
+}
+
+static void test_line_numbers_survive_long_lines(void **state)
+{
+    (void)state;
+    /* 300 characters: too long for inih's default buffer, fine for ours; line 3's error must
+     * still be reported at line 3. */
+    char value[301];
+    memset(value, 'b', 300);
+    value[300] = '\0';
+    char *text = mg_printf("[listen a]\nbanner = %s\nbogus = 1\n", value);
+    struct loaded l = load_text(text, CONFIG_SKIP_SECRETS);
+    assert_null(l.cfg);
+    assert_error(&l, 3, "unknown key 'bogus'");
+    loaded_free(&l);
+    free(text);
+}
+
+static void test_parse_addresses(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    assert_int_equal(config_parse_listen_address("*:993", &ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 993);
+    assert_int_equal(config_parse_listen_address("[::]:993", &ss, &len), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(config_parse_listen_address("10.1.2.3:65535", &ss, &len), 0);
+    assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), 0x0a010203);
+    static const char *const bad[] = {
+        "",          ":993",          "1.2.3.4",       "1.2.3.4:",
+        "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:99x",   "::1:993",
+        "[::1]993",  "[::1:993",      "localhost:993", "[1.2.3.4]:993",
+        "1.2.3:4:5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (config_parse_listen_address(bad[i], &ss, &len) == 0)
+            fail_msg("accepted '%s'", bad[i]);
+    }
+    char *host = NULL;
+    uint16_t port = 0;
+    assert_int_equal(config_parse_host_port("[2001:db8::1]:443", &host, &port), 0);
+    assert_string_equal(host, "2001:db8::1");
+    assert_int_equal(port, 443);
+    free(host);
+    assert_int_equal(config_parse_host_port("outlook.office365.com:993", &host, &port), 0);
+    assert_string_equal(host, "outlook.office365.com");
+    free(host);
+    assert_int_equal(config_parse_host_port("a b:1", &host, &port), -1);
+}
+
+static void test_listen_host_name_resolved(void **state)
+{
+    (void)state;
+    struct loaded l = load_text("[listen a]\nprotocol = imap\naddress = localhost:1993\n"
+                                "[provider p]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                                "client_secret = x\n"
+                                "[tls]\n",
+                                CONFIG_SKIP_SECRETS);
+    /* Only [tls] is incomplete: the name resolved. */
+    assert_null(l.cfg);
+    assert_int_equal(count_lines(l.errors), 2);
+    assert_error(&l, 9, "[tls] needs 'certificate'");
+    loaded_free(&l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_all_values),
+        cmocka_unit_test(test_tls_by_port),
+        cmocka_unit_test(test_skip_secrets),
+        cmocka_unit_test(test_secret_file_errors),
+        cmocka_unit_test(test_errors_with_lines),
+        cmocka_unit_test(test_missing_pieces),
+        cmocka_unit_test(test_tls_key_mismatch),
+        cmocka_unit_test(test_line_numbers_survive_long_lines),
+        cmocka_unit_test(test_parse_addresses),
+        cmocka_unit_test(test_listen_host_name_resolved),
+    };
+    return cmocka_run_group_tests(tests, setup_files, teardown_files);
+}

@@ -1,0 +1,296 @@
+/* Unit tests of the store (SQLite backend, in a temporary directory) and of password.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "password.h"
+#include "store.h"
+#include "util.h"
+
+struct fixture {
+    char dir[64];
+    char *state_dir; /* dir/state: does not exist before the test, store_open creates it */
+    struct store *st;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = mg_calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/mg-test-store-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    f->state_dir = mg_printf("%s/state", f->dir);
+    char err[256] = "";
+    f->st = store_open(f->state_dir, err, sizeof err);
+    if (!f->st) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(&f->st);
+    char *cmd = mg_printf("rm -rf '%s'", f->dir);
+    int rc = system(cmd);
+    free(cmd);
+    free(f->state_dir);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+static enum store_status add_user(struct store *st, const char *name, const char *mailbox)
+{
+    struct user_record u = {.name = (char *)name,
+                            .mailbox = (char *)mailbox,
+                            .provider = "ms",
+                            .password_hash = "$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA"};
+    return store_user_add(st, &u);
+}
+
+static void test_add_get(void **state)
+{
+    struct fixture *f = *state;
+    time_t before = time(NULL);
+    assert_int_equal(add_user(f->st, "Alice", "alice@contoso.com"), STORE_OK);
+    struct user_record u;
+    assert_int_equal(store_user_get(f->st, "Alice", &u), STORE_OK);
+    assert_string_equal(u.name, "Alice");
+    assert_string_equal(u.mailbox, "alice@contoso.com");
+    assert_string_equal(u.provider, "ms");
+    assert_string_equal(u.password_hash, "$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA");
+    assert_true(u.created_at >= before && u.created_at <= time(NULL));
+    assert_int_equal(u.updated_at, u.created_at);
+    user_record_clear(&u);
+    assert_null(u.name);
+    /* Case-insensitive (ASCII) lookup returns the name as it was added. */
+    assert_int_equal(store_user_get(f->st, "aLiCe", &u), STORE_OK);
+    assert_string_equal(u.name, "Alice");
+    user_record_clear(&u);
+    assert_int_equal(store_user_get(f->st, "bob", &u), STORE_NOT_FOUND);
+    assert_null(u.name);
+}
+
+static void test_duplicate_is_case_insensitive(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(add_user(f->st, "Alice", "a@x"), STORE_OK);
+    assert_int_equal(add_user(f->st, "ALICE", "b@x"), STORE_EXISTS);
+    assert_int_equal(add_user(f->st, "alice", "c@x"), STORE_EXISTS);
+    struct user_record u;
+    assert_int_equal(store_user_get(f->st, "alice", &u), STORE_OK);
+    assert_string_equal(u.mailbox, "a@x");
+    user_record_clear(&u);
+    /* Non-ASCII letters are not folded: these are different names. */
+    assert_int_equal(add_user(f->st, "\xc3\xa9mile", "e@x"), STORE_OK);
+    assert_int_equal(add_user(f->st, "\xc3\x89mile", "E@x"), STORE_OK);
+}
+
+struct collected {
+    char names[8][32];
+    size_t n;
+    size_t stop_after; /* 0: never */
+};
+
+static int collect(const struct user_record *u, void *arg)
+{
+    struct collected *c = arg;
+    assert_true(c->n < 8);
+    mg_strlcpy(c->names[c->n++], u->name, sizeof c->names[0]);
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static void test_list_order(void **state)
+{
+    struct fixture *f = *state;
+    struct collected c = {0};
+    assert_int_equal(store_user_list(f->st, collect, &c), STORE_OK);
+    assert_int_equal(c.n, 0);
+    assert_int_equal(add_user(f->st, "carol", "c@x"), STORE_OK);
+    assert_int_equal(add_user(f->st, "Bob", "b@x"), STORE_OK);
+    assert_int_equal(add_user(f->st, "alice", "a@x"), STORE_OK);
+    assert_int_equal(add_user(f->st, "Dave", "d@x"), STORE_OK);
+    assert_int_equal(store_user_list(f->st, collect, &c), STORE_OK);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.names[0], "alice");
+    assert_string_equal(c.names[1], "Bob");
+    assert_string_equal(c.names[2], "carol");
+    assert_string_equal(c.names[3], "Dave");
+    struct collected first_two = {.stop_after = 2};
+    assert_int_equal(store_user_list(f->st, collect, &first_two), STORE_OK);
+    assert_int_equal(first_two.n, 2);
+    /* The statement was reset: a later call sees everything again. */
+    struct collected again = {0};
+    assert_int_equal(store_user_list(f->st, collect, &again), STORE_OK);
+    assert_int_equal(again.n, 4);
+}
+
+static void test_passwd_and_delete(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(add_user(f->st, "alice", "a@x"), STORE_OK);
+    assert_int_equal(store_user_set_password(f->st, "ALICE", "$argon2id$new"), STORE_OK);
+    struct user_record u;
+    assert_int_equal(store_user_get(f->st, "alice", &u), STORE_OK);
+    assert_string_equal(u.password_hash, "$argon2id$new");
+    assert_true(u.updated_at >= u.created_at);
+    user_record_clear(&u);
+    assert_int_equal(store_user_set_password(f->st, "nobody", "$argon2id$x"), STORE_NOT_FOUND);
+    assert_int_equal(store_user_delete(f->st, "nobody"), STORE_NOT_FOUND);
+    assert_int_equal(store_user_delete(f->st, "Alice"), STORE_OK);
+    assert_int_equal(store_user_get(f->st, "alice", &u), STORE_NOT_FOUND);
+    assert_int_equal(store_user_delete(f->st, "alice"), STORE_NOT_FOUND);
+}
+
+static void test_reopen_persists_and_modes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(add_user(f->st, "alice", "a@x"), STORE_OK);
+    store_close(&f->st);
+    assert_null(f->st);
+    char err[256];
+    f->st = store_open(f->state_dir, err, sizeof err);
+    assert_non_null(f->st);
+    struct user_record u;
+    assert_int_equal(store_user_get(f->st, "alice", &u), STORE_OK);
+    assert_string_equal(u.mailbox, "a@x");
+    user_record_clear(&u);
+
+    struct stat st;
+    assert_int_equal(stat(f->state_dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    char *db = mg_printf("%s/mailgate.db", f->state_dir);
+    assert_int_equal(stat(db, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* A database file someone loosened is tightened again on open. */
+    assert_int_equal(chmod(db, 0644), 0);
+    store_close(&f->st);
+    f->st = store_open(f->state_dir, err, sizeof err);
+    assert_non_null(f->st);
+    assert_int_equal(stat(db, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    free(db);
+}
+
+static void test_open_errors(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    char *file = mg_printf("%s/plainfile", f->dir);
+    FILE *fp = fopen(file, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_null(store_open(file, err, sizeof err));
+    assert_non_null(strstr(err, "is not a directory"));
+    char *deep = mg_printf("%s/missing/parent", f->dir);
+    assert_null(store_open(deep, err, sizeof err));
+    assert_non_null(strstr(err, "cannot create"));
+    free(deep);
+    free(file);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    struct fixture *f = *state;
+    store_close(&f->st);
+    char *cmd =
+        mg_printf("sqlite3 '%s/mailgate.db' 'PRAGMA user_version = 99' 2>/dev/null", f->state_dir);
+    int rc = system(cmd);
+    free(cmd);
+    if (rc != 0)
+        skip(); /* no sqlite3 shell */
+    char err[256] = "";
+    assert_null(store_open(f->state_dir, err, sizeof err));
+    assert_non_null(strstr(err, "newer"));
+}
+
+/* ---- passwords ---- */
+
+static void test_password_hash_verify(void **state)
+{
+    (void)state;
+    char hash[PASSWORD_HASH_MAX], hash2[PASSWORD_HASH_MAX];
+    assert_int_equal(password_hash("correct horse", 13, hash, sizeof hash), 0);
+    assert_int_equal(strncmp(hash, "$argon2id$v=19$m=65536,t=3,p=1$", 31), 0);
+    assert_int_equal(password_verify(hash, "correct horse", 13), 1);
+    assert_int_equal(password_verify(hash, "correct horsE", 13), 0);
+    assert_int_equal(password_verify(hash, "correct hors", 12), 0);
+    assert_int_equal(password_verify(hash, "", 0), 0);
+    /* Same password, new salt: a different string that verifies too. */
+    assert_int_equal(password_hash("correct horse", 13, hash2, sizeof hash2), 0);
+    assert_string_not_equal(hash, hash2);
+    assert_int_equal(password_verify(hash2, "correct horse", 13), 1);
+    /* Embedded NUL bytes count. */
+    assert_int_equal(password_hash("a\0b", 3, hash, sizeof hash), 0);
+    assert_int_equal(password_verify(hash, "a\0b", 3), 1);
+    assert_int_equal(password_verify(hash, "a", 1), 0);
+    /* Too small an output buffer fails cleanly. */
+    assert_int_equal(password_hash("x", 1, hash, 20), -1);
+}
+
+static void test_password_verify_garbage(void **state)
+{
+    (void)state;
+    static const char *const garbage[] = {
+        "", "plaintext", "$argon2i$v=19$m=65536,t=3,p=1$c2FsdHNhbHRzYWx0$aGFzaA",
+        "$argon2id$v=19$m=65536,t=3,p=1$", "$argon2id$v=19$m=65536,t=3,p=1$!!!$!!!",
+        /* absurd cost parameters are refused before any memory is allocated */
+        "$argon2id$v=19$m=4194304,t=3,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
+        "aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+        "$argon2id$v=19$m=65536,t=100000,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaA"};
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
+        assert_int_equal(password_verify(garbage[i], "pw", 2), -1);
+    assert_int_equal(password_verify(NULL, "pw", 2), -1);
+}
+
+static void test_password_generate(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789";
+    char a[64], b[64];
+    int seen[256] = {0};
+    for (int round = 0; round < 200; round++) {
+        password_generate(a, sizeof a);
+        password_generate(b, sizeof b);
+        assert_int_equal(strlen(a), 24);
+        assert_int_equal(strspn(a, alphabet), 24);
+        assert_string_not_equal(a, b);
+        for (const char *p = a; *p; p++)
+            seen[(unsigned char)*p]++;
+    }
+    /* 4800 draws over 55 symbols: every symbol shows up (each misses with p < 1e-36). */
+    for (const char *p = alphabet; *p; p++)
+        assert_true(seen[(unsigned char)*p] > 0);
+    char small[5];
+    password_generate(small, sizeof small);
+    assert_int_equal(strlen(small), 4);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_add_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_is_case_insensitive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passwd_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists_and_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test(test_password_hash_verify),
+        cmocka_unit_test(test_password_verify_garbage),
+        cmocka_unit_test(test_password_generate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
