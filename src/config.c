@@ -5,58 +5,27 @@
  * continues the previous value. We switch multi-line values off (Debian's libinih exposes its
  * options at run time) so an indented line is an ordinary line, and report any line inih skipped
  * as a syntax error. Comments: a line starting with ';' or '#', and " ;" after a value (inih
- * needs whitespace before the ';'; '#' after a value is part of the value). */
+ * needs whitespace before the ';'; '#' after a value is part of the value). Each value is
+ * checked and stored by config_values.c. */
 #define INI_HANDLER_LINENO 1 /* Debian's libinih passes the line number; its header says 0 */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <ini.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
+#include "config_internal.h"
 #include "util.h"
 
 #define CONFIG_LINE_MAX 4096 /* longer lines are an error, not silently split */
 #define CONFIG_NAME_MAX 63   /* listener/provider names travel in IPC (IPC_NAME_MAX - 1) */
 #define CLIENT_SECRET_MAX 4096
-#define MAX_DURATION_MS (365ull * 24 * 3600 * 1000)
-#define WORKERS_MAX 256
 
 enum section_kind { SEC_INVALID, SEC_GATEWAY, SEC_TLS, SEC_LISTEN, SEC_PROVIDER, SEC_KINDS };
-
-enum value_kind {
-    V_STRING,      /* char * */
-    V_PATH,        /* char *, the file must exist and be readable */
-    V_IDENT,       /* char *, letters, digits, '.', '-', '_' (goes into URLs and requests) */
-    V_URL,         /* char *, https:// only */
-    V_DURATION,    /* uint64_t ms, > 0 */
-    V_DURATION0,   /* uint64_t ms, may be 0 */
-    V_LOG_LEVEL,   /* enum mg_log_level */
-    V_WORKERS,     /* int */
-    V_TLS_MODE,    /* enum mg_tls_mode */
-    V_PROTOCOL,    /* enum mg_proto */
-    V_LISTEN_ADDR, /* listener address + sockaddr */
-    V_SERVER,      /* struct server_addr host + port */
-    V_PROVIDER,    /* enum mg_provider_type */
-    V_SECRET,      /* client_secret: kept only with CONFIG_LOAD_SECRETS */
-    V_SECRET_FILE, /* client_secret_file: must be readable and non-empty */
-};
-
-struct key_def {
-    const char *name;
-    enum value_kind kind;
-    size_t offset; /* of the field in the section's struct */
-    bool required;
-};
 
 #define KEY(st, name, kind, field, req)                                                            \
     {                                                                                              \
@@ -158,10 +127,7 @@ static void *grow_array(void **array, size_t *n, size_t size)
     return element;
 }
 
-static void conf_error(struct parser *p, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void conf_error(struct parser *p, int line, const char *fmt, ...)
+void conf_error(struct parser *p, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -367,7 +333,7 @@ static char *read_line(char *buf, int size, void *arg)
     return buf;
 }
 
-/* ---- values ---- */
+/* ---- keys (their values: config_values.c) ---- */
 
 static bool has_control_char(const char *s)
 {
@@ -376,203 +342,6 @@ static bool has_control_char(const char *s)
             return true;
     }
     return false;
-}
-
-static void set_string(char **field, const char *value)
-{
-    free(*field);
-    *field = mg_strdup(value);
-}
-
-/* Opens the file to prove it is readable (access() would check the wrong user under sudo -u
- * with some setups, and says nothing about directories). Returns its size or -1. */
-static long long check_readable_file(struct parser *p, int line, const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        conf_error(p, line, "cannot read %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    if (!S_ISREG(st.st_mode)) {
-        conf_error(p, line, "%s is not a regular file", path);
-        return -1;
-    }
-    return (long long)st.st_size;
-}
-
-static void parse_duration(struct parser *p, int line, const char *key, const char *value,
-                           bool zero_ok, uint64_t *out)
-{
-    uint64_t ms;
-    if (mg_parse_duration_ms(value, &ms) != 0 || ms > MAX_DURATION_MS || (!zero_ok && ms == 0))
-        conf_error(p, line, "%s: bad duration '%s' (examples: 500ms, 60s, 30m, 2h, 1d)", key,
-                   value);
-    else
-        *out = ms;
-}
-
-static int online_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
-}
-
-static void parse_workers(struct parser *p, int line, const char *value, int *out)
-{
-    if (strcmp(value, "auto") == 0) {
-        *out = online_cpus();
-        return;
-    }
-    char *end;
-    errno = 0;
-    long n = strtol(value, &end, 10);
-    if (value[0] < '0' || value[0] > '9' || *end || errno || n < 1 || n > WORKERS_MAX)
-        conf_error(p, line, "workers: expected 'auto' or a number from 1 to %d, not '%s'",
-                   WORKERS_MAX, value);
-    else
-        *out = (int)n;
-}
-
-static void parse_protocol(struct parser *p, int line, const char *value, enum mg_proto *out)
-{
-    enum mg_proto proto;
-    if (mg_proto_parse(value, &proto) != 0)
-        conf_error(p, line, "protocol: unknown protocol '%s' (use imap)", value);
-    else if (proto != MG_PROTO_IMAP)
-        conf_error(p, line, "protocol %s is not supported yet", value);
-    else
-        *out = proto;
-}
-
-/* Numeric address, "*", or a host name resolved once, now. */
-static void parse_listen_address(struct parser *p, int line, const char *value,
-                                 struct listener_conf *l)
-{
-    char *host = NULL;
-    uint16_t port;
-    if (config_parse_host_port(value, &host, &port) != 0) {
-        conf_error(p, line, "address: expected host:port or [v6]:port, not '%s'", value);
-        return;
-    }
-    set_string(&l->address, value);
-    if (config_parse_listen_address(value, &l->addr, &l->addrlen) != 0) {
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-        struct addrinfo *res = NULL;
-        int rc = value[0] == '[' ? EAI_NONAME : getaddrinfo(host, NULL, &hints, &res);
-        if (rc != 0 || !res) {
-            conf_error(p, line, "address: cannot resolve '%s': %s", host, gai_strerror(rc));
-        } else {
-            memset(&l->addr, 0, sizeof l->addr);
-            memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
-            l->addrlen = res->ai_addrlen;
-            if (l->addr.ss_family == AF_INET)
-                ((struct sockaddr_in *)&l->addr)->sin_port = htons(port);
-            else
-                ((struct sockaddr_in6 *)&l->addr)->sin6_port = htons(port);
-        }
-        if (res)
-            freeaddrinfo(res);
-    }
-    free(host);
-}
-
-static void parse_server(struct parser *p, int line, const char *key, const char *value,
-                         struct server_addr *srv)
-{
-    char *host;
-    uint16_t port;
-    if (config_parse_host_port(value, &host, &port) != 0) {
-        conf_error(p, line, "%s: expected host:port or [v6]:port, not '%s'", key, value);
-        return;
-    }
-    free(srv->host);
-    srv->host = host;
-    srv->port = port;
-}
-
-/* Checked in both modes (a worker must fail like the broker would), read only with secrets. */
-static void parse_secret_file(struct parser *p, int line, const char *value, char **field)
-{
-    long long size = check_readable_file(p, line, value);
-    if (size == 0)
-        conf_error(p, line, "client_secret_file %s is empty", value);
-    if (size > 0)
-        set_string(field, value);
-}
-
-static void parse_ident(struct parser *p, int line, const char *key, const char *value,
-                        char **field)
-{
-    if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
-        strlen(value))
-        conf_error(p, line, "%s: only letters, digits, '.', '-' and '_' are allowed", key);
-    else
-        set_string(field, value);
-}
-
-static void set_value(struct parser *p, int line, const struct key_def *key, void *base,
-                      const char *value)
-{
-    void *field = (char *)base + key->offset;
-    switch (key->kind) {
-    case V_STRING:
-        set_string(field, value);
-        break;
-    case V_PATH:
-        if (check_readable_file(p, line, value) >= 0)
-            set_string(field, value);
-        break;
-    case V_IDENT:
-        parse_ident(p, line, key->name, value, field);
-        break;
-    case V_URL:
-        if (strncmp(value, "https://", 8) != 0 || !value[8])
-            conf_error(p, line, "%s: must be an https:// URL", key->name);
-        else
-            set_string(field, value);
-        break;
-    case V_DURATION:
-    case V_DURATION0:
-        parse_duration(p, line, key->name, value, key->kind == V_DURATION0, field);
-        break;
-    case V_LOG_LEVEL:
-        if (log_level_parse(value, field) != 0)
-            conf_error(p, line, "log_level: expected error, warn, info or debug, not '%s'", value);
-        break;
-    case V_WORKERS:
-        parse_workers(p, line, value, field);
-        break;
-    case V_TLS_MODE:
-        if (mg_tls_mode_parse(value, field) != 0)
-            conf_error(p, line, "%s: expected implicit or starttls, not '%s'", key->name, value);
-        break;
-    case V_PROTOCOL:
-        parse_protocol(p, line, value, field);
-        break;
-    case V_LISTEN_ADDR:
-        parse_listen_address(p, line, value, base);
-        break;
-    case V_SERVER:
-        parse_server(p, line, key->name, value, field);
-        break;
-    case V_PROVIDER:
-        if (strcmp(value, "microsoft") != 0)
-            conf_error(p, line, "type: unknown provider type '%s' (use microsoft)", value);
-        else
-            *(enum mg_provider_type *)field = MG_PROVIDER_MICROSOFT;
-        break;
-    case V_SECRET:
-        if (p->secrets == CONFIG_LOAD_SECRETS)
-            set_string(field, value);
-        break;
-    case V_SECRET_FILE:
-        parse_secret_file(p, line, value, field);
-        break;
-    }
 }
 
 static void *section_struct(struct parser *p, const struct section *s)
@@ -618,7 +387,7 @@ static void handle_key(struct parser *p, const char *name, const char *value, in
     else if (has_control_char(value))
         conf_error(p, line, "'%s' contains a control character", name);
     else
-        set_value(p, line, &keys[k], section_struct(p, s), value);
+        config_set_value(p, line, &keys[k], section_struct(p, s), value, p->secrets);
 }
 
 static int ini_callback(void *user, const char *section, const char *name, const char *value,
@@ -753,44 +522,6 @@ static void finish_provider(struct parser *p, const struct section *s)
                    "STARTTLS to an IMAP upstream is not supported yet");
 }
 
-static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
-{
-    MG_UNUSED(buf), MG_UNUSED(size), MG_UNUSED(rwflag), MG_UNUSED(userdata);
-    return 0; /* an encrypted key fails to load instead of prompting on a terminal */
-}
-
-static const char *openssl_reason(void)
-{
-    const char *reason = ERR_reason_error_string(ERR_peek_error());
-    return reason ? reason : "unknown error";
-}
-
-/* Loads the pair the way the workers will, so a bad or mismatched key is reported here. */
-static void check_tls_pair(struct parser *p, const struct section *s)
-{
-    const struct tls_conf *tls = &p->cfg->tls;
-    int cert_line = key_line(s, "certificate"), pkey_line = key_line(s, "private_key");
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (!ctx) {
-        conf_error(p, s->line, "cannot create a TLS context: %s", openssl_reason());
-        return;
-    }
-    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
-    ERR_clear_error();
-    if (SSL_CTX_use_certificate_chain_file(ctx, tls->certificate) != 1)
-        conf_error(p, cert_line, "cannot load the certificate chain %s: %s", tls->certificate,
-                   openssl_reason());
-    else if (SSL_CTX_use_PrivateKey_file(ctx, tls->private_key, SSL_FILETYPE_PEM) != 1 &&
-             ERR_GET_REASON(ERR_peek_error()) != X509_R_KEY_VALUES_MISMATCH)
-        conf_error(p, pkey_line, "cannot use the private key %s: %s", tls->private_key,
-                   openssl_reason());
-    else if (SSL_CTX_check_private_key(ctx) != 1)
-        conf_error(p, pkey_line, "the private key %s does not match the certificate %s",
-                   tls->private_key, tls->certificate);
-    ERR_clear_error();
-    SSL_CTX_free(ctx);
-}
-
 static void finish_tls(struct parser *p)
 {
     const struct section *tls = find_section(p, "tls");
@@ -806,7 +537,8 @@ static void finish_tls(struct parser *p)
     if (!key_line(tls, "private_key"))
         conf_error(p, tls->line, "[tls] needs 'private_key'");
     if (p->cfg->tls.certificate && p->cfg->tls.private_key)
-        check_tls_pair(p, tls);
+        config_check_tls_pair(p, &p->cfg->tls, tls->line, key_line(tls, "certificate"),
+                              key_line(tls, "private_key"));
 }
 
 static void finish(struct parser *p)
@@ -830,7 +562,7 @@ static void set_defaults(struct gateway_conf *g)
 {
     g->state_dir = mg_strdup("/var/lib/mailgate");
     g->log_level = MG_LOG_INFO;
-    g->workers = online_cpus();
+    g->workers = config_online_cpus();
     g->login_timeout_ms = 60 * 1000;
     g->idle_timeout_ms = 30 * 60 * 1000;
     g->auth_cache_ttl_ms = 10 * 60 * 1000;
@@ -955,63 +687,4 @@ const struct server_addr *provider_server(const struct provider_conf *p, enum mg
         return &p->smtp;
     }
     return NULL;
-}
-
-static int parse_port(const char *s, uint16_t *port)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 5 || strspn(s, "0123456789") != len)
-        return -1;
-    long v = strtol(s, NULL, 10);
-    if (v < 1 || v > 65535)
-        return -1;
-    *port = (uint16_t)v;
-    return 0;
-}
-
-int config_parse_host_port(const char *s, char **host, uint16_t *port)
-{
-    const char *host_start = s, *host_end, *colon;
-    if (s[0] == '[') {
-        host_start = s + 1;
-        host_end = strchr(host_start, ']');
-        if (!host_end || host_end[1] != ':')
-            return -1;
-        colon = host_end + 1;
-    } else {
-        colon = strrchr(s, ':');
-        host_end = colon;
-        if (!colon || memchr(s, ':', (size_t)(colon - s)))
-            return -1; /* a bare IPv6 address needs brackets */
-    }
-    size_t host_len = (size_t)(host_end - host_start);
-    if (host_len == 0 || host_len > 253 || memchr(host_start, '[', host_len) ||
-        memchr(host_start, ']', host_len) || memchr(host_start, ' ', host_len))
-        return -1;
-    if (parse_port(colon + 1, port) != 0)
-        return -1;
-    *host = mg_strndup(host_start, host_len);
-    return 0;
-}
-
-int config_parse_listen_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char *host;
-    uint16_t port;
-    if (config_parse_host_port(s, &host, &port) != 0)
-        return -1;
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
-    hints.ai_family = s[0] == '[' ? AF_INET6 : AF_INET;
-    struct addrinfo *res = NULL;
-    char service[8];
-    snprintf(service, sizeof service, "%u", (unsigned)port);
-    int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, service, &hints, &res);
-    free(host);
-    if (rc != 0 || !res)
-        return -1;
-    memset(ss, 0, sizeof *ss);
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
 }

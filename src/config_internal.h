@@ -1,0 +1,56 @@
+/* What config.c (the file reader: lines, sections, keys, checks across sections) shares with
+ * config_values.c (one key's value: its syntax, files it names, addresses, the TLS key pair).
+ * Only config*.c include this; the public interface is config.h. */
+#ifndef MG_CONFIG_INTERNAL_H
+#define MG_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct parser; /* config.c's reader state; value checks only report through conf_error() */
+
+/* Records a problem at `line` (0: not tied to a line); all are printed, sorted, at the end. */
+void conf_error(struct parser *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+enum value_kind {
+    V_STRING,      /* char * */
+    V_PATH,        /* char *, the file must exist and be readable */
+    V_IDENT,       /* char *, letters, digits, '.', '-', '_' (goes into URLs and requests) */
+    V_URL,         /* char *, https:// only */
+    V_DURATION,    /* uint64_t ms, > 0 */
+    V_DURATION0,   /* uint64_t ms, may be 0 */
+    V_LOG_LEVEL,   /* enum mg_log_level */
+    V_WORKERS,     /* int */
+    V_TLS_MODE,    /* enum mg_tls_mode */
+    V_PROTOCOL,    /* enum mg_proto */
+    V_LISTEN_ADDR, /* listener address + sockaddr */
+    V_SERVER,      /* struct server_addr host + port */
+    V_PROVIDER,    /* enum mg_provider_type */
+    V_SECRET,      /* client_secret: kept only with CONFIG_LOAD_SECRETS */
+    V_SECRET_FILE, /* client_secret_file: must be readable and non-empty */
+};
+
+struct key_def {
+    const char *name;
+    enum value_kind kind;
+    size_t offset; /* of the field in the section's struct */
+    bool required;
+};
+
+/* Checks `value` for `key` and stores it in the key's field of `base` (the section's struct),
+ * or reports what is wrong with it. client_secret is kept only with CONFIG_LOAD_SECRETS. */
+void config_set_value(struct parser *p, int line, const struct key_def *key, void *base,
+                      const char *value, enum config_secrets secrets);
+
+/* workers = auto: the number of online CPUs, within the allowed range. */
+int config_online_cpus(void);
+
+/* Loads the certificate chain and private key the way the workers will, so a bad or mismatched
+ * key is reported at the line of the key concerned (the section's line when TLS itself fails). */
+void config_check_tls_pair(struct parser *p, const struct tls_conf *tls, int section_line,
+                           int cert_line, int pkey_line);
+
+#endif

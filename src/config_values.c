@@ -1,0 +1,317 @@
+/* One configuration value at a time: the syntax of each kind of value, the files a value names,
+ * host:port addresses (resolved once, at load time) and the TLS certificate/key pair. Problems
+ * are reported through conf_error() with the line of the key; config.c does the rest. */
+#include "config_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "util.h"
+
+#define MAX_DURATION_MS (365ull * 24 * 3600 * 1000)
+#define WORKERS_MAX 256
+
+static void set_string(char **field, const char *value)
+{
+    free(*field);
+    *field = mg_strdup(value);
+}
+
+/* Opens the file to prove it is readable (access() would check the wrong user under sudo -u
+ * with some setups, and says nothing about directories). Returns its size or -1. */
+static long long check_readable_file(struct parser *p, int line, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        conf_error(p, line, "cannot read %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    if (!S_ISREG(st.st_mode)) {
+        conf_error(p, line, "%s is not a regular file", path);
+        return -1;
+    }
+    return (long long)st.st_size;
+}
+
+static void parse_duration(struct parser *p, int line, const char *key, const char *value,
+                           bool zero_ok, uint64_t *out)
+{
+    uint64_t ms;
+    if (mg_parse_duration_ms(value, &ms) != 0 || ms > MAX_DURATION_MS || (!zero_ok && ms == 0))
+        conf_error(p, line, "%s: bad duration '%s' (examples: 500ms, 60s, 30m, 2h, 1d)", key,
+                   value);
+    else
+        *out = ms;
+}
+
+int config_online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
+}
+
+static void parse_workers(struct parser *p, int line, const char *value, int *out)
+{
+    if (strcmp(value, "auto") == 0) {
+        *out = config_online_cpus();
+        return;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(value, &end, 10);
+    if (value[0] < '0' || value[0] > '9' || *end || errno || n < 1 || n > WORKERS_MAX)
+        conf_error(p, line, "workers: expected 'auto' or a number from 1 to %d, not '%s'",
+                   WORKERS_MAX, value);
+    else
+        *out = (int)n;
+}
+
+static void parse_protocol(struct parser *p, int line, const char *value, enum mg_proto *out)
+{
+    enum mg_proto proto;
+    if (mg_proto_parse(value, &proto) != 0)
+        conf_error(p, line, "protocol: unknown protocol '%s' (use imap)", value);
+    else if (proto != MG_PROTO_IMAP)
+        conf_error(p, line, "protocol %s is not supported yet", value);
+    else
+        *out = proto;
+}
+
+/* Numeric address, "*", or a host name resolved once, now. */
+static void parse_listen_address(struct parser *p, int line, const char *value,
+                                 struct listener_conf *l)
+{
+    char *host = NULL;
+    uint16_t port;
+    if (config_parse_host_port(value, &host, &port) != 0) {
+        conf_error(p, line, "address: expected host:port or [v6]:port, not '%s'", value);
+        return;
+    }
+    set_string(&l->address, value);
+    if (config_parse_listen_address(value, &l->addr, &l->addrlen) != 0) {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res = NULL;
+        int rc = value[0] == '[' ? EAI_NONAME : getaddrinfo(host, NULL, &hints, &res);
+        if (rc != 0 || !res) {
+            conf_error(p, line, "address: cannot resolve '%s': %s", host, gai_strerror(rc));
+        } else {
+            memset(&l->addr, 0, sizeof l->addr);
+            memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
+            l->addrlen = res->ai_addrlen;
+            if (l->addr.ss_family == AF_INET)
+                ((struct sockaddr_in *)&l->addr)->sin_port = htons(port);
+            else
+                ((struct sockaddr_in6 *)&l->addr)->sin6_port = htons(port);
+        }
+        if (res)
+            freeaddrinfo(res);
+    }
+    free(host);
+}
+
+static void parse_server(struct parser *p, int line, const char *key, const char *value,
+                         struct server_addr *srv)
+{
+    char *host;
+    uint16_t port;
+    if (config_parse_host_port(value, &host, &port) != 0) {
+        conf_error(p, line, "%s: expected host:port or [v6]:port, not '%s'", key, value);
+        return;
+    }
+    free(srv->host);
+    srv->host = host;
+    srv->port = port;
+}
+
+/* Checked in both modes (a worker must fail like the broker would), read only with secrets. */
+static void parse_secret_file(struct parser *p, int line, const char *value, char **field)
+{
+    long long size = check_readable_file(p, line, value);
+    if (size == 0)
+        conf_error(p, line, "client_secret_file %s is empty", value);
+    if (size > 0)
+        set_string(field, value);
+}
+
+static void parse_ident(struct parser *p, int line, const char *key, const char *value,
+                        char **field)
+{
+    if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+        strlen(value))
+        conf_error(p, line, "%s: only letters, digits, '.', '-' and '_' are allowed", key);
+    else
+        set_string(field, value);
+}
+
+void config_set_value(struct parser *p, int line, const struct key_def *key, void *base,
+                      const char *value, enum config_secrets secrets)
+{
+    void *field = (char *)base + key->offset;
+    switch (key->kind) {
+    case V_STRING:
+        set_string(field, value);
+        break;
+    case V_PATH:
+        if (check_readable_file(p, line, value) >= 0)
+            set_string(field, value);
+        break;
+    case V_IDENT:
+        parse_ident(p, line, key->name, value, field);
+        break;
+    case V_URL:
+        if (strncmp(value, "https://", 8) != 0 || !value[8])
+            conf_error(p, line, "%s: must be an https:// URL", key->name);
+        else
+            set_string(field, value);
+        break;
+    case V_DURATION:
+    case V_DURATION0:
+        parse_duration(p, line, key->name, value, key->kind == V_DURATION0, field);
+        break;
+    case V_LOG_LEVEL:
+        if (log_level_parse(value, field) != 0)
+            conf_error(p, line, "log_level: expected error, warn, info or debug, not '%s'", value);
+        break;
+    case V_WORKERS:
+        parse_workers(p, line, value, field);
+        break;
+    case V_TLS_MODE:
+        if (mg_tls_mode_parse(value, field) != 0)
+            conf_error(p, line, "%s: expected implicit or starttls, not '%s'", key->name, value);
+        break;
+    case V_PROTOCOL:
+        parse_protocol(p, line, value, field);
+        break;
+    case V_LISTEN_ADDR:
+        parse_listen_address(p, line, value, base);
+        break;
+    case V_SERVER:
+        parse_server(p, line, key->name, value, field);
+        break;
+    case V_PROVIDER:
+        if (strcmp(value, "microsoft") != 0)
+            conf_error(p, line, "type: unknown provider type '%s' (use microsoft)", value);
+        else
+            *(enum mg_provider_type *)field = MG_PROVIDER_MICROSOFT;
+        break;
+    case V_SECRET:
+        if (secrets == CONFIG_LOAD_SECRETS)
+            set_string(field, value);
+        break;
+    case V_SECRET_FILE:
+        parse_secret_file(p, line, value, field);
+        break;
+    }
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
+{
+    MG_UNUSED(buf), MG_UNUSED(size), MG_UNUSED(rwflag), MG_UNUSED(userdata);
+    return 0; /* an encrypted key fails to load instead of prompting on a terminal */
+}
+
+static const char *openssl_reason(void)
+{
+    const char *reason = ERR_reason_error_string(ERR_peek_error());
+    return reason ? reason : "unknown error";
+}
+
+/* Loads the pair the way the workers will, so a bad or mismatched key is reported here. */
+void config_check_tls_pair(struct parser *p, const struct tls_conf *tls, int section_line,
+                           int cert_line, int pkey_line)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        conf_error(p, section_line, "cannot create a TLS context: %s", openssl_reason());
+        return;
+    }
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(ctx, tls->certificate) != 1)
+        conf_error(p, cert_line, "cannot load the certificate chain %s: %s", tls->certificate,
+                   openssl_reason());
+    else if (SSL_CTX_use_PrivateKey_file(ctx, tls->private_key, SSL_FILETYPE_PEM) != 1 &&
+             ERR_GET_REASON(ERR_peek_error()) != X509_R_KEY_VALUES_MISMATCH)
+        conf_error(p, pkey_line, "cannot use the private key %s: %s", tls->private_key,
+                   openssl_reason());
+    else if (SSL_CTX_check_private_key(ctx) != 1)
+        conf_error(p, pkey_line, "the private key %s does not match the certificate %s",
+                   tls->private_key, tls->certificate);
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+}
+
+/* ---- addresses ---- */
+
+static int parse_port(const char *s, uint16_t *port)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 5 || strspn(s, "0123456789") != len)
+        return -1;
+    long v = strtol(s, NULL, 10);
+    if (v < 1 || v > 65535)
+        return -1;
+    *port = (uint16_t)v;
+    return 0;
+}
+
+int config_parse_host_port(const char *s, char **host, uint16_t *port)
+{
+    const char *host_start = s, *host_end, *colon;
+    if (s[0] == '[') {
+        host_start = s + 1;
+        host_end = strchr(host_start, ']');
+        if (!host_end || host_end[1] != ':')
+            return -1;
+        colon = host_end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        host_end = colon;
+        if (!colon || memchr(s, ':', (size_t)(colon - s)))
+            return -1; /* a bare IPv6 address needs brackets */
+    }
+    size_t host_len = (size_t)(host_end - host_start);
+    if (host_len == 0 || host_len > 253 || memchr(host_start, '[', host_len) ||
+        memchr(host_start, ']', host_len) || memchr(host_start, ' ', host_len))
+        return -1;
+    if (parse_port(colon + 1, port) != 0)
+        return -1;
+    *host = mg_strndup(host_start, host_len);
+    return 0;
+}
+
+int config_parse_listen_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char *host;
+    uint16_t port;
+    if (config_parse_host_port(s, &host, &port) != 0)
+        return -1;
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+    hints.ai_family = s[0] == '[' ? AF_INET6 : AF_INET;
+    struct addrinfo *res = NULL;
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, service, &hints, &res);
+    free(host);
+    if (rc != 0 || !res)
+        return -1;
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
