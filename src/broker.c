@@ -1,0 +1,527 @@
+/* The broker's IPC server and login pipeline.
+ *
+ * One bufferevent per worker. Each IPC_AUTH_REQUEST becomes an auth_job that goes
+ *   store lookup -> auth cache (hit) or verify pool (Argon2id) -> token client -> response.
+ * Jobs sit in one broker-wide list. When a worker goes away, its jobs waiting for a token are
+ * cancelled and freed at once; jobs inside the verify pool cannot be pulled out, so they are
+ * orphaned (conn = NULL) and freed, unanswered, when their verification comes back.
+ *
+ * Bounds: a worker's input is read at most 64 KiB ahead, and reading from it pauses while it
+ * has WORKER_PENDING_MAX unanswered requests or WORKER_OUTPUT_HIGH bytes of answers it has not
+ * read; the verify pool's queue is bounded too ("busy" answers beyond it). */
+#include "broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "authcache.h"
+#include "config.h"
+#include "ipc.h"
+#include "log.h"
+#include "password.h"
+#include "store.h"
+#include "token.h"
+#include "util.h"
+#include "verify_pool.h"
+
+#define AUTH_CACHE_MAX_ENTRIES 100000
+#define VERIFY_THREADS_MAX 4 /* each Argon2id verification holds 64 MiB */
+#define WORKER_PENDING_MAX 1024
+#define WORKER_OUTPUT_HIGH (4u << 20)
+#define WORKER_INPUT_MAX (64u << 10)
+
+_Static_assert(PASSWORD_MAX <= IPC_PASSWORD_MAX, "a password must fit an IPC request");
+
+struct worker_conn {
+    struct broker *b;
+    struct worker_conn *next;
+    struct bufferevent *bev;
+    int index;
+    size_t pending; /* requests not answered yet */
+    int ready_reported;
+    void (*on_ready)(int index, void *arg);
+    void *on_ready_arg;
+};
+
+struct auth_job {
+    struct auth_job *prev, *next;
+    struct broker *b;
+    struct worker_conn *conn; /* NULL: the worker went away, the result is dropped */
+    uint32_t id;
+    int known_user;
+    struct user_record rec;
+    char *pw; /* kept for auth_cache_remember until the verification is back */
+    size_t pw_len;
+    struct token_wait *token_wait;
+};
+
+struct broker {
+    struct event_base *base;
+    const struct config *cfg;
+    struct store *st;
+    struct token_client *tokens;
+    struct auth_cache *cache;
+    struct verify_pool *pool;
+    /* Verified instead of a real hash for unknown users, so that "no such user" takes as long
+     * as "wrong password". Made at start with the current Argon2id parameters. */
+    char dummy_hash[PASSWORD_HASH_MAX];
+    struct worker_conn *workers;
+    struct auth_job *jobs;
+};
+
+/* ---- jobs ---- */
+
+static struct auth_job *job_new(struct worker_conn *conn, uint32_t id)
+{
+    struct auth_job *job = mg_calloc(1, sizeof *job);
+    struct broker *b = conn->b;
+    job->b = b;
+    job->conn = conn;
+    job->id = id;
+    job->next = b->jobs;
+    if (b->jobs)
+        b->jobs->prev = job;
+    b->jobs = job;
+    conn->pending++;
+    return job;
+}
+
+static void job_free(struct auth_job *job)
+{
+    struct broker *b = job->b;
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        b->jobs = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    if (job->conn)
+        job->conn->pending--;
+    user_record_clear(&job->rec);
+    if (job->pw) {
+        mg_wipe(job->pw, job->pw_len);
+        free(job->pw);
+    }
+    mg_wipe(job, sizeof *job);
+    free(job);
+}
+
+/* ---- output ---- */
+
+static void wipe_and_free(const void *data, size_t len, void *extra)
+{
+    (void)extra;
+    mg_wipe((void *)data, len);
+    free((void *)data);
+}
+
+/* Empties b, wiping its chains on the way: an encoded response holds an access token. */
+static void wipe_evbuffer(struct evbuffer *b)
+{
+    while (evbuffer_get_length(b) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(b, -1, NULL, &v, 1) < 1)
+            break;
+        mg_wipe(v.iov_base, v.iov_len);
+        evbuffer_drain(b, v.iov_len);
+    }
+}
+
+/* Moves the bytes of src to dst through memory that is wiped once written out. */
+static void move_wiped(struct evbuffer *dst, struct evbuffer *src)
+{
+    size_t len = evbuffer_get_length(src);
+    char *copy = mg_malloc(len);
+    evbuffer_copyout(src, copy, len);
+    wipe_evbuffer(src);
+    if (evbuffer_add_reference(dst, copy, len, wipe_and_free, NULL) != 0)
+        wipe_and_free(copy, len, NULL);
+}
+
+static void send_response(struct worker_conn *conn, struct ipc_auth_response *res)
+{
+    struct evbuffer *frame = evbuffer_new();
+    if (!frame) {
+        log_error("worker %d: out of memory encoding a response", conn->index);
+        return;
+    }
+    if (ipc_encode_auth_response(frame, res) != 0) {
+        /* A field did not fit (e.g. an absurdly long token): answer "try later" instead. */
+        log_error("worker %d: response %u does not fit an IPC frame", conn->index,
+                  (unsigned)res->id);
+        wipe_evbuffer(frame);
+        struct ipc_auth_response fallback = {.id = res->id, .status = AUTH_TEMPFAIL};
+        mg_strlcpy(fallback.reason, "internal error: response too large", sizeof fallback.reason);
+        if (ipc_encode_auth_response(frame, &fallback) != 0) {
+            evbuffer_free(frame);
+            return;
+        }
+    }
+    move_wiped(bufferevent_get_output(conn->bev), frame);
+    evbuffer_free(frame);
+}
+
+static void update_reading(struct worker_conn *conn);
+
+/* Answers the job's worker (unless it went away) and frees the job. token may be NULL. */
+static void finish(struct auth_job *job, enum auth_status status, const char *reason,
+                   const char *token, size_t token_len)
+{
+    struct worker_conn *conn = job->conn;
+    if (!conn) {
+        job_free(job);
+        return;
+    }
+    struct ipc_auth_response res;
+    memset(&res, 0, sizeof res);
+    res.id = job->id;
+    res.status = status;
+    mg_strlcpy(res.reason, reason ? reason : "", sizeof res.reason);
+    if (status == AUTH_OK) {
+        int fits =
+            token && token_len < sizeof res.token &&
+            mg_strlcpy(res.mailbox, job->rec.mailbox, sizeof res.mailbox) < sizeof res.mailbox &&
+            mg_strlcpy(res.provider, job->rec.provider, sizeof res.provider) < sizeof res.provider;
+        if (fits) {
+            memcpy(res.token, token, token_len);
+            res.token_len = (uint32_t)token_len;
+        } else {
+            memset(&res, 0, sizeof res);
+            res.id = job->id;
+            res.status = AUTH_TEMPFAIL;
+            mg_strlcpy(res.reason, "mailbox, provider name or token too long", sizeof res.reason);
+        }
+    }
+    send_response(conn, &res);
+    mg_wipe(&res, sizeof res);
+    job_free(job);
+    update_reading(conn);
+}
+
+static void fail(struct auth_job *job, enum auth_status status, const char *reason)
+{
+    finish(job, status, reason, NULL, 0);
+}
+
+/* ---- the login pipeline ---- */
+
+static void on_token(const struct token_result *tr, void *arg)
+{
+    struct auth_job *job = arg;
+    job->token_wait = NULL;
+    if (tr->status == TOKEN_OK)
+        finish(job, AUTH_OK, "", tr->access_token, tr->token_len);
+    else
+        fail(job, AUTH_TEMPFAIL, tr->reason);
+}
+
+static void request_token(struct auth_job *job)
+{
+    struct broker *b = job->b;
+    const struct provider_conf *p = config_provider(b->cfg, job->rec.provider);
+    if (!p) {
+        char reason[IPC_REASON_MAX];
+        snprintf(reason, sizeof reason, "provider %s is not configured", job->rec.provider);
+        fail(job, AUTH_TEMPFAIL, reason);
+        return;
+    }
+    /* When token_get answers synchronously (cached token, backoff), on_token has already run
+     * and freed the job by the time it returns NULL: do not touch the job then. */
+    struct token_wait *w = token_get(b->tokens, p, on_token, job);
+    if (w)
+        job->token_wait = w;
+}
+
+static void on_verified(int result, void *arg)
+{
+    struct auth_job *job = arg;
+    if (!job->conn) {
+        job_free(job); /* its worker went away meanwhile */
+        return;
+    }
+    if (!job->known_user) {
+        fail(job, AUTH_FAIL, "unknown user");
+        return;
+    }
+    if (result == 0) {
+        fail(job, AUTH_FAIL, "wrong password");
+        return;
+    }
+    if (result < 0) {
+        char name[IPC_USER_MAX + 8];
+        log_error("user %s has an unusable password hash in the store; set a new password",
+                  log_quote(name, sizeof name, job->rec.name, (size_t)-1));
+        fail(job, AUTH_TEMPFAIL, "unusable password hash");
+        return;
+    }
+    struct broker *b = job->b;
+    auth_cache_remember(b->cache, job->rec.name, job->rec.password_hash, job->pw, job->pw_len,
+                        mg_now_ms());
+    mg_wipe(job->pw, job->pw_len);
+    request_token(job);
+}
+
+static void verify_in_pool(struct auth_job *job, const char *pw, size_t len)
+{
+    struct broker *b = job->b;
+    const char *hash = job->known_user ? job->rec.password_hash : b->dummy_hash;
+    if (job->known_user) {
+        job->pw = mg_malloc(len + 1);
+        memcpy(job->pw, pw, len);
+        job->pw[len] = '\0';
+        job->pw_len = len;
+    }
+    if (verify_pool_submit(b->pool, hash, pw, len, on_verified, job) != 0)
+        fail(job, AUTH_TEMPFAIL, "too many logins waiting for password verification");
+}
+
+static void handle_auth_request(struct worker_conn *conn, const struct ipc_auth_request *req)
+{
+    struct broker *b = conn->b;
+    struct auth_job *job = job_new(conn, req->id);
+    size_t len = req->password_len;
+    if (len == 0) {
+        fail(job, AUTH_FAIL, "empty password");
+        return;
+    }
+    if (len > PASSWORD_MAX || len > sizeof req->password) {
+        fail(job, AUTH_FAIL, "password too long");
+        return;
+    }
+    enum store_status st = store_user_get(b->st, req->user, &job->rec);
+    if (st == STORE_OK) {
+        job->known_user = 1;
+    } else if (st != STORE_NOT_FOUND) {
+        log_error("user store: %s", store_last_error(b->st));
+        fail(job, AUTH_TEMPFAIL, "user store error");
+        return;
+    }
+    if (job->known_user && auth_cache_check(b->cache, job->rec.name, job->rec.password_hash,
+                                            req->password, len, mg_now_ms())) {
+        request_token(job);
+        return;
+    }
+    verify_in_pool(job, req->password, len);
+}
+
+/* ---- worker connections ---- */
+
+static void cancel_jobs_of(struct broker *b, struct worker_conn *conn)
+{
+    struct auth_job *job = b->jobs;
+    while (job) {
+        struct auth_job *next = job->next;
+        if (job->conn == conn) {
+            if (job->token_wait) {
+                token_wait_cancel(job->token_wait);
+                job_free(job);
+            } else {
+                /* Inside the verify pool: freed by on_verified. */
+                conn->pending--;
+                job->conn = NULL;
+            }
+        }
+        job = next;
+    }
+}
+
+static void drop_worker(struct worker_conn *conn)
+{
+    struct broker *b = conn->b;
+    for (struct worker_conn **link = &b->workers; *link; link = &(*link)->next) {
+        if (*link == conn) {
+            *link = conn->next;
+            break;
+        }
+    }
+    cancel_jobs_of(b, conn);
+    bufferevent_free(conn->bev);
+    free(conn);
+}
+
+static struct worker_conn *find_worker(struct broker *b, int index)
+{
+    for (struct worker_conn *c = b->workers; c; c = c->next)
+        if (c->index == index)
+            return c;
+    return NULL;
+}
+
+static int may_read(struct worker_conn *conn)
+{
+    return conn->pending < WORKER_PENDING_MAX &&
+           evbuffer_get_length(bufferevent_get_output(conn->bev)) < WORKER_OUTPUT_HIGH;
+}
+
+static void update_reading(struct worker_conn *conn)
+{
+    int enabled = (bufferevent_get_enabled(conn->bev) & EV_READ) != 0;
+    if (may_read(conn) && !enabled) {
+        bufferevent_enable(conn->bev, EV_READ);
+        /* Frames already buffered would otherwise wait for the next byte from the worker. The
+         * callback is deferred so that this never recurses into the read path. */
+        if (evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0)
+            bufferevent_trigger(conn->bev, EV_READ,
+                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    } else if (!may_read(conn) && enabled) {
+        bufferevent_disable(conn->bev, EV_READ);
+    }
+}
+
+static void handle_ready(struct worker_conn *conn, uint32_t reported_index)
+{
+    if ((int)reported_index != conn->index)
+        log_warn("worker %d reported itself ready as worker %u", conn->index,
+                 (unsigned)reported_index);
+    if (conn->ready_reported)
+        return;
+    conn->ready_reported = 1;
+    if (conn->on_ready)
+        conn->on_ready(conn->index, conn->on_ready_arg);
+}
+
+static void on_worker_read(struct bufferevent *bev, void *arg)
+{
+    struct worker_conn *conn = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct ipc_msg msg;
+    while (may_read(conn)) {
+        int rc = ipc_decode(in, &msg);
+        if (rc == 0)
+            break;
+        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE) {
+            log_error("worker %d sent a malformed IPC frame; dropping its connection", conn->index);
+            ipc_msg_wipe(&msg);
+            drop_worker(conn);
+            return;
+        }
+        if (msg.type == IPC_AUTH_REQUEST)
+            handle_auth_request(conn, &msg.u.req);
+        else
+            handle_ready(conn, msg.u.worker_index);
+        ipc_msg_wipe(&msg);
+    }
+    update_reading(conn);
+}
+
+static void on_worker_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    update_reading(arg);
+}
+
+static void on_worker_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct worker_conn *conn = arg;
+    if (what & BEV_EVENT_ERROR)
+        log_debug("worker %d: IPC connection error", conn->index);
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        drop_worker(conn);
+}
+
+int broker_add_worker(struct broker *b, int fd, int index, void (*on_ready)(int index, void *arg),
+                      void *arg)
+{
+    struct worker_conn *old = find_worker(b, index);
+    if (old)
+        drop_worker(old);
+    if (evutil_make_socket_nonblocking(fd) != 0) {
+        close(fd);
+        return -1;
+    }
+    struct bufferevent *bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        log_error("worker %d: cannot create the IPC connection", index);
+        close(fd);
+        return -1;
+    }
+    struct worker_conn *conn = mg_calloc(1, sizeof *conn);
+    conn->b = b;
+    conn->bev = bev;
+    conn->index = index;
+    conn->on_ready = on_ready;
+    conn->on_ready_arg = arg;
+    conn->next = b->workers;
+    b->workers = conn;
+    bufferevent_setcb(bev, on_worker_read, on_worker_write, on_worker_event, conn);
+    bufferevent_setwatermark(bev, EV_READ, 0, WORKER_INPUT_MAX);
+    bufferevent_setwatermark(bev, EV_WRITE, WORKER_OUTPUT_HIGH / 2, 0);
+    bufferevent_enable(bev, EV_READ);
+    return 0;
+}
+
+void broker_remove_worker(struct broker *b, int index)
+{
+    struct worker_conn *conn = find_worker(b, index);
+    if (conn)
+        drop_worker(conn);
+}
+
+/* ---- life cycle ---- */
+
+static int verify_thread_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > VERIFY_THREADS_MAX ? VERIFY_THREADS_MAX : (int)n;
+}
+
+static int make_dummy_hash(struct broker *b)
+{
+    char pw[64];
+    password_generate(pw, sizeof pw);
+    int rc = password_hash(pw, strlen(pw), b->dummy_hash, sizeof b->dummy_hash);
+    mg_wipe(pw, sizeof pw);
+    return rc;
+}
+
+struct broker *broker_new(struct event_base *base, const struct config *cfg, struct store *st)
+{
+    struct broker *b = mg_calloc(1, sizeof *b);
+    b->base = base;
+    b->cfg = cfg;
+    b->st = st;
+    b->tokens = token_client_new(base, cfg->gateway.token_timeout_ms);
+    b->cache = auth_cache_new(cfg->gateway.auth_cache_ttl_ms, AUTH_CACHE_MAX_ENTRIES);
+    b->pool = verify_pool_new(base, verify_thread_count());
+    if (!b->tokens || !b->cache || !b->pool) {
+        log_error("broker: cannot start the token client, auth cache or verify pool");
+        broker_free(&b);
+        return NULL;
+    }
+    if (make_dummy_hash(b) != 0) {
+        log_error("broker: cannot compute an Argon2id hash (out of memory?)");
+        broker_free(&b);
+        return NULL;
+    }
+    return b;
+}
+
+void broker_free(struct broker **bp)
+{
+    if (!bp || !*bp)
+        return;
+    struct broker *b = *bp;
+    /* The pool first: after this no verification calls back. */
+    verify_pool_free(&b->pool);
+    while (b->jobs) {
+        if (b->jobs->token_wait)
+            token_wait_cancel(b->jobs->token_wait);
+        job_free(b->jobs);
+    }
+    while (b->workers)
+        drop_worker(b->workers);
+    token_client_free(&b->tokens);
+    auth_cache_free(&b->cache);
+    mg_wipe(b, sizeof *b);
+    free(b);
+    *bp = NULL;
+}

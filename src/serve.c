@@ -1,0 +1,482 @@
+/* `mailgate serve`: process supervision around the broker.
+ *
+ * Start: load the config with secrets, open the store, start the broker, fork+exec one worker
+ * per [gateway] workers, and wait on the loop until each reported its listeners bound. A worker
+ * that dies (or 15 s without all of them ready) means the gateway cannot serve as configured:
+ * stop everything and exit 1. Running: a worker that dies is restarted after 1 s, doubling up
+ * to 30 s while it keeps dying within 10 s of its start. SIGTERM/SIGINT: SIGTERM to every
+ * worker, SIGKILL to those still there 10 s later, free everything, exit 0. */
+#include "serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define STARTUP_TIMEOUT_MS 15000
+#define STOP_TIMEOUT_MS 10000
+#define RESTART_DELAY_MIN_MS 1000
+#define RESTART_DELAY_MAX_MS 30000
+#define QUICK_DEATH_MS 10000 /* dying sooner than this after start doubles the restart delay */
+#define FD_SWEEP_MAX 65536   /* fallback close-on-exec sweep when close_range is missing */
+
+enum phase { PHASE_STARTING, PHASE_RUNNING, PHASE_STOPPING };
+
+struct serve;
+
+struct worker_proc {
+    struct serve *s;
+    int index;
+    pid_t pid; /* 0: not running */
+    int ready;
+    uint64_t started_ms;
+    uint64_t restart_delay_ms; /* 0 until the first unexpected death */
+    struct event *restart_timer;
+};
+
+struct serve {
+    const char *config_path;
+    struct config *cfg;
+    struct store *st;
+    struct event_base *base;
+    struct broker *broker;
+    struct worker_proc *procs;
+    int n_procs;
+    int n_ready;
+    enum phase phase;
+    int exit_code;
+    struct event *startup_timer;
+    struct event *stop_timer;
+    struct event *signal_events[4];
+    int fd_sweep_limit;
+};
+
+static struct timeval ms_to_timeval(uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+static void add_timer(struct event *ev, uint64_t ms)
+{
+    struct timeval tv = ms_to_timeval(ms);
+    evtimer_add(ev, &tv);
+}
+
+static int running_workers(const struct serve *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->n_procs; i++)
+        n += s->procs[i].pid > 0;
+    return n;
+}
+
+static void signal_workers(struct serve *s, int sig)
+{
+    for (int i = 0; i < s->n_procs; i++)
+        if (s->procs[i].pid > 0)
+            kill(s->procs[i].pid, sig);
+}
+
+/* ---- starting a worker ---- */
+
+/* In the child between fork and exec: async-signal-safe calls only (the broker has threads). */
+__attribute__((noreturn)) static void exec_worker(char *const argv[], int keep_fd, int sweep_limit)
+{
+    /* Nothing the broker holds (store, token sockets, other workers' pipes) may reach the
+     * worker: mark every descriptor close-on-exec, then let only the worker's own end through. */
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+        for (int fd = 3; fd < sweep_limit; fd++)
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(keep_fd, F_SETFD, 0);
+    execv("/proc/self/exe", argv);
+    static const char msg[] = "mailgate: cannot execute /proc/self/exe to start a worker\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(127);
+}
+
+static void on_worker_ready(int index, void *arg);
+
+static int spawn_worker(struct worker_proc *p)
+{
+    struct serve *s = p->s;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        log_error("worker %d: socketpair: %s", p->index, strerror(errno));
+        return -1;
+    }
+    char fd_arg[16], index_arg[16];
+    snprintf(fd_arg, sizeof fd_arg, "%d", sv[1]);
+    snprintf(index_arg, sizeof index_arg, "%d", p->index);
+    char *const argv[] = {"mailgate", "-c", (char *)s->config_path, "__worker", fd_arg,
+                          index_arg,  NULL};
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("worker %d: fork: %s", p->index, strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    if (pid == 0)
+        exec_worker(argv, sv[1], s->fd_sweep_limit);
+    close(sv[1]);
+    p->pid = pid;
+    p->ready = 0;
+    p->started_ms = mg_now_ms();
+    if (broker_add_worker(s->broker, sv[0], p->index, on_worker_ready, s) != 0) {
+        /* Without IPC the worker is useless; it exits when it sees its end closed. */
+        kill(pid, SIGTERM);
+        return -1;
+    }
+    log_debug("worker %d started (pid %ld)", p->index, (long)pid);
+    return 0;
+}
+
+/* ---- state changes ---- */
+
+static void begin_stop(struct serve *s, int exit_code)
+{
+    if (s->phase == PHASE_STOPPING)
+        return;
+    s->phase = PHASE_STOPPING;
+    s->exit_code = exit_code;
+    evtimer_del(s->startup_timer);
+    for (int i = 0; i < s->n_procs; i++)
+        evtimer_del(s->procs[i].restart_timer);
+    if (running_workers(s) == 0) {
+        event_base_loopbreak(s->base);
+        return;
+    }
+    signal_workers(s, SIGTERM);
+    add_timer(s->stop_timer, STOP_TIMEOUT_MS);
+}
+
+static void log_ready(const struct serve *s)
+{
+    char listeners[1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < s->cfg->n_listeners && used < sizeof listeners; i++) {
+        const struct listener_conf *l = &s->cfg->listeners[i];
+        int n = snprintf(listeners + used, sizeof listeners - used, "%s%s=%s", i ? " " : "",
+                         l->name, l->address);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    log_info("mailgate ready: %d workers, listeners: %s", s->n_procs, listeners);
+}
+
+static void on_worker_ready(int index, void *arg)
+{
+    struct serve *s = arg;
+    if (index < 0 || index >= s->n_procs)
+        return;
+    struct worker_proc *p = &s->procs[index];
+    if (p->ready || p->pid <= 0)
+        return;
+    p->ready = 1;
+    if (s->phase == PHASE_RUNNING) {
+        log_info("worker %d is serving again (pid %ld)", index, (long)p->pid);
+        return;
+    }
+    if (s->phase == PHASE_STARTING && ++s->n_ready == s->n_procs) {
+        evtimer_del(s->startup_timer);
+        s->phase = PHASE_RUNNING;
+        log_ready(s);
+    }
+}
+
+static void describe_exit(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, size, "was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, size, "ended with wait status %#x", (unsigned)status);
+}
+
+static void schedule_restart(struct worker_proc *p)
+{
+    int died_quickly = mg_now_ms() - p->started_ms < QUICK_DEATH_MS;
+    if (!died_quickly || p->restart_delay_ms == 0)
+        p->restart_delay_ms = RESTART_DELAY_MIN_MS;
+    else if (p->restart_delay_ms < RESTART_DELAY_MAX_MS)
+        p->restart_delay_ms *= 2;
+    if (p->restart_delay_ms > RESTART_DELAY_MAX_MS)
+        p->restart_delay_ms = RESTART_DELAY_MAX_MS;
+    add_timer(p->restart_timer, p->restart_delay_ms);
+}
+
+static void on_restart_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker_proc *p = arg;
+    if (p->s->phase != PHASE_RUNNING || p->pid > 0)
+        return;
+    log_info("restarting worker %d", p->index);
+    if (spawn_worker(p) != 0) {
+        p->started_ms = mg_now_ms(); /* counts as a quick death: back off */
+        schedule_restart(p);
+    }
+}
+
+static void worker_exited(struct serve *s, struct worker_proc *p, int status)
+{
+    char how[96];
+    describe_exit(status, how, sizeof how);
+    pid_t pid = p->pid;
+    int was_ready = p->ready;
+    p->pid = 0;
+    p->ready = 0;
+    broker_remove_worker(s->broker, p->index);
+    switch (s->phase) {
+    case PHASE_STARTING:
+        log_error("worker %d (pid %ld) %s", p->index, (long)pid, how);
+        log_error("worker %d failed to start; see messages above", p->index);
+        begin_stop(s, 1);
+        break;
+    case PHASE_RUNNING:
+        schedule_restart(p);
+        log_error("worker %d (pid %ld) %s%s; restarting it in %llu ms", p->index, (long)pid, how,
+                  was_ready ? "" : " before it was ready", (unsigned long long)p->restart_delay_ms);
+        break;
+    case PHASE_STOPPING:
+        log_debug("worker %d (pid %ld) %s", p->index, (long)pid, how);
+        if (running_workers(s) == 0)
+            event_base_loopbreak(s->base);
+        break;
+    }
+}
+
+static struct worker_proc *proc_by_pid(struct serve *s, pid_t pid)
+{
+    for (int i = 0; i < s->n_procs; i++)
+        if (s->procs[i].pid == pid)
+            return &s->procs[i];
+    return NULL;
+}
+
+/* ---- signals and timers ---- */
+
+static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct serve *s = arg;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct worker_proc *p = proc_by_pid(s, pid);
+        if (p)
+            worker_exited(s, p, status);
+    }
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct serve *s = arg;
+    if (s->phase == PHASE_STOPPING)
+        return;
+    log_info("stopping on %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    begin_stop(s, 0);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    log_warn("reload is not supported yet; restart mailgate to apply changes");
+}
+
+static void on_startup_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct serve *s = arg;
+    for (int i = 0; i < s->n_procs; i++) {
+        if (!s->procs[i].ready) {
+            log_error("worker %d failed to start within %d s; see messages above", i,
+                      STARTUP_TIMEOUT_MS / 1000);
+            break;
+        }
+    }
+    begin_stop(s, 1);
+}
+
+static void on_stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct serve *s = arg;
+    log_warn("%d worker(s) still running %d s after SIGTERM; killing them", running_workers(s),
+             STOP_TIMEOUT_MS / 1000);
+    signal_workers(s, SIGKILL);
+}
+
+/* ---- process setup ---- */
+
+static void raise_fd_limit(struct serve *s)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("cannot raise the open file limit from %llu: %s", (unsigned long long)old,
+                     strerror(errno));
+            rl.rlim_cur = old;
+        }
+    }
+    s->fd_sweep_limit = rl.rlim_cur > FD_SWEEP_MAX ? FD_SWEEP_MAX : (int)rl.rlim_cur;
+}
+
+static int add_signal(struct serve *s, size_t slot, int sig, event_callback_fn cb)
+{
+    s->signal_events[slot] = evsignal_new(s->base, sig, cb, s);
+    return s->signal_events[slot] && evsignal_add(s->signal_events[slot], NULL) == 0 ? 0 : -1;
+}
+
+static int setup_loop(struct serve *s)
+{
+    s->startup_timer = evtimer_new(s->base, on_startup_timeout, s);
+    s->stop_timer = evtimer_new(s->base, on_stop_timeout, s);
+    if (!s->startup_timer || !s->stop_timer)
+        return -1;
+    if (add_signal(s, 0, SIGCHLD, on_sigchld) != 0 ||
+        add_signal(s, 1, SIGTERM, on_stop_signal) != 0 ||
+        add_signal(s, 2, SIGINT, on_stop_signal) != 0 || add_signal(s, 3, SIGHUP, on_sighup) != 0)
+        return -1;
+    s->n_procs = s->cfg->gateway.workers > 0 ? s->cfg->gateway.workers : 1;
+    s->procs = mg_calloc((size_t)s->n_procs, sizeof *s->procs);
+    for (int i = 0; i < s->n_procs; i++) {
+        struct worker_proc *p = &s->procs[i];
+        p->s = s;
+        p->index = i;
+        p->restart_timer = evtimer_new(s->base, on_restart_timer, p);
+        if (!p->restart_timer)
+            return -1;
+    }
+    return 0;
+}
+
+static void start_workers(struct serve *s)
+{
+    s->phase = PHASE_STARTING;
+    for (int i = 0; i < s->n_procs; i++) {
+        if (spawn_worker(&s->procs[i]) != 0) {
+            log_error("worker %d failed to start; see messages above", i);
+            begin_stop(s, 1);
+            return;
+        }
+    }
+    add_timer(s->startup_timer, STARTUP_TIMEOUT_MS);
+}
+
+/* Last resort after the loop: nothing may outlive the broker. */
+static void reap_leftovers(struct serve *s)
+{
+    signal_workers(s, SIGKILL);
+    for (int i = 0; i < s->n_procs; i++) {
+        if (s->procs[i].pid > 0)
+            waitpid(s->procs[i].pid, NULL, 0);
+        s->procs[i].pid = 0;
+    }
+}
+
+static void free_loop_objects(struct serve *s)
+{
+    for (int i = 0; s->procs && i < s->n_procs; i++)
+        if (s->procs[i].restart_timer)
+            event_free(s->procs[i].restart_timer);
+    free(s->procs);
+    s->procs = NULL;
+    for (size_t i = 0; i < MG_ARRAY_LEN(s->signal_events); i++)
+        if (s->signal_events[i])
+            event_free(s->signal_events[i]);
+    if (s->startup_timer)
+        event_free(s->startup_timer);
+    if (s->stop_timer)
+        event_free(s->stop_timer);
+}
+
+static int open_everything(struct serve *s)
+{
+    s->cfg = config_load(s->config_path, CONFIG_LOAD_SECRETS, stderr);
+    if (!s->cfg) {
+        fprintf(stderr, "mailgate: not starting: %s has errors (see above)\n", s->config_path);
+        return -1;
+    }
+    log_init("broker", s->cfg->gateway.log_level);
+    char err[512] = "";
+    s->st = store_open(s->cfg->gateway.state_dir, err, sizeof err);
+    if (!s->st) {
+        fprintf(stderr, "mailgate: not starting: cannot open the store in %s: %s\n",
+                s->cfg->gateway.state_dir, err);
+        return -1;
+    }
+    raise_fd_limit(s);
+    signal(SIGPIPE, SIG_IGN);
+    s->base = event_base_new();
+    if (!s->base) {
+        fprintf(stderr, "mailgate: not starting: cannot create the event loop\n");
+        return -1;
+    }
+    s->broker = broker_new(s->base, s->cfg, s->st);
+    if (!s->broker || setup_loop(s) != 0) {
+        fprintf(stderr, "mailgate: not starting: cannot set up the broker (see above)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void close_everything(struct serve *s)
+{
+    if (s->procs)
+        reap_leftovers(s);
+    free_loop_objects(s);
+    broker_free(&s->broker);
+    if (s->base)
+        event_base_free(s->base);
+    store_close(&s->st);
+    config_free(&s->cfg);
+    libevent_global_shutdown();
+}
+
+int serve_main(const char *config_path)
+{
+    /* Before any event base exists: the token client and verify pool share the loop with
+     * threads. */
+    evthread_use_pthreads();
+    struct serve s = {.config_path = config_path, .exit_code = 1};
+    if (open_everything(&s) == 0) {
+        start_workers(&s);
+        if (s.phase != PHASE_STOPPING || running_workers(&s) > 0)
+            event_base_dispatch(s.base);
+        if (s.phase == PHASE_STOPPING && s.exit_code == 0)
+            log_info("mailgate stopped");
+    }
+    int code = s.exit_code;
+    close_everything(&s);
+    return code;
+}
