@@ -1,0 +1,277 @@
+/* Tests for the IPC framing (ipc.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "ipc.h"
+#include "util.h"
+
+static struct ipc_auth_request sample_request(void)
+{
+    struct ipc_auth_request req;
+    memset(&req, 0, sizeof req);
+    req.id = 0xdeadbeef;
+    req.protocol = MG_PROTO_SMTP;
+    strcpy(req.listener, "imaps");
+    strcpy(req.client_addr, "[2001:db8::1]:54321");
+    strcpy(req.user, "alice");
+    /* Passwords are binary-safe: an embedded NUL must survive. */
+    memcpy(req.password, "pa\0ss w\xc3\xb6rd", 12);
+    req.password_len = 12;
+    return req;
+}
+
+static struct ipc_auth_response sample_response(void)
+{
+    struct ipc_auth_response res;
+    memset(&res, 0, sizeof res);
+    res.id = 7;
+    res.status = AUTH_DISABLED;
+    strcpy(res.mailbox, "alice@contoso.com");
+    strcpy(res.provider, "contoso");
+    memset(res.token, 'T', IPC_TOKEN_MAX - 1);
+    res.token_len = IPC_TOKEN_MAX - 1;
+    strcpy(res.reason, "why not");
+    return res;
+}
+
+/* Decodes exactly one frame from buf and checks that it consumed everything. */
+static void decode_one(struct evbuffer *buf, struct ipc_msg *msg)
+{
+    assert_int_equal(ipc_decode(buf, msg), 1);
+    assert_int_equal(evbuffer_get_length(buf), 0);
+}
+
+static void test_roundtrip_ready(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_msg msg;
+    assert_int_equal(ipc_encode_ready(buf, 0x01020304), 0);
+    assert_int_equal(evbuffer_get_length(buf), 4 + 1 + 4);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, IPC_WORKER_READY);
+    assert_int_equal(msg.u.worker_index, 0x01020304);
+    evbuffer_free(buf);
+}
+
+static void test_roundtrip_request(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_auth_request req = sample_request();
+    struct ipc_msg msg;
+    assert_int_equal(ipc_encode_auth_request(buf, &req), 0);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, IPC_AUTH_REQUEST);
+    assert_int_equal(msg.u.req.id, req.id);
+    assert_int_equal(msg.u.req.protocol, MG_PROTO_SMTP);
+    assert_string_equal(msg.u.req.listener, req.listener);
+    assert_string_equal(msg.u.req.client_addr, req.client_addr);
+    assert_string_equal(msg.u.req.user, req.user);
+    assert_int_equal(msg.u.req.password_len, 12);
+    assert_memory_equal(msg.u.req.password, req.password, 12);
+    assert_int_equal(msg.u.req.password[12], '\0');
+    ipc_msg_wipe(&msg);
+    assert_int_equal(msg.u.req.password[0], 0);
+    evbuffer_free(buf);
+}
+
+static void test_roundtrip_response(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_auth_response res = sample_response();
+    struct ipc_msg msg;
+    assert_int_equal(ipc_encode_auth_response(buf, &res), 0);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, IPC_AUTH_RESPONSE);
+    assert_int_equal(msg.u.res.id, 7);
+    assert_int_equal(msg.u.res.status, AUTH_DISABLED);
+    assert_string_equal(msg.u.res.mailbox, res.mailbox);
+    assert_string_equal(msg.u.res.provider, res.provider);
+    assert_int_equal(msg.u.res.token_len, IPC_TOKEN_MAX - 1);
+    assert_memory_equal(msg.u.res.token, res.token, IPC_TOKEN_MAX - 1);
+    assert_string_equal(msg.u.res.reason, res.reason);
+    evbuffer_free(buf);
+}
+
+static void test_encode_rejects_oversize_fields(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_auth_request req = sample_request();
+    req.password_len = IPC_PASSWORD_MAX; /* no room for the decoder's NUL */
+    assert_int_equal(ipc_encode_auth_request(buf, &req), -1);
+    req = sample_request();
+    memset(req.user, 'u', sizeof req.user); /* not terminated inside its field */
+    assert_int_equal(ipc_encode_auth_request(buf, &req), -1);
+    req = sample_request();
+    req.protocol = (enum mg_proto)3;
+    assert_int_equal(ipc_encode_auth_request(buf, &req), -1);
+    struct ipc_auth_response res = sample_response();
+    res.token_len = IPC_TOKEN_MAX;
+    assert_int_equal(ipc_encode_auth_response(buf, &res), -1);
+    res = sample_response();
+    res.status = (enum auth_status)4;
+    assert_int_equal(ipc_encode_auth_response(buf, &res), -1);
+    /* A failed encode leaves nothing half-written behind. */
+    assert_int_equal(evbuffer_get_length(buf), 0);
+    evbuffer_free(buf);
+}
+
+/* Feeding a frame one chunk at a time: decode says "need more" until the last byte arrives,
+ * whatever the chunk boundaries. */
+static void test_split_frames(void **state)
+{
+    (void)state;
+    struct evbuffer *enc = evbuffer_new();
+    struct ipc_auth_request req = sample_request();
+    assert_int_equal(ipc_encode_auth_request(enc, &req), 0);
+    size_t total = evbuffer_get_length(enc);
+    unsigned char frame[IPC_MAX_FRAME + 4];
+    assert_true(total <= sizeof frame);
+    evbuffer_remove(enc, frame, total);
+    evbuffer_free(enc);
+
+    static const size_t steps[] = {1, 2, 3, 5, 7, 64, 1000};
+    for (size_t s = 0; s < MG_ARRAY_LEN(steps); s++) {
+        struct evbuffer *in = evbuffer_new();
+        struct ipc_msg msg;
+        size_t fed = 0;
+        while (fed < total) {
+            size_t n = steps[s] < total - fed ? steps[s] : total - fed;
+            evbuffer_add(in, frame + fed, n);
+            fed += n;
+            int rc = ipc_decode(in, &msg);
+            if (fed < total) {
+                assert_int_equal(rc, 0);
+                assert_int_equal(evbuffer_get_length(in), fed); /* untouched */
+            } else {
+                assert_int_equal(rc, 1);
+            }
+        }
+        assert_string_equal(msg.u.req.user, "alice");
+        assert_int_equal(evbuffer_get_length(in), 0);
+        evbuffer_free(in);
+    }
+}
+
+static void test_back_to_back(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_auth_response res = sample_response();
+    struct ipc_msg msg;
+    assert_int_equal(ipc_encode_ready(buf, 3), 0);
+    assert_int_equal(ipc_encode_auth_response(buf, &res), 0);
+    assert_int_equal(ipc_decode(buf, &msg), 1);
+    assert_int_equal(msg.type, IPC_WORKER_READY);
+    assert_int_equal(msg.u.worker_index, 3);
+    assert_int_equal(ipc_decode(buf, &msg), 1);
+    assert_int_equal(msg.type, IPC_AUTH_RESPONSE);
+    assert_string_equal(msg.u.res.provider, "contoso");
+    assert_int_equal(ipc_decode(buf, &msg), 0);
+    evbuffer_free(buf);
+}
+
+static void add_prefix(struct evbuffer *buf, uint32_t len)
+{
+    unsigned char p[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                          (unsigned char)(len >> 8), (unsigned char)len};
+    evbuffer_add(buf, p, 4);
+}
+
+static void test_oversize_frame(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_msg msg;
+    /* Rejected from the prefix alone, before any of the body arrives. */
+    add_prefix(buf, IPC_MAX_FRAME + 1);
+    assert_int_equal(ipc_decode(buf, &msg), -1);
+    evbuffer_free(buf);
+    buf = evbuffer_new();
+    add_prefix(buf, 0xffffffffu);
+    assert_int_equal(ipc_decode(buf, &msg), -1);
+    evbuffer_free(buf);
+    buf = evbuffer_new();
+    add_prefix(buf, 0); /* not even a type byte */
+    assert_int_equal(ipc_decode(buf, &msg), -1);
+    evbuffer_free(buf);
+}
+
+static void test_bad_bodies(void **state)
+{
+    (void)state;
+    struct ipc_msg msg;
+    static const unsigned char unknown_type[] = {9, 0, 0, 0, 1};
+    static const unsigned char ready_short[] = {IPC_WORKER_READY, 0, 0, 1};
+    static const unsigned char ready_trailing[] = {IPC_WORKER_READY, 0, 0, 0, 1, 0};
+    /* request: id, protocol 3 (out of range), then strings */
+    static const unsigned char bad_protocol[] = {
+        IPC_AUTH_REQUEST, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0};
+    /* listener length 5 but only 2 bytes follow */
+    static const unsigned char short_string[] = {
+        IPC_AUTH_REQUEST, 0, 0, 0, 1, 0, 0, 0, 0, 0, 5, 'a', 'b'};
+    /* listener length 64 == IPC_NAME_MAX: no room for the NUL */
+    unsigned char long_string[1 + 8 + 2 + IPC_NAME_MAX + 6];
+    memset(long_string, 'x', sizeof long_string);
+    memcpy(long_string, (const unsigned char[]){IPC_AUTH_REQUEST, 0, 0, 0, 1, 0, 0, 0, 0, 0, 64},
+           11);
+    memset(long_string + 11 + IPC_NAME_MAX, 0, 6);
+    /* user with an embedded NUL */
+    static const unsigned char nul_in_user[] = {
+        IPC_AUTH_REQUEST, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 'a', 0, 'b', 0, 0};
+    static const unsigned char good_request[] = {
+        IPC_AUTH_REQUEST, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 'a', 'x', 'b', 0, 0};
+    /* response with status 4 */
+    static const unsigned char bad_status[] = {
+        IPC_AUTH_RESPONSE, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0};
+
+    assert_int_equal(ipc_decode_body(unknown_type, sizeof unknown_type, &msg), -1);
+    assert_int_equal(ipc_decode_body(ready_short, sizeof ready_short, &msg), -1);
+    assert_int_equal(ipc_decode_body(ready_trailing, sizeof ready_trailing, &msg), -1);
+    assert_int_equal(ipc_decode_body(bad_protocol, sizeof bad_protocol, &msg), -1);
+    assert_int_equal(ipc_decode_body(short_string, sizeof short_string, &msg), -1);
+    assert_int_equal(ipc_decode_body(long_string, sizeof long_string, &msg), -1);
+    assert_int_equal(ipc_decode_body(nul_in_user, sizeof nul_in_user, &msg), -1);
+    assert_int_equal(ipc_decode_body(bad_status, sizeof bad_status, &msg), -1);
+    assert_int_equal(ipc_decode_body(good_request, sizeof good_request, &msg), 1);
+    assert_string_equal(msg.u.req.user, "axb");
+    assert_int_equal(ipc_decode_body(good_request, 0, &msg), -1);
+}
+
+/* A complete frame whose body is bad is a protocol error through ipc_decode as well. */
+static void test_decode_trailing_bytes_in_frame(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_msg msg;
+    add_prefix(buf, 6);
+    evbuffer_add(buf, (const unsigned char[]){IPC_WORKER_READY, 0, 0, 0, 1, 0xff}, 6);
+    assert_int_equal(ipc_decode(buf, &msg), -1);
+    evbuffer_free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_ready),
+        cmocka_unit_test(test_roundtrip_request),
+        cmocka_unit_test(test_roundtrip_response),
+        cmocka_unit_test(test_encode_rejects_oversize_fields),
+        cmocka_unit_test(test_split_frames),
+        cmocka_unit_test(test_back_to_back),
+        cmocka_unit_test(test_oversize_frame),
+        cmocka_unit_test(test_bad_bodies),
+        cmocka_unit_test(test_decode_trailing_bytes_in_frame),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,393 @@
+/* Tests for the token client: answer parsing, the form body, and the cache/backoff behaviour
+ * of the async client against endpoints that fail without a server (refused connections). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "token.h"
+#include "util.h"
+
+#define TOKEN "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2ln"
+
+static void parse(long status, const char *body, const char *retry_after,
+                  struct token_response *out)
+{
+    token_parse_response(status, body, strlen(body), retry_after, out);
+    /* Whatever the answer, the reason is terminated and never leaks the token. */
+    assert_true(memchr(out->reason, '\0', sizeof out->reason) != NULL);
+    assert_null(strstr(out->reason, TOKEN));
+    assert_true(out->reason[0] != '\0');
+}
+
+static void test_success_number(void **state)
+{
+    (void)state;
+    struct token_response r;
+    parse(200,
+          "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
+          "\"access_token\":\"" TOKEN "\"}",
+          NULL, &r);
+    assert_int_equal(r.status, TOKEN_OK);
+    assert_string_equal(r.access_token, TOKEN);
+    assert_int_equal(r.token_len, strlen(TOKEN));
+    assert_int_equal(r.expires_in, 3599);
+    assert_int_equal(r.retry_after, -1);
+    token_response_clear(&r);
+    assert_null(r.access_token);
+}
+
+static void test_success_string_expiry(void **state)
+{
+    (void)state;
+    struct token_response r;
+    parse(200, "{\"token_type\":\"bearer\",\"expires_in\":\"3600\",\"access_token\":\"" TOKEN "\"}",
+          NULL, &r);
+    assert_int_equal(r.status, TOKEN_OK);
+    assert_int_equal(r.expires_in, 3600);
+    token_response_clear(&r);
+    parse(200, "{\"token_type\":\"Bearer\",\"expires_in\":\"36x\",\"access_token\":\"" TOKEN "\"}",
+          NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_null(r.access_token);
+    parse(200, "{\"token_type\":\"Bearer\",\"expires_in\":-5,\"access_token\":\"" TOKEN "\"}", NULL,
+          &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+}
+
+static void test_malformed_success(void **state)
+{
+    (void)state;
+    struct token_response r;
+    parse(200, "{\"token_type\":\"Bearer\",\"expires_in\":3599}", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_null(r.access_token);
+    assert_non_null(strstr(r.reason, "malformed"));
+    parse(200, "{\"token_type\":\"mac\",\"expires_in\":3599,\"access_token\":\"" TOKEN "\"}", NULL,
+          &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_null(r.access_token);
+    assert_non_null(strstr(r.reason, "Bearer"));
+    parse(200, "", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_non_null(strstr(r.reason, "malformed"));
+    parse(200, "access_token=" TOKEN "&token_type=bearer", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_null(r.access_token);
+    parse(200, "[\"" TOKEN "\"]", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    /* A token that cannot travel in one IPC frame or contains spaces is no token. */
+    parse(200, "{\"token_type\":\"Bearer\",\"expires_in\":1,\"access_token\":\"a b\"}", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+}
+
+struct error_case {
+    long status;
+    const char *error;
+    int code;
+    const char *line;
+    enum token_status expect;
+};
+
+static void check_error(const struct error_case *c)
+{
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"error\":\"%s\",\"error_description\":\"%s\\r\\nTrace ID: 0000aaaa-11bb\\r\\n"
+             "Correlation ID: aaaa0000-bb11\\r\\nTimestamp: 2026-01-09 02:02:12Z\","
+             "\"error_codes\":[%d],\"timestamp\":\"2026-01-09 02:02:12Z\","
+             "\"trace_id\":\"0000aaaa-11bb\",\"correlation_id\":\"aaaa0000-bb11\"}",
+             c->error, c->line, c->code);
+    struct token_response r;
+    parse(c->status, body, NULL, &r);
+    assert_int_equal(r.status, c->expect);
+    assert_string_equal(r.error, c->error);
+    char expected[512];
+    snprintf(expected, sizeof expected, "%s: %s", c->error, c->line);
+    assert_string_equal(r.reason, expected); /* first line only: no trace id */
+    assert_null(r.access_token);
+}
+
+static void test_microsoft_errors(void **state)
+{
+    (void)state;
+    static const struct error_case cases[] = {
+        {401, "invalid_client", 7000215,
+         "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the "
+         "request is the client secret value, not the client secret ID.",
+         TOKEN_PERMFAIL},
+        {400, "unauthorized_client", 700016,
+         "AADSTS700016: Application with identifier 'abc' was not found in the directory "
+         "'Contoso'.",
+         TOKEN_PERMFAIL},
+        {400, "invalid_request", 90002, "AADSTS90002: Tenant 'nope' not found.", TOKEN_PERMFAIL},
+        {400, "invalid_scope", 70011,
+         "AADSTS70011: The provided value for the input parameter 'scope' is not valid.",
+         TOKEN_PERMFAIL},
+        {400, "temporarily_unavailable", 0, "AADSTS00000: Try later.", TOKEN_TEMPFAIL},
+        {400, "invalid_request", 50196,
+         "AADSTS50196: The server terminated an operation because "
+         "it encountered a client request loop.",
+         TOKEN_TEMPFAIL},
+        {503, "invalid_client", 7000215, "AADSTS7000215: but a 5xx is never permanent",
+         TOKEN_TEMPFAIL},
+    };
+    for (size_t i = 0; i < MG_ARRAY_LEN(cases); i++)
+        check_error(&cases[i]);
+}
+
+static void test_retry_after(void **state)
+{
+    (void)state;
+    struct token_response r;
+    parse(429, "{\"error\":\"too_many_requests\"}", "3", &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_int_equal(r.retry_after, 3);
+
+    char date[64];
+    time_t when = time(NULL) + 120;
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    parse(503, "<html><body>Service Unavailable</body></html>", date, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_true(r.retry_after >= 115 && r.retry_after <= 120);
+    assert_non_null(strstr(r.reason, "503"));
+
+    parse(503, "", "Thu, 01 Jan 1970 00:00:00 GMT", &r); /* in the past: retry at once */
+    assert_int_equal(r.retry_after, 0);
+    parse(503, "", "soon", &r);
+    assert_int_equal(r.retry_after, -1);
+}
+
+static void test_other_failures(void **state)
+{
+    (void)state;
+    struct token_response r;
+    parse(500, "<html><head><title>500</title></head><body>oops</body></html>", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_string_equal(r.reason, "HTTP 500: token endpoint failure");
+    parse(404, "<html>Not Found</html>", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL); /* no OAuth error: not known to be permanent */
+    parse(400, "", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    parse(302, "", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    parse(0, "", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    parse(400, "{\"error\":\"\\r\\nx\"}", NULL, &r); /* error with an empty first line */
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_string_equal(r.reason, "HTTP 400 from token endpoint without an OAuth error");
+    token_parse_response(200, NULL, 0, NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+}
+
+static void test_huge_description(void **state)
+{
+    (void)state;
+    size_t n = 100000;
+    char *body = mg_malloc(n + 100);
+    int off = snprintf(body, n + 100, "{\"error\":\"invalid_client\",\"error_description\":\"");
+    memset(body + off, 'x', n);
+    strcpy(body + off + n, "\"}");
+    struct token_response r;
+    parse(401, body, NULL, &r);
+    free(body);
+    assert_int_equal(r.status, TOKEN_PERMFAIL);
+    assert_true(strlen(r.reason) < 256); /* fits an IPC reason */
+    assert_true(strncmp(r.reason, "invalid_client: xxx", 19) == 0);
+    assert_string_equal(r.reason + strlen(r.reason) - 3, "...");
+}
+
+static void test_body_escaping(void **state)
+{
+    (void)state;
+    char *b = token_client_credentials_body("id-1_2.3~", "a&b=c+d e/\xc3\xa9%",
+                                            "https://outlook.office365.com/.default");
+    assert_string_equal(b, "grant_type=client_credentials&client_id=id-1_2.3~"
+                           "&client_secret=a%26b%3Dc%2Bd%20e%2F%C3%A9%25"
+                           "&scope=https%3A%2F%2Foutlook.office365.com%2F.default");
+    mg_free_secret(&b);
+    b = token_client_credentials_body("", "", "");
+    assert_string_equal(b, "grant_type=client_credentials&client_id=&client_secret=&scope=");
+    mg_free_secret(&b);
+}
+
+/* ---- the async client, against endpoints that fail fast ---- */
+
+struct outcome {
+    int calls;
+    enum token_status status;
+    char reason[512];
+};
+
+static void record(const struct token_result *res, void *arg)
+{
+    struct outcome *o = arg;
+    o->calls++;
+    o->status = res->status;
+    mg_strlcpy(o->reason, res->reason, sizeof o->reason);
+}
+
+/* A port on 127.0.0.1 that refuses connections: bound but not listening. */
+static int refusing_port(int *fd)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(*fd >= 0);
+    assert_int_equal(bind(*fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(getsockname(*fd, (struct sockaddr *)&sin, &len), 0);
+    return ntohs(sin.sin_port);
+}
+
+struct fixture {
+    struct event_base *base;
+    struct token_client *tc;
+    struct provider_conf p;
+    char endpoint[128];
+    int fd;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = mg_calloc(1, sizeof *f);
+    f->base = event_base_new();
+    f->tc = token_client_new(f->base, 5000);
+    snprintf(f->endpoint, sizeof f->endpoint, "https://127.0.0.1:%d/tenant/oauth2/v2.0/token",
+             refusing_port(&f->fd));
+    f->p.name = "contoso";
+    f->p.client_id = "11111111-2222-3333-4444-555555555555";
+    f->p.client_secret = "s3cret";
+    f->p.token_endpoint = f->endpoint;
+    f->p.scope = "https://outlook.office365.com/.default";
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    token_client_free(&f->tc);
+    assert_null(f->tc);
+    event_base_free(f->base);
+    close(f->fd);
+    free(f);
+    return 0;
+}
+
+static void run_until(struct fixture *f, const int *calls, int want)
+{
+    for (int i = 0; i < 500 && *calls < want; i++)
+        event_base_loop(f->base, EVLOOP_ONCE);
+}
+
+static void test_single_flight_and_backoff(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome a = {0}, b = {0}, c = {0};
+    assert_non_null(token_get(f->tc, &f->p, record, &a));
+    assert_non_null(token_get(f->tc, &f->p, record, &b));
+    assert_int_equal(token_client_requests(f->tc), 1); /* two waiters, one request */
+    run_until(f, &b.calls, 1);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(a.status, TOKEN_TEMPFAIL);
+    assert_non_null(strstr(a.reason, "token request failed"));
+    assert_null(strstr(a.reason, "s3cret"));
+
+    /* Backing off now: answered at once, no new request. */
+    assert_null(token_get(f->tc, &f->p, record, &c));
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.status, TOKEN_TEMPFAIL);
+    assert_true(strncmp(c.reason, "token endpoint backing off for ", 31) == 0);
+    assert_non_null(strstr(c.reason, " s after: token request failed"));
+    assert_int_equal(token_client_requests(f->tc), 1);
+
+    /* After the backoff (1 s +-20 %) a new request goes out. */
+    usleep(1300 * 1000);
+    assert_non_null(token_get(f->tc, &f->p, record, &c));
+    assert_int_equal(token_client_requests(f->tc), 2);
+    run_until(f, &c.calls, 2);
+    assert_int_equal(c.calls, 2);
+}
+
+static void test_cancel(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome a = {0}, b = {0};
+    struct token_wait *wa = token_get(f->tc, &f->p, record, &a);
+    assert_non_null(wa);
+    assert_non_null(token_get(f->tc, &f->p, record, &b));
+    token_wait_cancel(wa);
+    run_until(f, &b.calls, 1);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(a.calls, 0);
+}
+
+static void test_free_with_waiters(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome a = {0};
+    assert_non_null(token_get(f->tc, &f->p, record, &a));
+    token_client_free(&f->tc); /* in flight: no callback, no leak (ASan) */
+    assert_int_equal(a.calls, 0);
+}
+
+static void test_https_only(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome a = {0};
+    snprintf(f->endpoint, sizeof f->endpoint, "http://127.0.0.1:1/token");
+    assert_non_null(token_get(f->tc, &f->p, record, &a));
+    run_until(f, &a.calls, 1);
+    assert_int_equal(a.status, TOKEN_TEMPFAIL);
+    assert_non_null(strstr(a.reason, "http"));
+}
+
+static void test_missing_secret(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome a = {0};
+    f->p.client_secret = NULL; /* a worker-side config */
+    assert_null(token_get(f->tc, &f->p, record, &a));
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.status, TOKEN_TEMPFAIL);
+    assert_non_null(strstr(a.reason, "no client secret"));
+    assert_int_equal(token_client_requests(f->tc), 0);
+}
+
+int main(void)
+{
+    log_init("test", MG_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_success_number),
+        cmocka_unit_test(test_success_string_expiry),
+        cmocka_unit_test(test_malformed_success),
+        cmocka_unit_test(test_microsoft_errors),
+        cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_other_failures),
+        cmocka_unit_test(test_huge_description),
+        cmocka_unit_test(test_body_escaping),
+        cmocka_unit_test_setup_teardown(test_single_flight_and_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_waiters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_https_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_secret, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
