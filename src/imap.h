@@ -1,0 +1,59 @@
+/* IMAP before login, private to imap_front.c (client side) and imap_upstream.c (the XOAUTH2
+ * login at the server). Both share one struct imap_state per session: the session core frees
+ * it at the switch to relay. */
+#ifndef MG_IMAP_H
+#define MG_IMAP_H
+
+#include <stddef.h>
+
+#include "imap_parser.h"
+#include "session.h"
+
+#define IMAP_UPSTREAM_MAX_LINE 8192 /* one server line during login */
+#define IMAP_UPSTREAM_MAX_LINES 64  /* server lines during one login */
+#define IMAP_SASL_LINE_MAX 8192     /* a client's AUTHENTICATE continuation line */
+
+enum imap_front_state {
+    IMAP_FRONT_COMMANDS,      /* reading commands */
+    IMAP_FRONT_SASL_CONTINUE, /* sent "+ ", waiting for the client's base64 line */
+    IMAP_FRONT_LOGIN          /* a login is in progress */
+};
+
+enum imap_upstream_state {
+    IMAP_UP_IDLE,
+    IMAP_UP_GREETING,
+    IMAP_UP_STARTTLS,       /* "A0 STARTTLS" sent */
+    IMAP_UP_TLS_HANDSHAKE,  /* upgrade in progress */
+    IMAP_UP_CAPABILITY,     /* "A0 CAPABILITY" sent */
+    IMAP_UP_AUTH,           /* "A1 AUTHENTICATE XOAUTH2" sent */
+    IMAP_UP_POST_CAPABILITY /* "A2 CAPABILITY" sent after A1 OK */
+};
+
+struct imap_state {
+    struct imap_parser *parser;
+    enum imap_front_state front;
+    char tag[IMAP_MAX_TAG + 1]; /* of the command being answered later */
+
+    enum imap_upstream_state up;
+    char *line; /* IMAP_UPSTREAM_MAX_LINE + 1, while talking to the server */
+    unsigned up_lines;
+    char *caps; /* the server's latest capability list */
+    char *sasl; /* secret: XOAUTH2 response waiting for "+" (server without SASL-IR) */
+    size_t sasl_len;
+    int sasl_sent;
+    char challenge[256]; /* decoded error challenge, for the log */
+};
+
+extern const struct proto_ops imap_proto_ops;
+
+/* imap_upstream.c */
+void imap_upstream_ready(struct session *s);
+void imap_upstream_input(struct session *s);
+/* Forgets the dialog (after a failure, or when the state is freed); wipes the secret. */
+void imap_upstream_reset(struct imap_state *st);
+
+/* imap_front.c: the upstream login succeeded with these capabilities (may be empty). Answers
+ * the client and switches the session to relay; the imap_state is gone afterwards. */
+void imap_front_logged_in(struct session *s, const char *caps, size_t caps_len);
+
+#endif

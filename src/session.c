@@ -1,0 +1,659 @@
+/* Session core: connections, TLS/STARTTLS, timers, broker request, upstream, relay, closing.
+ * Protocol grammar lives elsewhere (struct proto_ops). */
+#include "session.h"
+
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include "log.h"
+#include "relay.h"
+#include "sasl.h"
+#include "tls.h"
+#include "util.h"
+
+/* Before login the protocol consumes input as it comes; while a login is in progress input
+ * stays unread and reading stops at this mark ("buffer full => stop reading"). */
+#define CLIENT_READ_HIGH (64 * 1024)
+#define MAX_BAD_COMMANDS 10
+#define CLOSE_FLUSH_MS 5000
+#define CLOSE_LINGER_MS 2000
+#define UPSTREAM_TIMEOUT_CAP_MS 30000
+#define UPSTREAM_TIMEOUT_MIN_MS 1000
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static struct timeval ms_to_tv(uint64_t ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+static void arm_timer(struct event *ev, uint64_t ms)
+{
+    struct timeval tv = ms_to_tv(ms);
+    evtimer_add(ev, &tv);
+}
+
+/* ---- logging ---- */
+
+static void log_login(struct session *s, const char *result, const char *reason)
+{
+    if (!s->login_active)
+        return;
+    s->login_active = 0;
+    char user[300], mailbox[360], why[300];
+    log_info("login session=%s listener=%s client=%s user=%s mailbox=%s result=%s reason=%s "
+             "duration_ms=%llu",
+             s->id, s->listener->conf->name, s->client_addr,
+             log_quote(user, sizeof user, s->user, (size_t)-1),
+             log_quote(mailbox, sizeof mailbox, s->mailbox, (size_t)-1), result,
+             log_quote(why, sizeof why, reason, (size_t)-1),
+             (unsigned long long)(mg_now_ms() - s->login_started_ms));
+}
+
+static void wipe_token(struct session *s)
+{
+    if (s->token) {
+        mg_wipe(s->token, s->token_len);
+        free(s->token);
+        s->token = NULL;
+        s->token_len = 0;
+    }
+}
+
+/* ---- closing ---- */
+
+static void free_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    MG_UNUSED(fd), MG_UNUSED(what);
+    session_free(arg);
+}
+
+static void schedule_free(struct session *s)
+{
+    struct timeval zero = {0, 0};
+    evtimer_add(s->free_event, &zero);
+}
+
+static void flush_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    MG_UNUSED(bev), MG_UNUSED(what);
+    schedule_free(arg);
+}
+
+static void linger_read_cb(struct bufferevent *bev, void *arg)
+{
+    MG_UNUSED(arg);
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+/* Last words are out: half-close and swallow what the client still sends for a moment. Closing
+ * with unread input makes the kernel send RST, and the client may never read our goodbye. */
+static void start_linger(struct session *s)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(s->client);
+    if (ssl && SSL_is_init_finished(ssl))
+        SSL_shutdown(ssl);
+    shutdown(bufferevent_getfd(s->client), SHUT_WR);
+    linger_read_cb(s->client, s);
+    bufferevent_setcb(s->client, linger_read_cb, NULL, flush_event_cb, s);
+    bufferevent_setwatermark(s->client, EV_READ, 0, 0);
+    bufferevent_disable(s->client, EV_WRITE);
+    bufferevent_enable(s->client, EV_READ);
+    arm_timer(s->flush_timer, CLOSE_LINGER_MS);
+}
+
+static void flush_written_cb(struct bufferevent *bev, void *arg)
+{
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        start_linger(arg);
+}
+
+static void flush_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    MG_UNUSED(fd), MG_UNUSED(what);
+    schedule_free(arg);
+}
+
+/* Marks the session closing and quiets it; the memory is freed from the loop later, so every
+ * caller up the stack may still look at s (and must return as soon as it sees s->closing). */
+static void close_session(struct session *s, const char *why, int flush)
+{
+    if (s->closing)
+        return;
+    log_login(s, "error", why);
+    log_debug("session=%s closing: %s", s->id, why);
+    s->closing = 1;
+    s->state = SESSION_CLOSING;
+    evtimer_del(s->login_timer);
+    evtimer_del(s->delay_timer);
+    if (s->request_pending)
+        worker_cancel_auth_request(s->w, s);
+    wipe_token(s);
+    if (s->upstream_bev)
+        bufferevent_disable(s->upstream_bev, EV_READ | EV_WRITE);
+    if (flush && s->client && evbuffer_get_length(bufferevent_get_output(s->client)) > 0) {
+        /* Input is swallowed meanwhile: a client blocked in send() would never read. */
+        bufferevent_setcb(s->client, linger_read_cb, flush_written_cb, flush_event_cb, s);
+        bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
+        bufferevent_setwatermark(s->client, EV_READ, 0, 0);
+        bufferevent_enable(s->client, EV_READ | EV_WRITE);
+        arm_timer(s->flush_timer, CLOSE_FLUSH_MS);
+        return;
+    }
+    if (s->client)
+        bufferevent_disable(s->client, EV_READ | EV_WRITE);
+    schedule_free(s);
+}
+
+void session_close(struct session *s)
+{
+    close_session(s, "closed by the protocol", 1);
+}
+
+void session_free(struct session *s)
+{
+    log_login(s, "error", "session ended");
+    if (s->request_pending)
+        worker_cancel_auth_request(s->w, s);
+    if (s->proto)
+        s->ops->free_state(s->proto);
+    relay_free(&s->relay);
+    upstream_free(&s->upstream);
+    conn_free(&s->upstream_bev);
+    conn_free(&s->client);
+    wipe_token(s);
+    event_free(s->login_timer);
+    event_free(s->delay_timer);
+    event_free(s->flush_timer);
+    event_free(s->free_event);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->w->n_sessions--;
+    free(s);
+}
+
+/* ---- client I/O for protocols ---- */
+
+struct evbuffer *session_input(struct session *s)
+{
+    return bufferevent_get_input(s->client);
+}
+
+void session_write(struct session *s, const void *data, size_t len)
+{
+    if (s->client)
+        bufferevent_write(s->client, data, len);
+}
+
+void session_printf(struct session *s, const char *fmt, ...)
+{
+    if (!s->client)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(bufferevent_get_output(s->client), fmt, ap);
+    va_end(ap);
+}
+
+int session_read_line(struct evbuffer *in, char *buf, size_t size, size_t *len)
+{
+    size_t eol_len = 0;
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    if (eol.pos < 0) {
+        if (evbuffer_get_length(in) < size)
+            return 0;
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return -1;
+    }
+    size_t n = (size_t)eol.pos;
+    if (n >= size) {
+        evbuffer_drain(in, n + eol_len);
+        return -1;
+    }
+    evbuffer_remove(in, buf, n);
+    evbuffer_drain(in, eol_len);
+    buf[n] = '\0';
+    *len = n;
+    return 1;
+}
+
+int session_bad_command(struct session *s)
+{
+    if (++s->bad_commands < MAX_BAD_COMMANDS)
+        return 0;
+    s->ops->goodbye(s, GOODBYE_TOO_MANY_ERRORS);
+    close_session(s, "too many invalid commands", 1);
+    return -1;
+}
+
+/* Gives the protocol whatever input is waiting (pipelined commands, or input left unread
+ * during a login attempt). */
+static void resume_commands(struct session *s)
+{
+    s->state = SESSION_PRELOGIN;
+    if (s->client && evbuffer_get_length(session_input(s)) > 0)
+        s->ops->on_client_input(s);
+}
+
+/* ---- TLS on the client connection ---- */
+
+static void install_client_callbacks(struct session *s)
+{
+    bufferevent_setcb(s->client, client_read_cb, NULL, client_event_cb, s);
+    bufferevent_setwatermark(s->client, EV_READ, 0, CLIENT_READ_HIGH);
+    bufferevent_enable(s->client, EV_READ | EV_WRITE);
+}
+
+int session_starttls_allowed(const struct session *s)
+{
+    return s->listener->conf->tls == MG_TLS_STARTTLS && !s->client_tls;
+}
+
+static void starttls_flushed_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+    if (s->state != SESSION_STARTTLS || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        return;
+    SSL *ssl = tls_server_ssl_new(s->w->server_tls, s->ops->protocol);
+    if (!ssl || tls_upgrade(s->w->base, &s->client, ssl, BUFFEREVENT_SSL_ACCEPTING) != 0) {
+        log_error("session=%s cannot start TLS", s->id);
+        close_session(s, "cannot start TLS", 0);
+        return;
+    }
+    s->state = SESSION_HANDSHAKE;
+    install_client_callbacks(s);
+}
+
+void session_start_tls(struct session *s)
+{
+    struct evbuffer *in = session_input(s);
+    /* Anything sent after the command and before the handshake is not protected: drop it. */
+    evbuffer_drain(in, evbuffer_get_length(in));
+    s->state = SESSION_STARTTLS;
+    bufferevent_disable(s->client, EV_READ);
+    bufferevent_setcb(s->client, NULL, starttls_flushed_cb, client_event_cb, s);
+    bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
+    bufferevent_enable(s->client, EV_WRITE);
+}
+
+/* ---- client events ---- */
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+    MG_UNUSED(bev);
+    struct session *s = arg;
+    if (s->state == SESSION_PRELOGIN)
+        s->ops->on_client_input(s);
+}
+
+static void handshake_done(struct session *s)
+{
+    int after_starttls = s->client_tls == 0 && s->listener->conf->tls == MG_TLS_STARTTLS;
+    s->client_tls = 1;
+    s->state = SESSION_PRELOGIN;
+    if (after_starttls)
+        s->ops->on_tls_ready(s);
+    else
+        s->ops->greeting(s);
+    if (!s->closing)
+        resume_commands(s);
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        if (s->state == SESSION_HANDSHAKE)
+            handshake_done(s);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (what & BEV_EVENT_ERROR) {
+        char why[256];
+        tls_describe_error(bev, why, sizeof why);
+        log_debug("session=%s client error%s: %s", s->id,
+                  s->state == SESSION_HANDSHAKE ? " in TLS handshake" : "", why);
+    }
+    close_session(s, "client closed the connection", 0);
+}
+
+/* ---- timers ---- */
+
+static void login_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    MG_UNUSED(fd), MG_UNUSED(what);
+    struct session *s = arg;
+    if (s->state == SESSION_RELAY || s->closing)
+        return;
+    /* Nothing can be said in the clear while TLS is being set up. */
+    if (s->state != SESSION_HANDSHAKE && s->state != SESSION_STARTTLS)
+        s->ops->goodbye(s, GOODBYE_LOGIN_TIMEOUT);
+    close_session(s, "login timeout", 1);
+}
+
+/* Ends a login attempt that failed and hands the verdict to the protocol. */
+static void login_failed(struct session *s, enum login_failure why, const char *result,
+                         const char *reason)
+{
+    log_login(s, result, reason);
+    wipe_token(s);
+    upstream_free(&s->upstream);
+    s->ops->on_login_failed(s, why);
+    if (!s->closing)
+        resume_commands(s);
+}
+
+static const char *failure_result(enum login_failure f)
+{
+    switch (f) {
+    case LOGIN_FAIL_CREDENTIALS:
+    case LOGIN_FAIL_DISABLED:
+    case LOGIN_FAIL_UPSTREAM_AUTH:
+        return "fail";
+    case LOGIN_FAIL_TEMPORARY:
+    case LOGIN_FAIL_UPSTREAM_UNAVAILABLE:
+        return "tempfail";
+    case LOGIN_FAIL_INTERNAL:
+        return "error";
+    }
+    return "error";
+}
+
+static void delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    MG_UNUSED(fd), MG_UNUSED(what);
+    struct session *s = arg;
+    if (s->state == SESSION_AUTH_DELAY)
+        login_failed(s, s->held_failure, failure_result(s->held_failure), s->reason);
+}
+
+/* Delivers a failure from the loop after delay_ms (never from inside the caller's stack). */
+static void hold_failure(struct session *s, enum login_failure why, const char *reason,
+                         uint64_t delay_ms)
+{
+    s->state = SESSION_AUTH_DELAY;
+    s->held_failure = why;
+    mg_strlcpy(s->reason, reason, sizeof s->reason);
+    arm_timer(s->delay_timer, delay_ms);
+}
+
+/* The configured failure delay, randomised by +-25 % so timing tells nothing. */
+static uint64_t failure_delay_ms(const struct session *s)
+{
+    uint64_t base = s->w->cfg->gateway.auth_failure_delay_ms;
+    uint32_t r;
+    mg_random_bytes(&r, sizeof r);
+    return base * 3 / 4 + (uint64_t)((double)(base / 2) * ((double)r / UINT32_MAX));
+}
+
+/* ---- login: broker ---- */
+
+int session_login(struct session *s, const char *user, const char *password, size_t password_len)
+{
+    if (strlen(user) >= IPC_USER_MAX || password_len >= IPC_PASSWORD_MAX)
+        return -1;
+    struct ipc_auth_request req;
+    memset(&req, 0, sizeof req);
+    req.protocol = s->ops->protocol;
+    mg_strlcpy(req.listener, s->listener->conf->name, sizeof req.listener);
+    mg_strlcpy(req.client_addr, s->client_addr, sizeof req.client_addr);
+    mg_strlcpy(req.user, user, sizeof req.user);
+    memcpy(req.password, password, password_len);
+    req.password_len = (uint32_t)password_len;
+
+    mg_strlcpy(s->user, user, sizeof s->user);
+    s->mailbox[0] = s->provider[0] = s->reason[0] = '\0';
+    s->login_active = 1;
+    s->login_started_ms = mg_now_ms();
+    s->state = SESSION_AUTH_WAIT;
+    int rc = worker_send_auth_request(s->w, s, &req);
+    mg_wipe(&req, sizeof req);
+    if (rc != 0)
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "broker unavailable", 0);
+    return 0;
+}
+
+/* ---- login: upstream ---- */
+
+static void upstream_ready_cb(void *arg)
+{
+    struct session *s = arg;
+    s->ops->upstream_ready(s);
+}
+
+static void upstream_input_cb(void *arg)
+{
+    struct session *s = arg;
+    s->ops->on_upstream_input(s);
+}
+
+static void upstream_failure_cb(void *arg, enum upstream_failure f, const char *detail)
+{
+    session_upstream_failed(arg, f, detail);
+}
+
+static const struct upstream_handler upstream_handler = {
+    .on_ready = upstream_ready_cb,
+    .on_input = upstream_input_cb,
+    .on_failure = upstream_failure_cb,
+};
+
+static uint64_t upstream_timeout_ms(const struct session *s)
+{
+    uint64_t deadline = s->started_ms + s->listener->conf->login_timeout_ms, now = mg_now_ms();
+    uint64_t left = deadline > now ? deadline - now : 0;
+    if (left > UPSTREAM_TIMEOUT_CAP_MS)
+        left = UPSTREAM_TIMEOUT_CAP_MS;
+    return left < UPSTREAM_TIMEOUT_MIN_MS ? UPSTREAM_TIMEOUT_MIN_MS : left;
+}
+
+static void start_upstream(struct session *s, struct ipc_auth_response *res)
+{
+    const struct provider_conf *p = config_provider(s->w->cfg, res->provider);
+    if (!p) {
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response", 0);
+        return;
+    }
+    SSL_CTX *ctx = tls_client_ctx(s->w->client_tls, p->ca_file);
+    if (!ctx) {
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "no TLS context for the provider", 0);
+        return;
+    }
+    s->token = mg_malloc(res->token_len + 1);
+    memcpy(s->token, res->token, res->token_len);
+    s->token[res->token_len] = '\0';
+    s->token_len = res->token_len;
+    struct upstream_params params = {
+        .base = s->w->base,
+        .dns = s->w->dns,
+        .tls_ctx = ctx,
+        .server = provider_server(p, s->ops->protocol),
+        .timeout_ms = upstream_timeout_ms(s),
+    };
+    s->state = SESSION_UPSTREAM;
+    s->upstream = upstream_connect(&params, &upstream_handler, s);
+}
+
+void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
+{
+    s->request_pending = 0;
+    if (s->state != SESSION_AUTH_WAIT || s->closing)
+        return;
+    mg_strlcpy(s->mailbox, res->mailbox, sizeof s->mailbox);
+    mg_strlcpy(s->provider, res->provider, sizeof s->provider);
+    switch (res->status) {
+    case AUTH_OK:
+        start_upstream(s, res);
+        return;
+    case AUTH_FAIL:
+        hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason, failure_delay_ms(s));
+        return;
+    case AUTH_TEMPFAIL:
+        hold_failure(s, LOGIN_FAIL_TEMPORARY, res->reason, 0);
+        return;
+    case AUTH_DISABLED:
+        hold_failure(s, LOGIN_FAIL_DISABLED, res->reason, failure_delay_ms(s));
+        return;
+    }
+    hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown broker status", 0);
+}
+
+size_t session_xoauth2_size(const struct session *s)
+{
+    size_t raw = strlen("user=") + strlen(s->mailbox) +
+                 strlen("\x01"
+                        "auth=Bearer ") +
+                 s->token_len + 2;
+    return 4 * ((raw + 2) / 3) + 1;
+}
+
+long session_xoauth2(struct session *s, char *out, size_t outlen)
+{
+    if (!s->token)
+        return -1;
+    long n = sasl_xoauth2_encode(s->mailbox, s->token, s->token_len, out, outlen);
+    wipe_token(s);
+    return n;
+}
+
+static enum login_failure upstream_to_login_failure(enum upstream_failure f)
+{
+    switch (f) {
+    case UPSTREAM_AUTH_REJECTED:
+        return LOGIN_FAIL_UPSTREAM_AUTH;
+    case UPSTREAM_CONNECT_FAILED:
+    case UPSTREAM_TLS_FAILED:
+    case UPSTREAM_PROTOCOL_ERROR:
+    case UPSTREAM_TEMP_FAILURE:
+    case UPSTREAM_TIMEOUT:
+        return LOGIN_FAIL_UPSTREAM_UNAVAILABLE;
+    }
+    return LOGIN_FAIL_UPSTREAM_UNAVAILABLE;
+}
+
+void session_upstream_failed(struct session *s, enum upstream_failure f, const char *detail)
+{
+    if (s->closing || s->state != SESSION_UPSTREAM)
+        return;
+    char reason[IPC_REASON_MAX];
+    snprintf(reason, sizeof reason, "upstream %s: %s", upstream_failure_name(f), detail);
+    enum login_failure lf = upstream_to_login_failure(f);
+    const char *result = f == UPSTREAM_PROTOCOL_ERROR ? "error" : failure_result(lf);
+    login_failed(s, lf, result, reason);
+}
+
+/* ---- relay ---- */
+
+static void relay_done_cb(void *arg, const char *why)
+{
+    struct session *s = arg;
+    struct relay_stats st;
+    relay_get_stats(s->relay, &st);
+    log_info("session=%s closed: %s client_bytes=%llu server_bytes=%llu duration_ms=%llu", s->id,
+             why, (unsigned long long)st.client_bytes, (unsigned long long)st.upstream_bytes,
+             (unsigned long long)(mg_now_ms() - s->started_ms));
+    close_session(s, why, 0);
+}
+
+void session_login_done(struct session *s)
+{
+    if (s->closing || s->state != SESSION_UPSTREAM)
+        return;
+    log_login(s, "ok", "");
+    evtimer_del(s->login_timer);
+    wipe_token(s);
+    /* Detach: the login phase's parser, buffers and secrets go now. */
+    s->ops->free_state(s->proto);
+    s->proto = NULL;
+    s->upstream_bev = upstream_detach(&s->upstream);
+    s->state = SESSION_RELAY;
+    s->relay = relay_new(s->w->base, s->client, s->upstream_bev, s->listener->conf->idle_timeout_ms,
+                         relay_done_cb, s);
+}
+
+/* ---- creation ---- */
+
+static void format_addr(const struct sockaddr *sa, int salen, char *out, size_t outlen)
+{
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+    if (getnameinfo(sa, (socklen_t)salen, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        mg_strlcpy(out, "unknown", outlen);
+        return;
+    }
+    snprintf(out, outlen, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+static int open_client(struct session *s, int fd)
+{
+    if (s->listener->conf->tls == MG_TLS_IMPLICIT) {
+        SSL *ssl = tls_server_ssl_new(s->w->server_tls, s->ops->protocol);
+        if (!ssl) {
+            close(fd);
+            return -1;
+        }
+        s->client = tls_bev_new(s->w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING);
+        s->state = SESSION_HANDSHAKE;
+    } else {
+        /* Plain and not owning fd, so that STARTTLS can reuse the socket. */
+        s->client = bufferevent_socket_new(s->w->base, fd, 0);
+        if (!s->client)
+            close(fd);
+        s->state = SESSION_PRELOGIN;
+    }
+    if (!s->client)
+        return -1;
+    install_client_callbacks(s);
+    return 0;
+}
+
+struct session *session_new(struct listener *l, int fd, const struct sockaddr *sa, int salen)
+{
+    struct worker_ctx *w = l->w;
+    struct session *s = mg_calloc(1, sizeof *s);
+    s->w = w;
+    s->listener = l;
+    s->ops = l->ops;
+    s->started_ms = mg_now_ms();
+    unsigned char rnd[4];
+    mg_random_bytes(rnd, sizeof rnd);
+    snprintf(s->id, sizeof s->id, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
+    format_addr(sa, salen, s->client_addr, sizeof s->client_addr);
+    s->login_timer = evtimer_new(w->base, login_timeout_cb, s);
+    s->delay_timer = evtimer_new(w->base, delay_cb, s);
+    s->flush_timer = evtimer_new(w->base, flush_timeout_cb, s);
+    s->free_event = evtimer_new(w->base, free_event_cb, s);
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->n_sessions++;
+    s->proto = s->ops->new_state(s);
+    if (open_client(s, fd) != 0) {
+        log_error("session=%s cannot set up the client connection", s->id);
+        session_free(s);
+        return NULL;
+    }
+    log_debug("session=%s listener=%s client=%s connected", s->id, l->conf->name, s->client_addr);
+    arm_timer(s->login_timer, l->conf->login_timeout_ms);
+    if (s->state == SESSION_PRELOGIN)
+        s->ops->greeting(s);
+    return s;
+}

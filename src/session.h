@@ -1,0 +1,183 @@
+/* The session core shared by every protocol: one struct session per client connection.
+ *
+ * The core owns the connections (client and upstream), TLS and STARTTLS, timers (login timeout,
+ * failure delay, idle timeout via the relay), the broker request, the switch to the relay, the
+ * login log line and closing. A protocol plugs in through struct proto_ops and only speaks its
+ * grammar (imap_front.c, imap_upstream.c; later pop3_*.c, smtp_*.c).
+ *
+ * Lifetime rule: nothing is freed while a callback may still be running. session_close() only
+ * marks the session closing, quiets it and schedules the free on the loop; so after any call
+ * that can close the session, callers check s->closing and return at once. */
+#ifndef MG_SESSION_H
+#define MG_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "ipc.h"
+#include "upstream.h"
+
+struct bufferevent;
+struct event;
+struct event_base;
+struct evbuffer;
+struct evconnlistener;
+struct evdns_base;
+struct relay;
+struct session;
+struct tls_client_cache;
+
+enum session_state {
+    SESSION_HANDSHAKE,  /* TLS handshake (implicit, or after STARTTLS) */
+    SESSION_PRELOGIN,   /* the protocol reads commands */
+    SESSION_STARTTLS,   /* flushing the protocol's "go ahead" before the handshake */
+    SESSION_AUTH_WAIT,  /* broker request in flight; client input stays unread */
+    SESSION_AUTH_DELAY, /* a failure is held back (failure delay) */
+    SESSION_UPSTREAM,   /* connecting / logging in upstream */
+    SESSION_RELAY,      /* logged in: bytes are pumped both ways */
+    SESSION_CLOSING
+};
+
+/* Why a login attempt failed; the protocol turns it into its reply. */
+enum login_failure {
+    LOGIN_FAIL_CREDENTIALS,          /* unknown user or wrong password (after the delay) */
+    LOGIN_FAIL_DISABLED,             /* the user may not use this protocol */
+    LOGIN_FAIL_TEMPORARY,            /* the broker could not get a token: try later */
+    LOGIN_FAIL_UPSTREAM_AUTH,        /* the server refused our token */
+    LOGIN_FAIL_UPSTREAM_UNAVAILABLE, /* connect, TLS, protocol error, timeout, server busy */
+    LOGIN_FAIL_INTERNAL              /* broker unreachable, unknown provider, ... */
+};
+
+enum session_goodbye { GOODBYE_LOGIN_TIMEOUT, GOODBYE_TOO_MANY_ERRORS, GOODBYE_SHUTDOWN };
+
+struct proto_ops {
+    enum mg_proto protocol;
+    /* Login-phase state, created with the session and freed (wiped) at the switch to relay. */
+    void *(*new_state)(struct session *s);
+    void (*free_state)(void *state);
+    void (*greeting)(struct session *s);
+    /* Bytes wait in session_input(); called in SESSION_PRELOGIN only. Consume what can be
+     * handled; leave the rest when a login starts or the session closes. */
+    void (*on_client_input)(struct session *s);
+    void (*on_tls_ready)(struct session *s); /* STARTTLS handshake done */
+    /* The current login attempt failed; reply, then the core resumes reading commands. */
+    void (*on_login_failed)(struct session *s, enum login_failure why);
+    /* Upstream connected (TLS done when implicit): start the login dialog. Also called after
+     * upstream_start_tls() finished. */
+    void (*upstream_ready)(struct session *s);
+    void (*on_upstream_input)(struct session *s);
+    /* Write the protocol's last words (the core closes right after). */
+    void (*goodbye)(struct session *s, enum session_goodbye why);
+};
+
+#define WORKER_PENDING_BUCKETS 256
+
+/* Per-process state of a worker, shared by its sessions. */
+struct worker_ctx {
+    struct event_base *base;
+    struct evdns_base *dns;
+    const struct config *cfg;
+    SSL_CTX *server_tls;
+    struct tls_client_cache *client_tls;
+    struct bufferevent *ipc; /* NULL once the broker is gone */
+    int index;
+    struct session *sessions; /* every live session */
+    size_t n_sessions;
+    uint32_t next_request_id;
+    struct session *pending[WORKER_PENDING_BUCKETS]; /* sessions waiting for the broker */
+};
+
+struct listener {
+    struct worker_ctx *w;
+    const struct listener_conf *conf;
+    const struct proto_ops *ops;
+    struct evconnlistener *evl;
+    struct event *resume_timer; /* accept paused after EMFILE/ENFILE */
+};
+
+/* Fields are read by protocol modules; only session.c (and worker.c for the pending map)
+ * writes them. */
+struct session {
+    struct worker_ctx *w;
+    struct listener *listener;
+    const struct proto_ops *ops;
+    void *proto; /* the protocol's login-phase state; NULL after the switch to relay */
+    char id[9];
+    char client_addr[IPC_ADDR_MAX];
+    enum session_state state;
+    int client_tls; /* TLS is established on the client connection */
+    int closing;
+    struct bufferevent *client;
+    uint64_t started_ms;
+    unsigned bad_commands;
+
+    /* The current login attempt. */
+    int login_active;
+    uint64_t login_started_ms;
+    char user[IPC_USER_MAX];
+    char mailbox[IPC_MAILBOX_MAX];
+    char provider[IPC_NAME_MAX];
+    char reason[IPC_REASON_MAX];
+    enum login_failure held_failure; /* delivered when the delay timer fires */
+    char *token;                     /* secret: wiped as soon as it was used */
+    size_t token_len;
+    uint32_t request_id;
+    int request_pending;
+    struct session *pending_next;
+
+    struct upstream *upstream;        /* login phase */
+    struct bufferevent *upstream_bev; /* relay phase */
+    struct relay *relay;
+    struct event *login_timer, *delay_timer, *flush_timer, *free_event;
+    struct session *prev, *next;
+};
+
+/* ---- used by worker.c ---- */
+struct session *session_new(struct listener *l, int fd, const struct sockaddr *sa, int salen);
+/* Immediate free, for worker shutdown (no callback of this session may be running). */
+void session_free(struct session *s);
+void session_on_auth_response(struct session *s, struct ipc_auth_response *res);
+/* Implemented in worker.c: queue the request to the broker (sets req->id and s->request_id)
+ * and forget it. */
+int worker_send_auth_request(struct worker_ctx *w, struct session *s, struct ipc_auth_request *req);
+void worker_cancel_auth_request(struct worker_ctx *w, struct session *s);
+
+/* ---- client side, for protocols ---- */
+struct evbuffer *session_input(struct session *s);
+void session_write(struct session *s, const void *data, size_t len);
+void session_printf(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Takes one CRLF- or LF-terminated line out of in (without the terminator, NUL-terminated).
+ * Returns 1 (line), 0 (no complete line yet) or -1 (longer than size-1: the line, or what has
+ * arrived of it, is discarded). */
+int session_read_line(struct evbuffer *in, char *buf, size_t size, size_t *len);
+/* True when STARTTLS may be offered now (starttls listener, TLS not yet on). */
+int session_starttls_allowed(const struct session *s);
+/* The protocol has written its "go ahead" line: flush it, drop every byte the client already
+ * sent, then run the handshake; on_tls_ready follows. */
+void session_start_tls(struct session *s);
+/* Counts a rejected command; after too many, says goodbye and closes (returns -1). */
+int session_bad_command(struct session *s);
+/* Flushes what is queued for the client (bounded time), then closes both connections. */
+void session_close(struct session *s);
+
+/* Starts a login: asks the broker. The protocol must not read commands until the outcome
+ * (on_login_failed, or upstream_ready ... session_login_done). Returns -1 without side effects
+ * when the user name or password is too long for the broker request. The password is not
+ * kept. */
+int session_login(struct session *s, const char *user, const char *password, size_t password_len);
+
+/* ---- upstream side, for protocols ---- */
+/* Encodes the XOAUTH2 initial response (mailbox + token) into out and wipes the token.
+ * Returns the length, or -1. session_xoauth2_size() gives the buffer size needed. */
+size_t session_xoauth2_size(const struct session *s);
+long session_xoauth2(struct session *s, char *out, size_t outlen);
+/* The login dialog failed; detail (remote text allowed) goes to the log only. */
+void session_upstream_failed(struct session *s, enum upstream_failure f, const char *detail);
+/* The protocol has told the client it is logged in: log, free the login phase, relay. */
+void session_login_done(struct session *s);
+
+#endif

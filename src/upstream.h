@@ -1,0 +1,66 @@
+/* The connection to an upstream mail server during login: connect (host names resolved with
+ * evdns, never blocking), then TLS (implicit now; upstream_start_tls() upgrades a plain
+ * connection after a protocol's STARTTLS), all bounded by one timer. The protocol's login
+ * dialog reads and writes through it; at the end upstream_detach() hands the bufferevent to the
+ * relay. Failures are named so the protocol layer can decide what the client is told. */
+#ifndef MG_UPSTREAM_H
+#define MG_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+
+struct bufferevent;
+struct event_base;
+struct evbuffer;
+struct evdns_base;
+
+enum upstream_failure {
+    UPSTREAM_CONNECT_FAILED, /* DNS, refused, unreachable */
+    UPSTREAM_TLS_FAILED,     /* handshake or certificate verification */
+    UPSTREAM_PROTOCOL_ERROR, /* bad greeting, unexpected reply, missing capability, closed */
+    UPSTREAM_AUTH_REJECTED,  /* the server refused our token */
+    UPSTREAM_TEMP_FAILURE,   /* the server says try later (BYE, [UNAVAILABLE]) */
+    UPSTREAM_TIMEOUT
+};
+
+const char *upstream_failure_name(enum upstream_failure f);
+
+/* Callbacks run from the event loop, never from inside an upstream_* call. They may free the
+ * upstream (upstream code never touches it after calling one). */
+struct upstream_handler {
+    void (*on_ready)(void *arg); /* connected (+ TLS when implicit), or upgrade finished */
+    void (*on_input)(void *arg); /* new bytes in upstream_input() */
+    void (*on_failure)(void *arg, enum upstream_failure f, const char *detail);
+};
+
+struct upstream_params {
+    struct event_base *base;
+    struct evdns_base *dns; /* NULL: blocking resolver (tests only) */
+    SSL_CTX *tls_ctx;       /* verifies the peer; used for implicit TLS and upgrades */
+    const struct server_addr *server;
+    uint64_t timeout_ms; /* whole login phase: connect, TLS, dialog */
+};
+
+struct upstream;
+
+struct upstream *upstream_connect(const struct upstream_params *params,
+                                  const struct upstream_handler *handler, void *arg);
+/* After the server accepted STARTTLS: discards anything buffered from before (injection) and
+ * starts the handshake; on_ready runs again when it is done. Returns 0 or -1. */
+int upstream_start_tls(struct upstream *u);
+int upstream_is_tls(const struct upstream *u);
+const char *upstream_host(const struct upstream *u);
+
+struct evbuffer *upstream_input(struct upstream *u);
+void upstream_write(struct upstream *u, const void *data, size_t len);
+
+/* Ends the login phase: stops the timer, clears the callbacks and returns the bufferevent
+ * (with anything the server sent after the login still in its input) for the relay. */
+struct bufferevent *upstream_detach(struct upstream **u);
+void upstream_free(struct upstream **u);
+
+#endif

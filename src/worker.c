@@ -1,0 +1,333 @@
+/* Worker process: listeners, the IPC link to the broker, signals, and the sessions' shared
+ * context. Sessions and protocols live in session.c and imap_*.c. */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config.h"
+#include "imap.h"
+#include "ipc.h"
+#include "log.h"
+#include "session.h"
+#include "tls.h"
+#include "util.h"
+
+#define LISTEN_BACKLOG 1024
+#define ACCEPT_PAUSE_MS 1000
+
+struct worker {
+    struct worker_ctx ctx;
+    struct config *cfg;
+    struct listener *listeners;
+    size_t n_listeners;
+    struct event *sigterm, *sigint;
+    int exit_code;
+};
+
+static const struct proto_ops *proto_ops_for(enum mg_proto p)
+{
+    switch (p) {
+    case MG_PROTO_IMAP:
+        return &imap_proto_ops;
+    case MG_PROTO_POP3:
+    case MG_PROTO_SMTP:
+        return NULL;
+    }
+    return NULL;
+}
+
+/* ---- pending broker requests ---- */
+
+static struct session **pending_slot(struct worker_ctx *w, uint32_t id)
+{
+    return &w->pending[id % WORKER_PENDING_BUCKETS];
+}
+
+int worker_send_auth_request(struct worker_ctx *w, struct session *s, struct ipc_auth_request *req)
+{
+    if (!w->ipc)
+        return -1;
+    req->id = ++w->next_request_id;
+    if (ipc_encode_auth_request(bufferevent_get_output(w->ipc), req) != 0)
+        return -1;
+    s->request_id = req->id;
+    s->request_pending = 1;
+    struct session **slot = pending_slot(w, req->id);
+    s->pending_next = *slot;
+    *slot = s;
+    return 0;
+}
+
+void worker_cancel_auth_request(struct worker_ctx *w, struct session *s)
+{
+    for (struct session **p = pending_slot(w, s->request_id); *p; p = &(*p)->pending_next) {
+        if (*p == s) {
+            *p = s->pending_next;
+            break;
+        }
+    }
+    s->pending_next = NULL;
+    s->request_pending = 0;
+}
+
+static struct session *take_pending(struct worker_ctx *w, uint32_t id)
+{
+    for (struct session **p = pending_slot(w, id); *p; p = &(*p)->pending_next) {
+        struct session *s = *p;
+        if (s->request_id == id) {
+            *p = s->pending_next;
+            s->pending_next = NULL;
+            s->request_pending = 0;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* ---- IPC ---- */
+
+static void broker_gone(struct worker *wk, const char *why)
+{
+    log_error("worker %d: %s; exiting", wk->ctx.index, why);
+    wk->exit_code = 1;
+    event_base_loopbreak(wk->ctx.base);
+}
+
+static void handle_ipc_message(struct worker *wk, struct ipc_msg *msg)
+{
+    if (msg->type != IPC_AUTH_RESPONSE) {
+        log_warn("worker %d: unexpected IPC message type %d ignored", wk->ctx.index,
+                 (int)msg->type);
+        return;
+    }
+    struct session *s = take_pending(&wk->ctx, msg->u.res.id);
+    if (s)
+        session_on_auth_response(s, &msg->u.res);
+    else
+        log_debug("worker %d: response for a closed session ignored", wk->ctx.index);
+}
+
+static void ipc_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct worker *wk = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        struct ipc_msg msg;
+        int r = ipc_decode(in, &msg);
+        if (r == 0)
+            return;
+        if (r < 0) {
+            broker_gone(wk, "protocol error on the broker link");
+            return;
+        }
+        handle_ipc_message(wk, &msg);
+        ipc_msg_wipe(&msg);
+    }
+}
+
+static void ipc_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    MG_UNUSED(bev);
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        broker_gone(arg, "the broker closed the connection");
+}
+
+/* ---- listeners ---- */
+
+static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    MG_UNUSED(evl);
+    session_new(arg, fd, sa, salen);
+}
+
+static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+    MG_UNUSED(fd), MG_UNUSED(what);
+    struct listener *l = arg;
+    evconnlistener_enable(l->evl);
+}
+
+static void accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+    struct listener *l = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err == EMFILE || err == ENFILE) {
+        /* Out of descriptors: pause instead of spinning on a socket we cannot accept. */
+        log_warn("listener %s: %s; pausing accept for %d ms", l->conf->name, strerror(err),
+                 ACCEPT_PAUSE_MS);
+        evconnlistener_disable(evl);
+        struct timeval tv = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
+        evtimer_add(l->resume_timer, &tv);
+        return;
+    }
+    log_warn("listener %s: accept: %s", l->conf->name, strerror(err));
+}
+
+static int open_listener(struct worker *wk, struct listener *l, const struct listener_conf *conf)
+{
+    l->w = &wk->ctx;
+    l->conf = conf;
+    l->ops = proto_ops_for(conf->protocol);
+    if (!l->ops) {
+        log_error("listener %s: protocol %s is not supported", conf->name,
+                  mg_proto_name(conf->protocol));
+        return -1;
+    }
+    unsigned flags =
+        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
+    l->evl = evconnlistener_new_bind(wk->ctx.base, accept_cb, l, flags, LISTEN_BACKLOG,
+                                     (const struct sockaddr *)&conf->addr, (int)conf->addrlen);
+    if (!l->evl) {
+        log_error("listener %s: cannot listen on %s: %s", conf->name, conf->address,
+                  strerror(errno));
+        return -1;
+    }
+    evconnlistener_set_error_cb(l->evl, accept_error_cb);
+    l->resume_timer = evtimer_new(wk->ctx.base, resume_accept_cb, l);
+    return 0;
+}
+
+static void close_listeners(struct worker *wk)
+{
+    for (size_t i = 0; i < wk->n_listeners; i++) {
+        struct listener *l = &wk->listeners[i];
+        if (l->evl)
+            evconnlistener_free(l->evl);
+        if (l->resume_timer)
+            event_free(l->resume_timer);
+        l->evl = NULL;
+        l->resume_timer = NULL;
+    }
+}
+
+/* ---- setup and teardown ---- */
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    MG_UNUSED(what);
+    struct worker *wk = arg;
+    log_info("worker %d: signal %d, stopping", wk->ctx.index, (int)sig);
+    event_base_loopbreak(wk->ctx.base);
+}
+
+static int setup_tls(struct worker *wk)
+{
+    wk->ctx.server_tls = tls_server_ctx_new(&wk->cfg->tls);
+    if (!wk->ctx.server_tls)
+        return -1;
+    wk->ctx.client_tls = tls_client_cache_new();
+    /* Load every provider's trust store now: a bad ca_file shows at start, not at login. */
+    for (size_t i = 0; i < wk->cfg->n_providers; i++)
+        if (!tls_client_ctx(wk->ctx.client_tls, wk->cfg->providers[i].ca_file))
+            return -1;
+    return 0;
+}
+
+static int setup_dns(struct worker *wk)
+{
+    /* /etc/resolv.conf and /etc/hosts; inactive DNS must not keep the loop alive. */
+    wk->ctx.dns = evdns_base_new(wk->ctx.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                                   EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!wk->ctx.dns) {
+        log_warn("worker %d: no DNS configuration; using the blocking resolver", wk->ctx.index);
+    }
+    return 0;
+}
+
+static int setup_listeners(struct worker *wk)
+{
+    wk->n_listeners = wk->cfg->n_listeners;
+    wk->listeners = mg_calloc(wk->n_listeners, sizeof *wk->listeners);
+    for (size_t i = 0; i < wk->n_listeners; i++)
+        if (open_listener(wk, &wk->listeners[i], &wk->cfg->listeners[i]) != 0)
+            return -1;
+    return 0;
+}
+
+static int setup_ipc(struct worker *wk, int ipc_fd)
+{
+    evutil_make_socket_nonblocking(ipc_fd);
+    evutil_make_socket_closeonexec(ipc_fd);
+    wk->ctx.ipc = bufferevent_socket_new(wk->ctx.base, ipc_fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!wk->ctx.ipc) {
+        close(ipc_fd);
+        return -1;
+    }
+    bufferevent_setcb(wk->ctx.ipc, ipc_read_cb, NULL, ipc_event_cb, wk);
+    bufferevent_enable(wk->ctx.ipc, EV_READ | EV_WRITE);
+    return 0;
+}
+
+static int setup(struct worker *wk, const char *config_path, int ipc_fd)
+{
+    if (setup_ipc(wk, ipc_fd) != 0) {
+        log_error("worker %d: cannot use the broker link", wk->ctx.index);
+        return -1;
+    }
+    wk->cfg = config_load(config_path, CONFIG_SKIP_SECRETS, stderr);
+    if (!wk->cfg)
+        return -1;
+    wk->ctx.cfg = wk->cfg;
+    log_set_level(wk->cfg->gateway.log_level);
+    if (setup_tls(wk) != 0 || setup_dns(wk) != 0 || setup_listeners(wk) != 0)
+        return -1;
+    wk->sigterm = evsignal_new(wk->ctx.base, SIGTERM, on_stop_signal, wk);
+    wk->sigint = evsignal_new(wk->ctx.base, SIGINT, on_stop_signal, wk);
+    evsignal_add(wk->sigterm, NULL);
+    evsignal_add(wk->sigint, NULL);
+    return ipc_encode_ready(bufferevent_get_output(wk->ctx.ipc), (uint32_t)wk->ctx.index);
+}
+
+static void teardown(struct worker *wk)
+{
+    close_listeners(wk);
+    while (wk->ctx.sessions)
+        session_free(wk->ctx.sessions);
+    free(wk->listeners);
+    if (wk->ctx.ipc)
+        bufferevent_free(wk->ctx.ipc);
+    if (wk->sigterm)
+        event_free(wk->sigterm);
+    if (wk->sigint)
+        event_free(wk->sigint);
+    if (wk->ctx.dns)
+        evdns_base_free(wk->ctx.dns, 0);
+    tls_client_cache_free(&wk->ctx.client_tls);
+    if (wk->ctx.server_tls)
+        SSL_CTX_free(wk->ctx.server_tls);
+    config_free(&wk->cfg);
+    event_base_free(wk->ctx.base);
+}
+
+int worker_main(const char *config_path, int ipc_fd, int index)
+{
+    log_init("worker", MG_LOG_INFO);
+    signal(SIGPIPE, SIG_IGN);
+    struct worker wk;
+    memset(&wk, 0, sizeof wk);
+    wk.ctx.index = index;
+    wk.ctx.base = event_base_new();
+    if (!wk.ctx.base) {
+        log_error("worker %d: cannot create the event loop", index);
+        return 1;
+    }
+    int rc = 1;
+    if (setup(&wk, config_path, ipc_fd) == 0) {
+        log_debug("worker %d: serving", index);
+        event_base_dispatch(wk.ctx.base);
+        rc = wk.exit_code;
+    }
+    teardown(&wk);
+    return rc;
+}
