@@ -1,0 +1,238 @@
+/* SASL helpers: strict base64 (RFC 4648), PLAIN from clients (RFC 4616) and XOAUTH2 towards
+ * the upstream. Everything that held a password or a token is wiped before returning. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "sasl.h"
+#include "util.h"
+
+static const char B64_ALPHABET[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Longest PLAIN message that can fit struct sasl_plain: three fields and two NULs. */
+#define PLAIN_MAX (2 * (IPC_USER_MAX - 1) + (IPC_PASSWORD_MAX - 1) + 2)
+/* Error challenges are small JSON objects; anything longer is cut. */
+#define CHALLENGE_MAX 2048
+
+/* ---- base64 ---- */
+
+long b64_encode(const void *in, size_t len, char *out, size_t outlen)
+{
+    const unsigned char *s = in;
+    size_t groups = len / 3 + (len % 3 != 0);
+    if (groups > ((size_t)-1 - 1) / 4 || outlen < groups * 4 + 1)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        size_t left = len - i;
+        uint32_t v = (uint32_t)s[i] << 16;
+        if (left > 1)
+            v |= (uint32_t)s[i + 1] << 8;
+        if (left > 2)
+            v |= s[i + 2];
+        out[o++] = B64_ALPHABET[(v >> 18) & 63];
+        out[o++] = B64_ALPHABET[(v >> 12) & 63];
+        out[o++] = left > 1 ? B64_ALPHABET[(v >> 6) & 63] : '=';
+        out[o++] = left > 2 ? B64_ALPHABET[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Decodes one group of four; pads is how many trailing "=" it may end with (0 for all but the
+ * last). Returns the number of bytes produced or -1. Non-zero bits under the padding are
+ * refused, so that every accepted input is the canonical encoding of its bytes. */
+static int b64_decode_group(const char *in, int last, unsigned char out[3])
+{
+    int pads = 0;
+    if (last && in[3] == '=')
+        pads = in[2] == '=' ? 2 : 1;
+    uint32_t v = 0;
+    for (int i = 0; i < 4 - pads; i++) {
+        int d = b64_value(in[i]);
+        if (d < 0)
+            return -1;
+        v = v << 6 | (uint32_t)d;
+    }
+    v <<= 6 * pads;
+    if ((pads == 1 && (v & 0xff)) || (pads == 2 && (v & 0xffff)))
+        return -1;
+    out[0] = (unsigned char)(v >> 16);
+    out[1] = (unsigned char)(v >> 8);
+    out[2] = (unsigned char)v;
+    return 3 - pads;
+}
+
+long b64_decode(const char *in, size_t len, unsigned char *out, size_t outlen)
+{
+    if (len % 4 != 0)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        unsigned char group[3];
+        int n = b64_decode_group(in + i, i + 4 == len, group);
+        if (n < 0 || (size_t)n > outlen - o) {
+            mg_wipe(out, o); /* may have been half a password */
+            mg_wipe(group, sizeof group);
+            return -1;
+        }
+        memcpy(out + o, group, (size_t)n);
+        o += (size_t)n;
+        mg_wipe(group, sizeof group);
+    }
+    return (long)o;
+}
+
+/* ---- PLAIN ---- */
+
+/* Copies one field into a NUL-terminated buffer of size cap; -1 when it does not fit. */
+static int copy_field(char *dst, size_t cap, const unsigned char *src, size_t len)
+{
+    if (len >= cap)
+        return -1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+int sasl_plain_decode(const unsigned char *msg, size_t len, struct sasl_plain *out)
+{
+    memset(out, 0, sizeof *out);
+    const unsigned char *nul1 = memchr(msg, '\0', len);
+    if (!nul1)
+        return -1;
+    const unsigned char *authcid = nul1 + 1;
+    size_t rest = len - (size_t)(authcid - msg);
+    const unsigned char *nul2 = memchr(authcid, '\0', rest);
+    if (!nul2)
+        return -1;
+    const unsigned char *passwd = nul2 + 1;
+    size_t authzid_len = (size_t)(nul1 - msg);
+    size_t authcid_len = (size_t)(nul2 - authcid);
+    size_t passwd_len = len - (size_t)(passwd - msg);
+    if (authcid_len == 0 || passwd_len == 0 || memchr(passwd, '\0', passwd_len) ||
+        copy_field(out->authzid, sizeof out->authzid, msg, authzid_len) != 0 ||
+        copy_field(out->authcid, sizeof out->authcid, authcid, authcid_len) != 0 ||
+        copy_field(out->passwd, sizeof out->passwd, passwd, passwd_len) != 0) {
+        sasl_plain_wipe(out);
+        return -1;
+    }
+    out->passwd_len = passwd_len;
+    return 0;
+}
+
+int sasl_plain_decode_b64(const char *b64, size_t len, struct sasl_plain *out)
+{
+    unsigned char msg[PLAIN_MAX];
+    memset(out, 0, sizeof *out);
+    if (len == 1 && b64[0] == '=')
+        return -1; /* an empty response: PLAIN needs its three fields */
+    long n = b64_decode(b64, len, msg, sizeof msg);
+    int r = n < 0 ? -1 : sasl_plain_decode(msg, (size_t)n, out);
+    mg_wipe(msg, sizeof msg);
+    return r;
+}
+
+void sasl_plain_wipe(struct sasl_plain *p)
+{
+    mg_wipe(p, sizeof *p);
+}
+
+/* ---- XOAUTH2 ---- */
+
+static int xoauth2_safe(const char *s, size_t len)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\x01' || s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+            return 0;
+    }
+    return 1;
+}
+
+long sasl_xoauth2_encode(const char *user, const char *token, size_t token_len, char *out,
+                         size_t outlen)
+{
+    static const char PREFIX[] = "user=",
+                      MIDDLE[] = "\x01"
+                                 "auth=Bearer ",
+                      SUFFIX[] = "\x01\x01";
+    size_t user_len = strlen(user);
+    if (!xoauth2_safe(user, user_len) || !xoauth2_safe(token, token_len))
+        return -1;
+    size_t raw_len =
+        (sizeof PREFIX - 1) + user_len + (sizeof MIDDLE - 1) + token_len + (sizeof SUFFIX - 1);
+    char *raw = mg_malloc(raw_len);
+    size_t o = 0;
+    memcpy(raw + o, PREFIX, sizeof PREFIX - 1);
+    o += sizeof PREFIX - 1;
+    memcpy(raw + o, user, user_len);
+    o += user_len;
+    memcpy(raw + o, MIDDLE, sizeof MIDDLE - 1);
+    o += sizeof MIDDLE - 1;
+    memcpy(raw + o, token, token_len);
+    o += token_len;
+    memcpy(raw + o, SUFFIX, sizeof SUFFIX - 1);
+    long n = b64_encode(raw, raw_len, out, outlen);
+    mg_wipe(raw, raw_len);
+    free(raw);
+    return n;
+}
+
+/* Copies text for a log line: printable ASCII kept, everything else becomes '?'. */
+static void copy_printable(char *out, size_t outlen, const char *s, size_t len)
+{
+    size_t n = len < outlen - 1 ? len : outlen - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = c >= 0x20 && c <= 0x7e ? (char)c : '?';
+    }
+    out[n] = '\0';
+}
+
+void sasl_xoauth2_describe_error(const char *b64, size_t len, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return;
+    if (len == 0) {
+        copy_printable(out, outlen, "(empty challenge)", 17);
+        return;
+    }
+    unsigned char buf[CHALLENGE_MAX];
+    if (len > CHALLENGE_MAX / 3 * 4)
+        len = CHALLENGE_MAX / 3 * 4; /* a cut prefix still decodes; shown as plain text */
+    long n = b64_decode(b64, len, buf, sizeof buf);
+    if (n < 0) {
+        copy_printable(out, outlen, "(undecodable challenge)", 23);
+        return;
+    }
+    /* Servers send JSON; re-dumping it compactly gives one tidy line, with any non-ASCII
+     * escaped. Anything else is shown as printable text. */
+    json_t *json = json_loadb((const char *)buf, (size_t)n, 0, NULL);
+    char *dump = json ? json_dumps(json, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    if (dump)
+        copy_printable(out, outlen, dump, strlen(dump));
+    else
+        copy_printable(out, outlen, (const char *)buf, (size_t)n);
+    free(dump);
+    json_decref(json);
+}
