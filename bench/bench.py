@@ -1,0 +1,154 @@
+#!/usr/bin/python3
+"""`make bench`: mailgate vs a direct XOAUTH2 connection to the same local Dovecot.
+
+(a) FETCH throughput of one large message (BODY.PEEK[], several iterations, one session each
+    way: direct XOAUTH2 login vs password login through mailgate) in MB/s;
+(b) login + SELECT + LOGOUT, sequential, N times: direct XOAUTH2 (token fetched once) vs
+    through mailgate (password, token and password check already cached) in ms per session.
+Prints a table with the targets (FETCH >= 0.9x direct, login <= 1.3x direct). It never fails on
+the numbers; it exits non-zero only if something does not work at all.
+"""
+import argparse
+import imaplib
+import os
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from harness.dovecot import big_message, sha256, xoauth2_string  # noqa: E402
+from harness.gateway import Gateway  # noqa: E402
+from harness.stack import ALICE, start_stack  # noqa: E402
+
+BENCH_USER, BENCH_PASSWORD = "bench", "Bench-Password-1"
+FOLDER = "Bench"
+
+
+class Endpoint:
+    """How to open a logged-in session one way or the other."""
+
+    def __init__(self, name, port, ca, login):
+        self.name, self.port, self.login = name, port, login
+        self.ctx = ssl.create_default_context(cafile=ca)
+
+    def open(self):
+        m = imaplib.IMAP4_SSL("localhost", self.port, ssl_context=self.ctx, timeout=120)
+        self.login(m)
+        return m
+
+
+def fetch_throughput(ep, size, iterations, expected_sha):
+    m = ep.open()
+    try:
+        m.select(FOLDER, readonly=True)
+        typ, data = m.uid("FETCH", "1", "(BODY.PEEK[])")  # warm caches
+        if typ != "OK" or sha256(data[0][1]) != expected_sha:
+            raise RuntimeError(f"{ep.name}: fetched message differs")
+        start = time.perf_counter()
+        for _ in range(iterations):
+            typ, data = m.uid("FETCH", "1", "(BODY.PEEK[])")
+            if len(data[0][1]) != size:
+                raise RuntimeError(f"{ep.name}: short fetch")
+        elapsed = time.perf_counter() - start
+    finally:
+        m.logout()
+    return size * iterations / elapsed / 1e6
+
+
+def login_latency(ep, count):
+    def one():
+        start = time.perf_counter()
+        m = ep.open()
+        m.select("INBOX", readonly=True)
+        m.logout()
+        return (time.perf_counter() - start) * 1000
+
+    for _ in range(5):  # warm up: token cache, auth cache, Dovecot processes
+        one()
+    samples = [one() for _ in range(count)]
+    return statistics.mean(samples), statistics.median(samples)
+
+
+def setup(workdir, mailgate, size):
+    stack = start_stack(os.path.join(workdir, "stack"))
+    token = stack.idp.token()
+    message = big_message("Benchmark message", ALICE, size)
+    m = stack.dovecot.login_xoauth2(ALICE, token)
+    try:
+        m.create(FOLDER)
+        if m.append(FOLDER, None, None, message)[0] != "OK":
+            raise RuntimeError("APPEND of the benchmark message failed")
+    finally:
+        m.logout()
+    os.environ["MAILGATE_BIN"] = os.path.abspath(mailgate)
+    gw = Gateway(workdir, stack.certs, stack.idp, stack.dovecot, name="gateway",
+                 log_level="warn", workers="auto")
+    gw.write_config()
+    gw.add_user(BENCH_USER, BENCH_PASSWORD, mailbox=ALICE)
+    gw.start()
+    direct = Endpoint("direct", stack.dovecot.imaps_port, stack.certs.ca,
+                      lambda m: m.authenticate("XOAUTH2", lambda _: xoauth2_string(ALICE, token)))
+    via = Endpoint("mailgate", gw.imaps_port, stack.certs.ca,
+                   lambda m: m.login(BENCH_USER, BENCH_PASSWORD))
+    return stack, gw, direct, via, sha256(message)
+
+
+def report(size_mb, iterations, logins, fetch, login):
+    fetch_ratio = fetch["mailgate"] / fetch["direct"]
+    login_ratio = login["mailgate"][0] / login["direct"][0]
+    rows = [
+        (f"FETCH {size_mb} MB x{iterations} (MB/s)", f"{fetch['direct']:.1f}",
+         f"{fetch['mailgate']:.1f}", f"{fetch_ratio:.2f}x", ">= 0.90x",
+         "ok" if fetch_ratio >= 0.9 else "MISSED"),
+        (f"login+SELECT+LOGOUT x{logins} (ms, mean)", f"{login['direct'][0]:.2f}",
+         f"{login['mailgate'][0]:.2f}", f"{login_ratio:.2f}x", "<= 1.30x",
+         "ok" if login_ratio <= 1.3 else "MISSED"),
+        ("  (median ms)", f"{login['direct'][1]:.2f}", f"{login['mailgate'][1]:.2f}",
+         f"{login['mailgate'][1] / login['direct'][1]:.2f}x", "", ""),
+    ]
+    header = ("measurement", "direct", "mailgate", "ratio", "target", "")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mailgate", default=os.path.join(ROOT, "build", "mailgate"))
+    ap.add_argument("--size-mb", type=int, default=20)
+    ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--logins", type=int, default=200)
+    ap.add_argument("--workdir")
+    args = ap.parse_args()
+    if not os.access(args.mailgate, os.X_OK):
+        sys.exit(f"bench: {args.mailgate} is not built (run make)")
+    workdir = args.workdir or tempfile.mkdtemp(prefix="mailgate-bench-")
+    size = args.size_mb * 1024 * 1024
+
+    stack = gw = None
+    try:
+        print(f"bench: setting up in {workdir} ...", flush=True)
+        stack, gw, direct, via, digest = setup(workdir, args.mailgate, size)
+        fetch, login = {}, {}
+        for ep in (direct, via):
+            print(f"bench: FETCH {ep.name} ...", flush=True)
+            fetch[ep.name] = fetch_throughput(ep, size, args.iterations, digest)
+        for ep in (direct, via):
+            print(f"bench: {args.logins} logins {ep.name} ...", flush=True)
+            login[ep.name] = login_latency(ep, args.logins)
+        print()
+        report(args.size_mb, args.iterations, args.logins, fetch, login)
+    finally:
+        if gw:
+            gw.stop()
+        if stack:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Test certificates made with the openssl CLI, cached in a directory.
+
+- ca.pem / ca.key: the test CA (mailgate's ca_file; clients trust it)
+- server.pem / server.key: DNS:localhost + IP:127.0.0.1, signed by the CA (Dovecot and the
+  gateway's own [tls]); fullchain.pem = server cert + CA cert
+- rogue.pem / rogue.key: self-signed, same names, NOT signed by the CA (bad-certificate case)
+"""
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+SAN = "subjectAltName=DNS:localhost,IP:127.0.0.1"
+
+
+@dataclass
+class CertSet:
+    dir: str
+    ca: str
+    ca_key: str
+    cert: str
+    key: str
+    fullchain: str
+    rogue_cert: str
+    rogue_key: str
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+
+
+def _make_ca(d):
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.pem", "-days", "30", "-subj", "/CN=mailgate test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+
+
+def _make_server(d):
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+             "server.csr", "-subj", "/CN=localhost", cwd=d)
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write(SAN + "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "30", "-extfile", "server.ext",
+             cwd=d)
+    with open(os.path.join(d, "fullchain.pem"), "w") as out:
+        for name in ("server.pem", "ca.pem"):
+            with open(os.path.join(d, name)) as f:
+                out.write(f.read())
+
+
+def _make_rogue(d):
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out",
+             "rogue.pem", "-days", "30", "-subj", "/CN=localhost", "-addext", SAN, cwd=d)
+
+
+def make_certs(directory):
+    """Creates (or reuses) the certificate set in directory."""
+    os.makedirs(directory, exist_ok=True)
+    cs = CertSet(dir=directory, ca=os.path.join(directory, "ca.pem"),
+                 ca_key=os.path.join(directory, "ca.key"),
+                 cert=os.path.join(directory, "server.pem"),
+                 key=os.path.join(directory, "server.key"),
+                 fullchain=os.path.join(directory, "fullchain.pem"),
+                 rogue_cert=os.path.join(directory, "rogue.pem"),
+                 rogue_key=os.path.join(directory, "rogue.key"))
+    if not os.path.exists(cs.ca):
+        _make_ca(directory)
+    if not os.path.exists(cs.fullchain):
+        _make_server(directory)
+    if not os.path.exists(cs.rogue_cert):
+        _make_rogue(directory)
+    # Keys are read by Dovecot's config process and by a possibly unprivileged gateway.
+    for k in (cs.key, cs.rogue_key):
+        os.chmod(k, 0o644)
+    return cs
+
+
+if __name__ == "__main__":
+    print(make_certs(sys.argv[1] if len(sys.argv) > 1 else "certs"))

@@ -1,0 +1,208 @@
+"""Runs the mailgate binary: config file, users through the CLI, `serve` as a subprocess.
+
+The binary is $MAILGATE_BIN, default build-test/mailgate relative to the repository root.
+"""
+import os
+import re
+import socket
+import ssl
+import subprocess
+
+from .procs import child_pids, free_port, port_accepts, stop_process, wait_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+                     "ThreadSanitizer", "MemorySanitizer")
+SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:halt_on_error=1",
+                 "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+IMAP_BANNER = "The mailgate IMAP4 service is ready."
+
+
+def mailgate_bin():
+    path = os.environ.get("MAILGATE_BIN", os.path.join(ROOT, "build-test", "mailgate"))
+    return os.path.abspath(path)
+
+
+def child_env():
+    env = dict(os.environ)
+    env.update(SANITIZER_ENV)
+    return env
+
+
+def render_config(gw):
+    """mailgate.conf text for a Gateway's settings."""
+    s = gw.settings
+    lines = ["[gateway]", f"state_dir = {gw.state_dir}", f"log_level = {s['log_level']}",
+             f"workers = {s['workers']}", f"login_timeout = {s['login_timeout']}",
+             f"idle_timeout = {s['idle_timeout']}", f"auth_cache_ttl = {s['auth_cache_ttl']}",
+             f"auth_failure_delay = {s['auth_failure_delay']}",
+             f"token_timeout = {s['token_timeout']}", "",
+             "[tls]", f"certificate = {gw.certs.fullchain}", f"private_key = {gw.certs.key}", ""]
+    for name, (mode, port) in gw.listeners.items():
+        lines += [f"[listen {name}]", "protocol = imap", f"address = 127.0.0.1:{port}",
+                  f"tls = {mode}", f"banner = {IMAP_BANNER}", ""]
+    lines += ["[provider microsoft]", "type = microsoft", f"tenant = {s['tenant']}",
+              f"client_id = {s['client_id']}", f"client_secret_file = {gw.secret_file}",
+              f"token_endpoint = {s['token_endpoint']}", f"scope = {s['scope']}",
+              f"imap_server = {s['imap_server']}", f"ca_file = {s['ca_file']}", ""]
+    return "\n".join(lines) + s.get("extra", "")
+
+
+class Gateway:
+    """One gateway instance. settings override the defaults below (see render_config)."""
+
+    def __init__(self, directory, certset, idp, dovecot, name="gw", **settings):
+        from .stack import CLIENT_ID, CLIENT_SECRET, SCOPE, TENANT
+
+        self.dir = os.path.abspath(os.path.join(directory, name))
+        self.name = name
+        self.certs = certset
+        self.state_dir = os.path.join(self.dir, "state")
+        self.config_path = os.path.join(self.dir, "mailgate.conf")
+        self.secret_file = os.path.join(self.dir, "client-secret")
+        self.log_path = os.path.join(self.dir, "mailgate.log")
+        self.listeners = {"imaps": ("implicit", free_port()), "imap": ("starttls", free_port())}
+        self.settings = {
+            "log_level": "debug", "workers": 2, "login_timeout": "60s", "idle_timeout": "30m",
+            "auth_cache_ttl": "10m", "auth_failure_delay": "100ms", "token_timeout": "3s",
+            "tenant": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "token_endpoint": idp.token_endpoint if idp else "https://127.0.0.1:1/{tenant}/t",
+            "scope": SCOPE, "ca_file": certset.ca,
+            "imap_server": f"localhost:{dovecot.imaps_port}" if dovecot else "localhost:993"}
+        self.settings.update(settings)
+        self.proc = None
+        self._log = None
+
+    # -- ports ----------------------------------------------------------------------------------
+    @property
+    def imaps_port(self):
+        return self.listeners["imaps"][1]
+
+    @property
+    def imap_port(self):
+        return self.listeners["imap"][1]
+
+    # -- files and CLI --------------------------------------------------------------------------
+    def write_config(self):
+        os.makedirs(self.state_dir, exist_ok=True)
+        with open(self.secret_file, "w") as f:
+            f.write(self.settings["client_secret"] + "\n")
+        os.chmod(self.secret_file, 0o600)
+        with open(self.config_path, "w") as f:
+            f.write(render_config(self))
+        return self.config_path
+
+    def cli(self, *args, stdin=None, timeout=60, config=None):
+        """Runs `mailgate -c CONF ARGS...`; returns CompletedProcess (text)."""
+        result = subprocess.run([mailgate_bin(), "-c", config or self.config_path, *args],
+                                input=stdin, capture_output=True, text=True, timeout=timeout,
+                                env=child_env())
+        self.cli_output = getattr(self, "cli_output", "") + result.stderr
+        return result
+
+    def add_user(self, name, password, mailbox=None, provider=None):
+        args = ["user", "add", name, "--password-stdin"]
+        if mailbox:
+            args += ["--mailbox", mailbox]
+        if provider:
+            args += ["--provider", provider]
+        r = self.cli(*args, stdin=password + "\n")
+        if r.returncode != 0:
+            raise RuntimeError(f"user add {name} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    # -- serve ----------------------------------------------------------------------------------
+    def start(self, timeout=30):
+        if not os.path.exists(self.config_path):
+            self.write_config()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([mailgate_bin(), "-c", self.config_path, "serve"],
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=child_env())
+        try:
+            wait_until(self._ready, timeout=timeout, interval=0.05, what="mailgate greeting")
+        except (TimeoutError, RuntimeError) as e:
+            self.stop()
+            raise RuntimeError(f"mailgate did not start: {e}\n{self.log_text()[-4000:]}")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"mailgate exited with {self.proc.returncode}")
+        for mode, port in self.listeners.values():
+            if not port_accepts(port):
+                return False
+        # every worker must be up: one greeting per worker is not guaranteed, so check one per
+        # listener and that the workers exist
+        return all(self.greeting(name).startswith("* OK") for name in self.listeners)
+
+    def greeting(self, listener="imaps"):
+        mode, port = self.listeners[listener]
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            if mode == "implicit":
+                with self.client_tls().wrap_socket(raw, server_hostname="localhost") as s:
+                    return s.makefile("rb").readline().decode()
+            return raw.makefile("rb").readline().decode()
+
+    def client_tls(self):
+        return ssl.create_default_context(cafile=self.certs.ca)
+
+    def stop(self, timeout=15):
+        status = stop_process(self.proc, timeout)
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+        return status
+
+    def restart(self, **settings):
+        self.stop()
+        self.settings.update(settings)
+        self.write_config()
+        return self.start()
+
+    # -- observation ----------------------------------------------------------------------------
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def log_offset(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, offset):
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def wait_for_log(self, pattern, offset=0, timeout=10):
+        rx = re.compile(pattern)
+        return wait_until(lambda: rx.search(self.log_since(offset)), timeout=timeout,
+                          what=f"log line /{pattern}/")
+
+    def sanitizer_findings(self):
+        text = self.log_text() + getattr(self, "cli_output", "")
+        return [line for line in text.splitlines()
+                if any(marker in line for marker in SANITIZER_MARKERS)]
+
+    def worker_pids(self):
+        return child_pids(self.proc.pid) if self.proc else []
+
+    def process_pids(self):
+        return ([self.proc.pid] if self.proc else []) + self.worker_pids()
+
+
+def login_lines(log_text):
+    """Parsed `login ...` log lines: list of dicts of key=value (quoted values unquoted)."""
+    out = []
+    for line in log_text.splitlines():
+        if " login " not in line or "result=" not in line:
+            continue
+        fields = dict(re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)', line.split(" login ", 1)[1]))
+        out.append({k: v[1:-1] if v.startswith('"') else v for k, v in fields.items()})
+    return out
