@@ -10,7 +10,7 @@ BUILD      := build
 TEST_BUILD := build-test
 FUZZ_BUILD := build-fuzz
 FUZZ_RUNS  ?= 1000000
-CHECK_FUZZ_RUNS ?= 200000
+CHECK_FUZZ_RUNS ?= 1000000
 PYTHON     := /usr/bin/python3
 
 all: deps $(BUILD)/build.ninja
