@@ -616,6 +616,8 @@ static int open_client(struct session *s, int fd)
         s->client = bufferevent_socket_new(s->w->base, fd, 0);
         if (!s->client)
             close(fd);
+        else
+            conn_tune_socket(fd);
         s->state = SESSION_PRELOGIN;
     }
     if (!s->client)

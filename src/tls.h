@@ -38,6 +38,11 @@ void tls_describe_error(struct bufferevent *bev, char *out, size_t outlen);
 /* A TLS bufferevent on socket fd in state (BUFFEREVENT_SSL_ACCEPTING or _CONNECTING); it owns
  * fd and ssl. A dirty shutdown (TCP close without close_notify) is reported as EOF. Returns
  * NULL (fd closed) on failure. */
+/* Bytes moved per read/write callback on relayed connections. */
+#define CONN_MAX_SINGLE_IO (256 * 1024)
+/* TCP_NODELAY: every mail connection is interactive during login. */
+void conn_tune_socket(int fd);
+void conn_tune_bufferevent(struct bufferevent *bev);
 struct bufferevent *tls_bev_new(struct event_base *base, int fd, SSL *ssl, int state);
 
 /* Replaces the plain bufferevent *bev (which must not own its socket) by a TLS bufferevent on
