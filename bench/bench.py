@@ -4,12 +4,17 @@
 (a) FETCH throughput of one large message (BODY.PEEK[], several iterations, one session each
     way: direct XOAUTH2 login vs password login through mailgate) in MB/s;
 (b) login + SELECT + LOGOUT, sequential, N times: direct XOAUTH2 (token fetched once) vs
-    through mailgate (password, token and password check already cached) in ms per session.
+    through mailgate (password, token and password check already cached) in ms per session;
+(c) POP3 RETR throughput of one large message (same size, several iterations, one session);
+(d) SMTP send rate: N small messages on one authenticated submission connection (Dovecot's
+    submission relays them to the harness's SMTP sink), messages/s.
 Prints a table with the targets (FETCH >= 0.9x direct, login <= 1.3x direct). It never fails on
 the numbers; it exits non-zero only if something does not work at all.
 """
 import argparse
 import imaplib
+import poplib
+import smtplib
 import os
 import ssl
 import statistics
@@ -20,11 +25,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from harness.dovecot import big_message, sha256, xoauth2_string  # noqa: E402
+from harness.dovecot import (big_message, pop3_auth_xoauth2, reseed_mailbox, sha256,  # noqa: E402
+                             smtp_auth_xoauth2, small_message, xoauth2_string)
 from harness.gateway import Gateway  # noqa: E402
-from harness.stack import ALICE, start_stack  # noqa: E402
+from harness.stack import ALICE, DAVE, start_stack  # noqa: E402
 
 BENCH_USER, BENCH_PASSWORD = "bench", "Bench-Password-1"
+BENCH_POP_USER = "benchpop"
 FOLDER = "Bench"
 
 
@@ -73,6 +80,66 @@ def login_latency(ep, count):
     return statistics.mean(samples), statistics.median(samples)
 
 
+def pop3_retr_throughput(open_pop3, size, iterations, expected_sha):
+    """MB/s of RETR 1 (one session, several iterations)."""
+    p = open_pop3()
+    try:
+        if sha256(b"\r\n".join(p.retr(1)[1]) + b"\r\n") != expected_sha:
+            raise RuntimeError("POP3: fetched message differs")
+        start = time.perf_counter()
+        for _ in range(iterations):
+            p.retr(1)
+        elapsed = time.perf_counter() - start
+    finally:
+        p.quit()
+    return size * iterations / elapsed / 1e6
+
+
+def smtp_send_rate(open_smtp, count):
+    """Messages/s: `count` small messages on one authenticated connection."""
+    s = open_smtp()
+    try:
+        msg = small_message("Bench SMTP", "sink@remote.test")
+        s.sendmail(ALICE, ["sink@remote.test"], msg)  # warm up
+        start = time.perf_counter()
+        for _ in range(count):
+            s.sendmail(ALICE, ["sink@remote.test"], msg)
+        elapsed = time.perf_counter() - start
+    finally:
+        s.quit()
+    return count / elapsed
+
+
+def pop_smtp_endpoints(stack, gw, token):
+    ctx = ssl.create_default_context(cafile=stack.certs.ca)
+
+    def pop_direct():
+        p = poplib.POP3_SSL("localhost", stack.dovecot.pop3s_port, context=ctx, timeout=120)
+        pop3_auth_xoauth2(p, DAVE, token)
+        return p
+
+    def pop_via():
+        p = poplib.POP3_SSL("localhost", gw.port("pop3s"), context=ctx, timeout=120)
+        p.user(BENCH_POP_USER)
+        p.pass_(BENCH_PASSWORD)
+        return p
+
+    def smtp_direct():
+        s = smtplib.SMTP("localhost", stack.dovecot.submission_port, timeout=120)
+        s.starttls(context=ctx)
+        s.ehlo()
+        smtp_auth_xoauth2(s, ALICE, token)
+        return s
+
+    def smtp_via():
+        s = smtplib.SMTP("localhost", gw.port("submission"), timeout=120)
+        s.starttls(context=ctx)
+        s.login(BENCH_USER, BENCH_PASSWORD)
+        return s
+
+    return {"direct": (pop_direct, smtp_direct), "mailgate": (pop_via, smtp_via)}
+
+
 def setup(workdir, mailgate, size):
     stack = start_stack(os.path.join(workdir, "stack"))
     token = stack.idp.token()
@@ -85,19 +152,22 @@ def setup(workdir, mailgate, size):
     finally:
         m.logout()
     os.environ["MAILGATE_BIN"] = os.path.abspath(mailgate)
+    pop_message = big_message("Benchmark POP3 message", DAVE, size)
+    reseed_mailbox(stack.dovecot, token, DAVE, [pop_message])
     gw = Gateway(workdir, stack.certs, stack.idp, stack.dovecot, name="gateway",
-                 log_level="warn", workers="auto")
+                 log_level="warn", workers="auto", protocols=("imap", "pop3", "smtp"))
     gw.write_config()
     gw.add_user(BENCH_USER, BENCH_PASSWORD, mailbox=ALICE)
+    gw.add_user(BENCH_POP_USER, BENCH_PASSWORD, mailbox=DAVE)
     gw.start()
     direct = Endpoint("direct", stack.dovecot.imaps_port, stack.certs.ca,
                       lambda m: m.authenticate("XOAUTH2", lambda _: xoauth2_string(ALICE, token)))
     via = Endpoint("mailgate", gw.imaps_port, stack.certs.ca,
                    lambda m: m.login(BENCH_USER, BENCH_PASSWORD))
-    return stack, gw, direct, via, sha256(message)
+    return stack, gw, direct, via, sha256(message), sha256(pop_message), token
 
 
-def report(size_mb, iterations, logins, fetch, login):
+def report(size_mb, iterations, logins, fetch, login, retr=None, sends=None, send_rate=None):
     fetch_ratio = fetch["mailgate"] / fetch["direct"]
     login_ratio = login["mailgate"][0] / login["direct"][0]
     rows = [
@@ -110,6 +180,14 @@ def report(size_mb, iterations, logins, fetch, login):
         ("  (median ms)", f"{login['direct'][1]:.2f}", f"{login['mailgate'][1]:.2f}",
          f"{login['mailgate'][1] / login['direct'][1]:.2f}x", "", ""),
     ]
+    if retr:
+        ratio = retr["mailgate"] / retr["direct"]
+        rows.append((f"POP3 RETR {size_mb} MB x{iterations} (MB/s)", f"{retr['direct']:.1f}",
+                     f"{retr['mailgate']:.1f}", f"{ratio:.2f}x", "", ""))
+    if send_rate:
+        ratio = send_rate["mailgate"] / send_rate["direct"]
+        rows.append((f"SMTP send x{sends}, one session (msg/s)", f"{send_rate['direct']:.1f}",
+                     f"{send_rate['mailgate']:.1f}", f"{ratio:.2f}x", "", ""))
     header = ("measurement", "direct", "mailgate", "ratio", "target", "")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for r in [header] + rows:
@@ -123,6 +201,7 @@ def main():
     ap.add_argument("--size-mb", type=int, default=20)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--logins", type=int, default=200)
+    ap.add_argument("--sends", type=int, default=200)
     ap.add_argument("--workdir")
     args = ap.parse_args()
     if not os.access(args.mailgate, os.X_OK):
@@ -133,7 +212,7 @@ def main():
     stack = gw = None
     try:
         print(f"bench: setting up in {workdir} ...", flush=True)
-        stack, gw, direct, via, digest = setup(workdir, args.mailgate, size)
+        stack, gw, direct, via, digest, pop_digest, token = setup(workdir, args.mailgate, size)
         fetch, login = {}, {}
         for ep in (direct, via):
             print(f"bench: FETCH {ep.name} ...", flush=True)
@@ -141,8 +220,17 @@ def main():
         for ep in (direct, via):
             print(f"bench: {args.logins} logins {ep.name} ...", flush=True)
             login[ep.name] = login_latency(ep, args.logins)
+        retr, send_rate = {}, {}
+        endpoints = pop_smtp_endpoints(stack, gw, token)
+        for name, (open_pop3, _) in endpoints.items():
+            print(f"bench: POP3 RETR {name} ...", flush=True)
+            retr[name] = pop3_retr_throughput(open_pop3, size, args.iterations, pop_digest)
+        for name, (_, open_smtp) in endpoints.items():
+            print(f"bench: SMTP {args.sends} messages {name} ...", flush=True)
+            send_rate[name] = smtp_send_rate(open_smtp, args.sends)
         print()
-        report(args.size_mb, args.iterations, args.logins, fetch, login)
+        report(args.size_mb, args.iterations, args.logins, fetch, login, retr, args.sends,
+               send_rate)
     finally:
         if gw:
             gw.stop()

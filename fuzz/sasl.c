@@ -57,10 +57,19 @@ static void check_xoauth2(const uint8_t *data, size_t size)
     }
 }
 
+static void check_login(const uint8_t *data, size_t size)
+{
+    char out[64];
+    long n = sasl_login_decode_b64((const char *)data, size, out, sizeof out);
+    if (n >= 0 && (n == 0 || (size_t)n >= sizeof out || strlen(out) != (size_t)n))
+        abort(); /* non-empty, fits, NUL-terminated, no NUL inside */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_b64_round_trip(data, size);
     check_plain(data, size);
     check_xoauth2(data, size);
+    check_login(data, size);
     return 0;
 }

@@ -40,10 +40,13 @@ def run_unit(build, tally):
     with open(log) as f:
         for line in f:
             entry = json.loads(line)
-            out = entry.get("stdout") or ""
-            p = sum(int(n) for n in re.findall(r"\[  PASSED  \] (\d+) test", out))
-            fl = sum(int(n) for n in re.findall(r"\[  FAILED  \] (\d+) test", out))
-            sk = sum(int(n) for n in re.findall(r"\[  SKIPPED \] (\d+) test", out))
+            # cmocka writes per-test lines to stdout and its summary to stderr; meson keeps
+            # them in separate fields (or merged in "stdout", depending on the version).
+            out = (entry.get("stdout") or "") + (entry.get("stderr") or "")
+            p = len(re.findall(r"^\[       OK \] \S", out, re.M))
+            # A failed test is named twice (when it fails and in the summary list): count names.
+            fl = len(set(re.findall(r"^\[  (?:FAILED  |ERROR   )\] (?!\d+ test)(\S+)", out, re.M)))
+            sk = len(set(re.findall(r"^\[  SKIPPED \] (?!\d+ test)(\S+)", out, re.M)))
             ok = entry.get("result") == "OK"
             if not ok and fl == 0:
                 fl = 1  # crashed, sanitizer finding, or timeout: no cmocka summary

@@ -417,8 +417,13 @@ static void finish_listener(struct parser *p, const struct section *s)
 {
     struct config *cfg = p->cfg;
     struct listener_conf *l = &cfg->listeners[s->index];
+    static const char *const default_banner[] = {
+        [MG_PROTO_IMAP] = "The mailgate IMAP4 service is ready.",
+        [MG_PROTO_POP3] = "The mailgate POP3 service is ready.",
+        [MG_PROTO_SMTP] = "ESMTP The mailgate SMTP service is ready.",
+    };
     if (!l->banner)
-        l->banner = mg_strdup("The mailgate IMAP4 service is ready.");
+        l->banner = mg_strdup(default_banner[l->protocol]);
     if (!l->hostname) {
         char host[256] = "";
         if (gethostname(host, sizeof host - 1) != 0 || !host[0])

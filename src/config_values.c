@@ -84,9 +84,7 @@ static void parse_protocol(struct parser *p, int line, const char *value, enum m
 {
     enum mg_proto proto;
     if (mg_proto_parse(value, &proto) != 0)
-        conf_error(p, line, "protocol: unknown protocol '%s' (use imap)", value);
-    else if (proto != MG_PROTO_IMAP)
-        conf_error(p, line, "protocol %s is not supported yet", value);
+        conf_error(p, line, "protocol: unknown protocol '%s' (use imap, pop3 or smtp)", value);
     else
         *out = proto;
 }

@@ -236,3 +236,18 @@ void sasl_xoauth2_describe_error(const char *b64, size_t len, char *out, size_t 
     free(dump);
     json_decref(json);
 }
+
+/* ---- LOGIN ---- */
+
+long sasl_login_decode_b64(const char *b64, size_t len, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return -1;
+    long n = b64_decode(b64, len, (unsigned char *)out, outlen - 1);
+    if (n <= 0 || memchr(out, '\0', (size_t)n)) {
+        mg_wipe(out, outlen);
+        return -1;
+    }
+    out[n] = '\0';
+    return n;
+}

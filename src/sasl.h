@@ -27,6 +27,11 @@ int sasl_plain_decode(const unsigned char *msg, size_t len, struct sasl_plain *o
 int sasl_plain_decode_b64(const char *b64, size_t len, struct sasl_plain *out);
 void sasl_plain_wipe(struct sasl_plain *p);
 
+/* AUTH LOGIN (draft-murchison-sasl-login): one field (user name or password) as base64.
+ * Decodes strictly into out (NUL-terminated); the field must be non-empty, contain no NUL and
+ * fit in outlen-1 bytes. Returns its length, or -1 (out is then wiped). */
+long sasl_login_decode_b64(const char *b64, size_t len, char *out, size_t outlen);
+
 /* Builds base64("user=" user "\x01auth=Bearer " token "\x01\x01"). Refuses (returns -1) a user or
  * token containing \x01, CR, LF or NUL, or an empty one, or when out is too small. Returns the
  * encoded length. The unencoded intermediate is wiped. */

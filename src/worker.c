@@ -16,6 +16,8 @@
 
 #include "config.h"
 #include "imap.h"
+#include "pop3.h"
+#include "smtp.h"
 #include "ipc.h"
 #include "log.h"
 #include "session.h"
@@ -40,8 +42,9 @@ static const struct proto_ops *proto_ops_for(enum mg_proto p)
     case MG_PROTO_IMAP:
         return &imap_proto_ops;
     case MG_PROTO_POP3:
+        return &pop3_proto_ops;
     case MG_PROTO_SMTP:
-        return NULL;
+        return &smtp_proto_ops;
     }
     return NULL;
 }

@@ -9,6 +9,9 @@ import base64
 import hashlib
 import imaplib
 import os
+import poplib
+import random
+import smtplib
 import pwd
 import grp
 import socket
@@ -25,7 +28,7 @@ base_dir = {base_dir}
 state_dir = {state_dir}
 instance_name = {instance_name}
 listen = 127.0.0.1
-protocols = imap
+protocols = imap pop3 submission
 log_path = {log_path}
 info_log_path = {log_path}
 auth_verbose = yes
@@ -84,6 +87,44 @@ service imap-login {{
 service imap {{
   process_limit = 1024
 }}
+protocol pop3 {{
+  mail_max_userip_connections = 1000
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3s_port}
+    ssl = yes
+  }}
+  service_count = 0
+  process_min_avail = 1
+  client_limit = 1000
+{chroot}}}
+# submission (like port 587: STARTTLS); accepted mail goes to the harness's SMTP sink
+protocol submission {{
+  mail_max_userip_connections = 1000
+}}
+submission_relay_host = 127.0.0.1
+submission_relay_port = {sink_port}
+submission_relay_trusted = yes
+submission_relay_ssl = no
+submission_max_mail_size = 40M
+service submission-login {{
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {submission_port}
+  }}
+  service_count = 0
+  process_min_avail = 1
+  client_limit = 1000
+{chroot}}}
+service submission {{
+  process_limit = 1024
+}}
 service auth {{
   client_limit = 2000
 }}
@@ -136,8 +177,10 @@ def _user_exists(name):
 
 
 class Dovecot:
-    def __init__(self, directory, certset, intro_port, mailboxes, auth_debug=False, extra=""):
-        """extra: more dovecot.conf text (e.g. pop3/submission protocols and listeners)."""
+    def __init__(self, directory, certset, intro_port, mailboxes, auth_debug=False, extra="",
+                 sink_port=None):
+        """extra: more dovecot.conf text. sink_port: where submission relays accepted mail
+        (the harness's smtp_sink; nothing listening there means relaying fails)."""
         self.dir = os.path.abspath(directory)
         self.extra = extra
         self.certs = certset
@@ -146,6 +189,10 @@ class Dovecot:
         self.auth_debug = auth_debug
         self.imap_port = free_port()
         self.imaps_port = free_port()
+        self.pop3_port = free_port()
+        self.pop3s_port = free_port()
+        self.submission_port = free_port()
+        self.sink_port = sink_port or free_port()
         self.config_path = os.path.join(self.dir, "dovecot.conf")
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.mail_root = os.path.join(self.dir, "mail")
@@ -173,7 +220,9 @@ class Dovecot:
             first_valid_uid=min(uid, 100) if uid else 0, cert=self.certs.fullchain,
             key=self.certs.key, dh=dh, oauth2_conf=oauth2_conf, grants_file=grants_file,
             mail_uid=uid, mail_gid=gid, mail_root=self.mail_root, imap_port=self.imap_port,
-            imaps_port=self.imaps_port, chroot=chroot, extra=self.extra)
+            imaps_port=self.imaps_port, chroot=chroot, extra=self.extra,
+            pop3_port=self.pop3_port, pop3s_port=self.pop3s_port,
+            submission_port=self.submission_port, sink_port=self.sink_port)
         if not os.path.exists(dh):
             text = text.replace(f"ssl_dh = <{dh}\n", "")
         with open(self.config_path, "w") as f:
@@ -196,14 +245,19 @@ class Dovecot:
     def _ready(self):
         if self.proc.poll() is not None:
             raise RuntimeError("Dovecot exited:\n" + self.log_tail())
-        if not (port_accepts(self.imap_port) and port_accepts(self.imaps_port)):
+        ports = (self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port,
+                 self.submission_port)
+        if not all(port_accepts(p) for p in ports):
             return False
-        return "Waiting for authentication" not in self.greeting() and \
-            "Waiting for authentication" not in self.greeting(tls=False)
+        greetings = [self.greeting(), self.greeting(tls=False),
+                     self.greeting(port=self.pop3s_port), self.greeting(False, self.pop3_port),
+                     self.greeting(False, self.submission_port)]
+        return not any("Waiting for authentication" in g or not g for g in greetings)
 
-    def greeting(self, tls=True):
-        with socket.create_connection((LOCALHOST, self.imaps_port if tls else self.imap_port),
-                                      timeout=5) as raw:
+    def greeting(self, tls=True, port=None):
+        if port is None:
+            port = self.imaps_port if tls else self.imap_port
+        with socket.create_connection((LOCALHOST, port), timeout=5) as raw:
             if not tls:
                 return raw.makefile("rb").readline().decode()
             ctx = ssl.create_default_context(cafile=self.certs.ca)
@@ -259,6 +313,61 @@ class Dovecot:
         imap = self.connect(timeout)
         imap.authenticate("XOAUTH2", lambda _: xoauth2_string(mailbox, token))
         return imap
+
+    def tls_context(self):
+        return ssl.create_default_context(cafile=self.certs.ca)
+
+    def pop3_xoauth2(self, mailbox, token, timeout=30):
+        """poplib.POP3_SSL logged in to pop3s with XOAUTH2 (two-step form)."""
+        p = poplib.POP3_SSL("localhost", self.pop3s_port, context=self.tls_context(),
+                            timeout=timeout)
+        pop3_auth_xoauth2(p, mailbox, token)
+        return p
+
+    def submission_xoauth2(self, mailbox, token, timeout=60):
+        """smtplib.SMTP on the submission port, STARTTLS, EHLO, AUTH XOAUTH2 two-step."""
+        s = smtplib.SMTP("localhost", self.submission_port, timeout=timeout)
+        s.starttls(context=self.tls_context())
+        s.ehlo()
+        smtp_auth_xoauth2(s, mailbox, token)
+        return s
+
+    def submission_ehlo_after_tls(self):
+        """Dovecot's own EHLO keywords after STARTTLS: {KEYWORD: params}."""
+        with smtplib.SMTP("localhost", self.submission_port, timeout=30) as s:
+            s.starttls(context=self.tls_context())
+            s.ehlo("direct.test")
+            return {k.upper(): v for k, v in s.esmtp_features.items()}
+
+
+def pop3_auth_xoauth2(p, mailbox, token):
+    """AUTH XOAUTH2, '+ ', base64 line; an error challenge ('+ <json>') is answered with an
+    empty line. Raises poplib.error_proto on failure."""
+    p._putcmd("AUTH XOAUTH2")
+    line = p._getline()[0]
+    if not line.startswith(b"+"):
+        raise poplib.error_proto(line)
+    p._putcmd(xoauth2_b64(mailbox, token))
+    line = p._getline()[0]
+    if line.startswith(b"+ "):
+        p._putcmd("")
+        line = p._getline()[0]
+    if not line.startswith(b"+OK"):
+        raise poplib.error_proto(line)
+    return line
+
+
+def smtp_auth_xoauth2(s, mailbox, token):
+    """Two-step AUTH XOAUTH2 (Dovecot's submission-login refuses long AUTH lines)."""
+    code, msg = s.docmd("AUTH", "XOAUTH2")
+    if code != 334:
+        raise smtplib.SMTPAuthenticationError(code, msg)
+    code, msg = s.docmd(xoauth2_b64(mailbox, token))
+    if code == 334:  # error challenge
+        code, msg = s.docmd("")
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, msg)
+    return code, msg
 
 
 def _open_path_for(directory):
@@ -347,6 +456,41 @@ def seed_mailboxes(dovecot, token, big_size=5 * 1024 * 1024):
             imap.logout()
         stored[mailbox] = [(subject_of(m), m) for m in messages]
     return stored
+
+
+def pop3_plan(to):
+    """The POP3 test mailbox: small, 8-bit, dot-stuffing, medium and a ~2 MB message."""
+    rnd = random.Random(4)
+    eight_bit = b"".join(bytes(rnd.choice(range(0x80, 0x100)) for _ in range(70)) + b"\r\n"
+                         for _ in range(40))
+    dots = (b".leading dot\r\n..two dots\r\nbefore a lone dot\r\n.\r\nafter it\r\n"
+            b". space after dot\r\n.\r\nend\r\n")
+    return [
+        small_message("POP one", to, "First POP3 message.\r\n"),
+        _message("POP 8bit", "Harness <harness@example.test>", to,
+                 b"Content-Type: application/octet-stream\r\n"
+                 b"Content-Transfer-Encoding: 8bit\r\n\r\n" + eight_bit),
+        _message("POP dots", "Harness <harness@example.test>", to,
+                 b"Content-Type: text/plain\r\n\r\n" + dots),
+        big_message("POP medium", to, 100 * 1024 + 17),
+        big_message("POP big", to, 2 * 1024 * 1024 + 3),
+    ]
+
+
+def reseed_mailbox(dovecot, token, mailbox, messages):
+    """Empties INBOX of `mailbox` (IMAP, XOAUTH2) and APPENDs `messages` in order."""
+    imap = dovecot.login_xoauth2(mailbox, token)
+    try:
+        typ, data = imap.select("INBOX")
+        if typ == "OK" and int(data[0] or 0):
+            imap.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")
+            imap.expunge()
+        for msg in messages:
+            if imap.append("INBOX", None, None, msg)[0] != "OK":
+                raise RuntimeError(f"APPEND to {mailbox} failed")
+    finally:
+        imap.logout()
+    return list(messages)
 
 
 def subject_of(message):

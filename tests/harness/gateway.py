@@ -16,6 +16,13 @@ SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
 SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:halt_on_error=1",
                  "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
 IMAP_BANNER = "The mailgate IMAP4 service is ready."
+POP3_BANNER = "The mailgate POP3 service is ready."  # the defaults: not set in the config
+SMTP_BANNER = "ESMTP The mailgate SMTP service is ready."
+SMTP_HOSTNAME = "mx.mailgate.test"
+GREETING_PREFIX = {"imap": "* OK", "pop3": "+OK", "smtp": "220 "}
+# listener name -> protocol; names not listed are IMAP
+PROTOCOL_OF = {"pop3s": "pop3", "pop3": "pop3", "submission": "smtp", "smtps": "smtp"}
+PROVIDER_KEYS = ("pop3_server", "pop3_tls", "smtp_server", "smtp_tls")
 
 
 def mailgate_bin():
@@ -39,19 +46,31 @@ def render_config(gw):
              f"token_timeout = {s['token_timeout']}", "",
              "[tls]", f"certificate = {gw.certs.fullchain}", f"private_key = {gw.certs.key}", ""]
     for name, (mode, port) in gw.listeners.items():
-        lines += [f"[listen {name}]", "protocol = imap", f"address = 127.0.0.1:{port}",
-                  f"tls = {mode}", f"banner = {IMAP_BANNER}", ""]
+        proto = gw.protocol(name)
+        lines += [f"[listen {name}]", f"protocol = {proto}", f"address = 127.0.0.1:{port}",
+                  f"tls = {mode}"]
+        if proto == "imap":
+            lines.append(f"banner = {IMAP_BANNER}")
+        if proto == "smtp":
+            lines.append(f"hostname = {s.get('hostname', SMTP_HOSTNAME)}")
+        lines.append("")
     lines += ["[provider microsoft]", "type = microsoft", f"tenant = {s['tenant']}",
               f"client_id = {s['client_id']}", f"client_secret_file = {gw.secret_file}",
               f"token_endpoint = {s['token_endpoint']}", f"scope = {s['scope']}",
-              f"imap_server = {s['imap_server']}", f"ca_file = {s['ca_file']}", ""]
+              f"imap_server = {s['imap_server']}", f"ca_file = {s['ca_file']}"]
+    lines += [f"{k} = {s[k]}" for k in PROVIDER_KEYS if s.get(k)] + [""]
     return "\n".join(lines) + s.get("extra", "")
 
 
 class Gateway:
     """One gateway instance. settings override the defaults below (see render_config)."""
 
-    def __init__(self, directory, certset, idp, dovecot, name="gw", **settings):
+    def __init__(self, directory, certset, idp, dovecot, name="gw", protocols=("imap",),
+                 **settings):
+        """protocols: which listener pairs to configure: imap (imaps implicit + imap starttls),
+        pop3 (pop3s implicit + pop3 starttls), smtp (submission starttls + smtps implicit).
+        With pop3/smtp the provider points at Dovecot's pop3s (implicit) and submission
+        (starttls) unless settings say otherwise (pop3_server, smtp_server, ...)."""
         from .stack import CLIENT_ID, CLIENT_SECRET, SCOPE, TENANT
 
         self.dir = os.path.abspath(os.path.join(directory, name))
@@ -61,7 +80,14 @@ class Gateway:
         self.config_path = os.path.join(self.dir, "mailgate.conf")
         self.secret_file = os.path.join(self.dir, "client-secret")
         self.log_path = os.path.join(self.dir, "mailgate.log")
-        self.listeners = {"imaps": ("implicit", free_port()), "imap": ("starttls", free_port())}
+        self.listeners = {}
+        if "imap" in protocols:
+            self.listeners.update(imaps=("implicit", free_port()), imap=("starttls", free_port()))
+        if "pop3" in protocols:
+            self.listeners.update(pop3s=("implicit", free_port()), pop3=("starttls", free_port()))
+        if "smtp" in protocols:
+            self.listeners.update(submission=("starttls", free_port()),
+                                  smtps=("implicit", free_port()))
         self.settings = {
             "log_level": "debug", "workers": 2, "login_timeout": "60s", "idle_timeout": "30m",
             "auth_cache_ttl": "10m", "auth_failure_delay": "100ms", "token_timeout": "3s",
@@ -69,9 +95,20 @@ class Gateway:
             "token_endpoint": idp.token_endpoint if idp else "https://127.0.0.1:1/{tenant}/t",
             "scope": SCOPE, "ca_file": certset.ca,
             "imap_server": f"localhost:{dovecot.imaps_port}" if dovecot else "localhost:993"}
+        if dovecot and "pop3" in protocols:
+            self.settings.update(pop3_server=f"localhost:{dovecot.pop3s_port}", pop3_tls="implicit")
+        if dovecot and "smtp" in protocols:
+            self.settings.update(smtp_server=f"localhost:{dovecot.submission_port}",
+                                 smtp_tls="starttls")
         self.settings.update(settings)
         self.proc = None
         self._log = None
+
+    def protocol(self, listener):
+        return PROTOCOL_OF.get(listener, "imap")
+
+    def port(self, listener):
+        return self.listeners[listener][1]
 
     # -- ports ----------------------------------------------------------------------------------
     @property
@@ -134,7 +171,8 @@ class Gateway:
                 return False
         # every worker must be up: one greeting per worker is not guaranteed, so check one per
         # listener and that the workers exist
-        return all(self.greeting(name).startswith("* OK") for name in self.listeners)
+        return all(self.greeting(name).startswith(GREETING_PREFIX[self.protocol(name)])
+                   for name in self.listeners)
 
     def greeting(self, listener="imaps"):
         mode, port = self.listeners[listener]

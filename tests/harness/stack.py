@@ -25,7 +25,8 @@ DOMAIN = "example.test"
 ALICE = f"alice@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
 CAROL = f"carol@{DOMAIN}"  # exists nowhere: the app has no FullAccess on it
-MAILBOXES = [ALICE, BOB]
+DAVE = f"dave@{DOMAIN}"  # the POP3 mailbox (DELE tests re-seed it; IMAP tests never touch it)
+MAILBOXES = [ALICE, BOB, DAVE]
 
 
 def idp_config(mailboxes=None):
@@ -88,29 +89,48 @@ class Stack:
     idp: IdpServer
     dovecot: object
     seeded: dict = field(default_factory=dict)
+    sink: object = None
 
     def stop(self):
         self.dovecot.stop()
         self.idp.stop()
+        if self.sink:
+            self.sink.stop()
+
+    def reseed_pop3(self):
+        """Puts the POP3 test mailbox (DAVE) back to its seeded state; returns its messages."""
+        from .dovecot import pop3_plan, reseed_mailbox
+        self.seeded[DAVE] = reseed_mailbox(self.dovecot, self.idp.token(), DAVE,
+                                           pop3_plan(DAVE))
+        return self.seeded[DAVE]
 
 
 def start_stack(workdir, seed=True):
     """Certificates, fake IdP and private Dovecot (seeded) in workdir. Caller stops it."""
     from .dovecot import Dovecot, seed_mailboxes
+    from .smtp_sink import SmtpSink
 
     os.makedirs(workdir, exist_ok=True)
     cs = certs_mod.make_certs(os.path.join(workdir, "certs"))
     idp = IdpServer(workdir, cs).start()
-    dc = Dovecot(os.path.join(workdir, "dovecot"), cs, idp.intro_port, MAILBOXES)
+    try:
+        sink = SmtpSink(os.path.join(workdir, "sink")).start()
+    except Exception:
+        idp.stop()
+        raise
+    dc = Dovecot(os.path.join(workdir, "dovecot"), cs, idp.intro_port, MAILBOXES,
+                 sink_port=sink.port)
     try:
         dc.start()
     except Exception:
         idp.stop()
+        sink.stop()
         raise
-    stack = Stack(workdir=workdir, certs=cs, idp=idp, dovecot=dc)
+    stack = Stack(workdir=workdir, certs=cs, idp=idp, dovecot=dc, sink=sink)
     if seed:
         try:
             stack.seeded = seed_mailboxes(dc, idp.token())
+            stack.reseed_pop3()
         except Exception:
             stack.stop()
             raise

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from harness import stack as stack_mod  # noqa: E402
 from harness.gateway import Gateway, mailgate_bin  # noqa: E402
 from harness.imapclient import RawImap  # noqa: E402
-from harness.stack import ALICE, BOB, CAROL  # noqa: E402
+from harness.stack import ALICE, BOB, CAROL, DAVE  # noqa: E402
 
 # name -> (password, mailbox). Passwords exercise IMAP quoting, literals and UTF-8.
 USERS = {
@@ -30,6 +30,7 @@ USERS = {
     "special": ('p"q{1}\\r(o)o%t*', ALICE),
     "unicode": ("pässwörd-☃-密码", ALICE),
     "carol": ("carol-Secret-3", CAROL),  # the app has no FullAccess on carol's mailbox
+    "dave": ("dave-Pop3-Secret-4", DAVE),  # the POP3 mailbox (re-seeded by pop3 tests)
 }
 
 
@@ -72,10 +73,10 @@ class Fleet:
         self.workdir, self.stack, self.instances = workdir, stack, []
         self.users_source = None
 
-    def new(self, name, users=True, start=True, **settings):
+    def new(self, name, users=True, start=True, protocols=("imap",), **settings):
         require_binary()
         gw = Gateway(os.path.join(self.workdir, "gateways"), self.stack.certs, self.stack.idp,
-                     self.stack.dovecot, name=name, **settings)
+                     self.stack.dovecot, name=name, protocols=protocols, **settings)
         self.instances.append(gw)
         gw.write_config()
         if users:
@@ -124,6 +125,13 @@ def fleet(workdir, stack):
 def gateway(fleet):
     """The main gateway: both listeners, all USERS."""
     return fleet.new("main")
+
+
+@pytest.fixture(scope="session")
+def mail_gateway(fleet):
+    """A gateway with IMAP, POP3 (pop3s implicit + pop3 starttls) and SMTP (submission
+    starttls + smtps implicit) listeners; provider pop3_server/smtp_server = Dovecot."""
+    return fleet.new("mail", protocols=("imap", "pop3", "smtp"))
 
 
 @pytest.fixture(autouse=True)
@@ -209,5 +217,10 @@ def s_client(args, commands, ca):
     return lines
 
 
-__all__ = ["USERS", "connect", "login", "plain_b64", "quoted", "gateway_fds", "assert_logged_in",
+def fresh_gateway(fleet, prefix, **settings):
+    """A new POP3+SMTP gateway (empty token cache, no back-off state) for one fault test."""
+    return fleet.new(f"{prefix}-{len(fleet.instances)}", protocols=("pop3", "smtp"), **settings)
+
+
+__all__ = ["fresh_gateway", "USERS", "connect", "login", "plain_b64", "quoted", "gateway_fds", "assert_logged_in",
            "try_login", "s_client"]

@@ -168,3 +168,103 @@ def test_seeded_big_message_is_byte_exact_directly(stack):
         assert sha256(data[0][1]) == sha256(original)
     finally:
         imap.logout()
+
+
+# -- Dovecot POP3 and submission, the SMTP sink, the rogue SMTP upstream -------------------------
+
+def test_dovecot_pop3s_xoauth2_byte_exact(stack):
+    import poplib
+    messages = stack.reseed_pop3()
+    p = stack.dovecot.pop3_xoauth2(S.DAVE, stack.idp.token())
+    try:
+        count, size = p.stat()
+        assert count == len(messages) and size == sum(len(m) for m in messages)
+        for i, original in enumerate(messages, 1):
+            _, lines, _ = p.retr(i)
+            assert sha256(b"\r\n".join(lines) + b"\r\n") == sha256(original), i
+    finally:
+        p.quit()
+    headers = stack.idp.client.stats()["last_introspect_headers"]
+    assert headers.get("X-Dovecot-Auth-Service") == "pop3"
+    with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\]"):
+        stack.dovecot.pop3_xoauth2(S.DAVE, "not-a-token")
+
+
+def test_dovecot_pop3_plain_port_offers_stls(stack):
+    import poplib
+    p = poplib.POP3("localhost", stack.dovecot.pop3_port, timeout=10)
+    try:
+        assert "STLS" in p.capa()
+        p.stls(context=stack.dovecot.tls_context())
+    finally:
+        p.quit()
+
+
+def test_dovecot_submission_two_step_xoauth2_relays_to_sink(stack):
+    import smtplib
+    before = stack.sink.count()
+    body = b"Subject: harness check\r\nFrom: <alice@example.test>\r\n\r\n.dot line\r\nbye\r\n"
+    s = stack.dovecot.submission_xoauth2(S.ALICE, stack.idp.token())
+    try:
+        assert s.sendmail(S.ALICE, ["someone@remote.test"], body) == {}
+    finally:
+        s.quit()
+    (msg,) = stack.sink.wait_for(1, since=before)
+    assert msg["mail_from"].startswith("FROM:<alice@example.test>")
+    assert msg["rcpt_to"] == ["TO:<someone@remote.test>"]
+    assert any("LOGIN=alice@example.test" in x for x in msg["xclient"])
+    # Dovecot prepends exactly one Received: header (folded); the rest is byte-exact
+    assert msg["data"].startswith(b"Received: ") and strip_received(msg["data"]) == body
+    assert stack.idp.client.stats()["last_introspect_headers"].get(
+        "X-Dovecot-Auth-Service") == "submission"
+    with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+        stack.dovecot.submission_xoauth2(S.ALICE, "not-a-token")
+    assert e.value.smtp_code == 535
+
+
+def strip_received(data):
+    """The message without the Received: header Dovecot's submission service prepends."""
+    assert data.startswith(b"Received: ")
+    pos = data.index(b"\r\n") + 2
+    while data[pos:pos + 1] in (b" ", b"\t"):
+        pos = data.index(b"\r\n", pos) + 2
+    return data[pos:]
+
+
+@pytest.fixture(scope="module")
+def rogue_drop(stack):
+    from harness.rogue_smtp import RogueSmtp
+    r = RogueSmtp(stack.workdir, stack.certs, mode="drop", read=4096).start()
+    yield r
+    r.stop()
+
+
+def test_rogue_smtp_drops_during_data(stack, rogue_drop):
+    import smtplib
+    s = smtplib.SMTP("localhost", rogue_drop.port, timeout=15)
+    s.starttls(context=stack.dovecot.tls_context())
+    s.ehlo()
+    assert "xoauth2" in s.esmtp_features.get("auth", "").lower()
+    from harness.dovecot import smtp_auth_xoauth2
+    assert smtp_auth_xoauth2(s, S.ALICE, "any-token")[0] == 235
+    with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionError)):
+        s.sendmail(S.ALICE, ["x@remote.test"], b"Subject: x\r\n\r\n" + b"y" * 200000 + b"\r\n")
+    assert "dropped after" in rogue_drop.log_text()
+
+
+def test_rogue_smtp_451_mode(stack):
+    import smtplib
+    from harness.dovecot import smtp_auth_xoauth2
+    from harness.rogue_smtp import RogueSmtp
+    r = RogueSmtp(stack.workdir, stack.certs, mode="451").start()
+    try:
+        s = smtplib.SMTP("localhost", r.port, timeout=15)
+        s.starttls(context=stack.dovecot.tls_context())
+        s.ehlo()
+        smtp_auth_xoauth2(s, S.ALICE, "any-token")
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail(S.ALICE, ["x@remote.test"], b"Subject: x\r\n\r\nhello\r\n")
+        assert e.value.smtp_code == 451
+        s.quit()
+    finally:
+        r.stop()
