@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "cli.h"
 #include "config.h"
@@ -55,6 +56,9 @@ static int run_worker(const char *config_path, int argc, char **argv)
         fprintf(stderr, "mailgate: __worker is internal\n");
         return 2;
     }
+    /* Started through /proc/self/exe (so broker and workers are always the same binary), which
+     * would show up as "exe" in ps and top. */
+    prctl(PR_SET_NAME, "mailgate-worker", 0, 0, 0);
     return worker_main(config_path, atoi(argv[2]), atoi(argv[3]));
 }
 

@@ -38,6 +38,8 @@ static void set_common_options(SSL_CTX *ctx)
                                  SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* Idle connections (IMAP IDLE) keep no TLS buffers. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* No SSL_CTX_set_read_ahead(): libevent 2.1's bufferevent_openssl only asks SSL_pending(),
+     * so records read ahead into OpenSSL's buffer while the socket is quiet would stall. */
 }
 
 /* ALPACA defence: a client that speaks ALPN must name our protocol, else the handshake fails
