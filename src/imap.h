@@ -7,6 +7,8 @@
 #include <stddef.h>
 
 #include "imap_parser.h"
+#include "login_dialog.h"
+#include "sasl_front.h"
 #include "session.h"
 
 #define IMAP_UPSTREAM_MAX_LINE 8192 /* one server line during login */
@@ -33,15 +35,12 @@ struct imap_state {
     struct imap_parser *parser;
     enum imap_front_state front;
     char tag[IMAP_MAX_TAG + 1]; /* of the command being answered later */
+    struct sasl_front sasl;
 
     enum imap_upstream_state up;
-    char *line; /* IMAP_UPSTREAM_MAX_LINE + 1, while talking to the server */
-    unsigned up_lines;
-    char *caps; /* the server's latest capability list */
-    char *sasl; /* secret: XOAUTH2 response waiting for "+" (server without SASL-IR) */
-    size_t sasl_len;
-    int sasl_sent;
-    char challenge[256]; /* decoded error challenge, for the log */
+    struct server_lines lines;
+    char *caps;                   /* the server's latest capability list */
+    struct login_xoauth2 xoauth2; /* waits for "+" when the server has no SASL-IR */
 };
 
 extern const struct proto_ops imap_proto_ops;

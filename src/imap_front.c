@@ -8,7 +8,6 @@
 
 #include "imap.h"
 #include "log.h"
-#include "sasl.h"
 #include "util.h"
 
 #ifndef MAILGATE_VERSION
@@ -40,8 +39,7 @@ static const char *client_caps(const struct session *s)
 /* Every BAD counts towards the session's limit of invalid commands. */
 static void reply_bad(struct session *s, const char *tag, const char *text)
 {
-    session_printf(s, "%s BAD %s\r\n", tag, text);
-    session_bad_command(s);
+    session_reject(s, "%s BAD %s\r\n", tag, text);
 }
 
 static void reply_auth_failed(struct session *s, const char *tag)
@@ -70,32 +68,60 @@ static int is_string(const struct imap_arg *a)
 
 /* ---- login ---- */
 
+/* The command tagged tag goes on (tag may be st->tag): it is answered later. */
+static void answer_later(struct imap_state *st, const char *tag, enum imap_front_state front)
+{
+    if (tag != st->tag)
+        mg_strlcpy(st->tag, tag, sizeof st->tag);
+    st->front = front;
+}
+
 static void start_login(struct session *s, struct imap_state *st, const char *tag, const char *user,
                         const char *password, size_t password_len)
 {
-    if (session_login(s, user, password, password_len) != 0) {
+    if (session_login(s, user, password, password_len) != 0)
         reply_auth_failed(s, tag); /* too long to be anybody's */
-        return;
-    }
-    mg_strlcpy(st->tag, tag, sizeof st->tag);
-    st->front = IMAP_FRONT_LOGIN;
+    else
+        answer_later(st, tag, IMAP_FRONT_LOGIN);
 }
 
-static void login_with_plain(struct session *s, struct imap_state *st, const char *tag,
-                             const char *b64, size_t len)
+/* The end of an AUTHENTICATE exchange (tag may be st->tag). */
+static void sasl_done(struct session *s, struct imap_state *st, const char *tag,
+                      enum sasl_front_result r)
 {
-    struct sasl_plain plain;
-    if (sasl_plain_decode_b64(b64, len, &plain) != 0) {
+    switch (r) {
+    case SASL_FRONT_LOGIN:
+        answer_later(st, tag, IMAP_FRONT_LOGIN);
+        return;
+    case SASL_FRONT_REFUSED:
+        reply_auth_failed(s, tag); /* too long to be anybody's */
+        return;
+    case SASL_FRONT_UNDECODABLE:
+    case SASL_FRONT_MALFORMED:
         reply_bad(s, tag, "Invalid authentication data.");
-    } else if (plain.authzid[0] && strcmp(plain.authzid, plain.authcid) != 0) {
+        return;
+    case SASL_FRONT_OTHER_USER:
         session_printf(s,
                        "%s NO [AUTHORIZATIONFAILED] Logging in as another user is not "
                        "supported.\r\n",
                        tag);
-    } else {
-        start_login(s, st, tag, plain.authcid, plain.passwd, plain.passwd_len);
+        return;
+    case SASL_FRONT_TOO_LONG:
+        reply_bad(s, tag, "Authentication data too long.");
+        return;
+    case SASL_FRONT_CANCELED:
+        session_printf(s, "%s BAD Authentication canceled.\r\n", tag);
+        return;
+    case SASL_FRONT_UNSUPPORTED:
+        session_printf(s, "%s NO Unsupported authentication mechanism.\r\n", tag);
+        return;
+    case SASL_FRONT_CONTINUE:
+        answer_later(st, tag, IMAP_FRONT_SASL_CONTINUE);
+        session_write(s, "+ \r\n", 4);
+        return;
+    case SASL_FRONT_WAIT:
+        return;
     }
-    sasl_plain_wipe(&plain);
 }
 
 static void cmd_login(struct session *s, struct imap_state *st, const struct imap_command *cmd)
@@ -128,35 +154,20 @@ static void cmd_authenticate(struct session *s, struct imap_state *st,
         reply_bad(s, cmd->tag, "AUTHENTICATE needs a mechanism name.");
         return;
     }
-    if (mg_ascii_casecmp(cmd->args[0].str, "PLAIN") != 0) {
-        session_printf(s, "%s NO Unsupported authentication mechanism.\r\n", cmd->tag);
-        return;
-    }
-    if (cmd->argc == 2) {
-        login_with_plain(s, st, cmd->tag, cmd->args[1].str, cmd->args[1].len);
-        return;
-    }
-    mg_strlcpy(st->tag, cmd->tag, sizeof st->tag);
-    st->front = IMAP_FRONT_SASL_CONTINUE;
-    session_write(s, "+ \r\n", 4);
+    const struct imap_arg *ir = cmd->argc == 2 ? &cmd->args[1] : NULL;
+    sasl_done(s, st, cmd->tag,
+              sasl_front_start(s, &st->sasl, SASL_MECH_PLAIN, cmd->args[0].str, cmd->args[0].len,
+                               ir ? ir->str : NULL, ir ? ir->len : 0));
 }
 
 /* The client's answer to "+ ": base64, or "*" to cancel. Returns 0 when no full line yet. */
 static int read_sasl_response(struct session *s, struct imap_state *st)
 {
-    char line[IMAP_SASL_LINE_MAX];
-    size_t len = 0;
-    int r = session_read_line(session_input(s), line, sizeof line, &len);
-    if (r == 0)
+    enum sasl_front_result r = sasl_front_read(s, &st->sasl, IMAP_SASL_LINE_MAX);
+    if (r == SASL_FRONT_WAIT)
         return 0;
     st->front = IMAP_FRONT_COMMANDS;
-    if (r < 0)
-        reply_bad(s, st->tag, "Authentication data too long.");
-    else if (len == 1 && line[0] == '*')
-        session_printf(s, "%s BAD Authentication canceled.\r\n", st->tag);
-    else
-        login_with_plain(s, st, st->tag, line, len);
-    mg_wipe(line, len);
+    sasl_done(s, st, st->tag, r);
     return 1;
 }
 
@@ -235,9 +246,8 @@ static void dispatch(struct session *s, struct imap_state *st, const struct imap
     }
     for (size_t i = 0; i < MG_ARRAY_LEN(commands_after_login); i++) {
         if (strcmp(cmd->name, commands_after_login[i]) == 0) {
-            session_printf(s, "%s BAD Command %s is not allowed before login.\r\n", cmd->tag,
+            session_reject(s, "%s BAD Command %s is not allowed before login.\r\n", cmd->tag,
                            cmd->name);
-            session_bad_command(s);
             return;
         }
     }
@@ -287,6 +297,8 @@ static void imap_on_client_input(struct session *s)
                 return;
             continue;
         }
+        if (!session_skip_line(s))
+            return; /* the rest of a too long AUTHENTICATE line is still coming */
         size_t consumed = 0;
         enum imap_parse_result r = feed_parser(st->parser, session_input(s), &consumed);
         switch (r) {
@@ -386,27 +398,25 @@ void imap_front_logged_in(struct session *s, const char *caps, size_t caps_len)
     session_login_done(s);
 }
 
-static void *imap_new_state(struct session *s)
+static void imap_init_state(struct session *s, void *state)
 {
     MG_UNUSED(s);
-    struct imap_state *st = mg_calloc(1, sizeof *st);
+    struct imap_state *st = state;
     st->parser = imap_parser_new();
-    return st;
 }
 
-static void imap_free_state(void *state)
+static void imap_release_state(void *state)
 {
     struct imap_state *st = state;
     imap_parser_free(&st->parser);
     imap_upstream_reset(st);
-    mg_wipe(st, sizeof *st);
-    free(st);
 }
 
 const struct proto_ops imap_proto_ops = {
     .protocol = MG_PROTO_IMAP,
-    .new_state = imap_new_state,
-    .free_state = imap_free_state,
+    .state_size = sizeof(struct imap_state),
+    .init_state = imap_init_state,
+    .release_state = imap_release_state,
     .greeting = imap_greeting,
     .on_client_input = imap_on_client_input,
     .on_tls_ready = imap_on_tls_ready,

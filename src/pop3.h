@@ -7,7 +7,9 @@
 #include <stddef.h>
 
 #include "ipc.h"
+#include "login_dialog.h"
 #include "pop3_parser.h"
+#include "sasl_front.h"
 #include "session.h"
 
 #define POP3_UPSTREAM_MAX_LINE 8192 /* one server line during login */
@@ -32,13 +34,11 @@ enum pop3_upstream_state {
 struct pop3_state {
     enum pop3_front_state front;
     char user[IPC_USER_MAX]; /* from USER, waiting for PASS; empty when none */
+    struct sasl_front sasl;
 
     enum pop3_upstream_state up;
-    char *line; /* POP3_UPSTREAM_MAX_LINE + 1, while talking to the server */
-    unsigned up_lines;
-    char *sasl; /* secret: XOAUTH2 response waiting for "+ " */
-    size_t sasl_size;
-    char challenge[256]; /* decoded error challenge, for the log */
+    struct server_lines lines;
+    struct login_xoauth2 xoauth2; /* waits for "+ " */
 };
 
 extern const struct proto_ops pop3_proto_ops;

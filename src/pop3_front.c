@@ -8,31 +8,24 @@
 
 #include "log.h"
 #include "pop3.h"
-#include "sasl.h"
 #include "util.h"
 
 /* Honest before login: after the switch the server answers CAPA itself. TOP and UIDL are
  * mandatory-in-practice on every upstream we log in to (Exchange Online, Dovecot); PIPELINING
  * holds because pipelined commands are read one by one and the rest is relayed in order. */
+#define CAPA_COMMON                                                                                \
+    "TOP\r\n"                                                                                      \
+    "UIDL\r\n"                                                                                     \
+    "RESP-CODES\r\n"                                                                               \
+    "AUTH-RESP-CODE\r\n"                                                                           \
+    "PIPELINING\r\n"                                                                               \
+    "IMPLEMENTATION mailgate\r\n"                                                                  \
+    ".\r\n"
 static const char CAPA_BEFORE_TLS[] = "+OK Capability list follows\r\n"
-                                      "STLS\r\n"
-                                      "TOP\r\n"
-                                      "UIDL\r\n"
-                                      "RESP-CODES\r\n"
-                                      "AUTH-RESP-CODE\r\n"
-                                      "PIPELINING\r\n"
-                                      "IMPLEMENTATION mailgate\r\n"
-                                      ".\r\n";
+                                      "STLS\r\n" CAPA_COMMON;
 static const char CAPA_WITH_TLS[] = "+OK Capability list follows\r\n"
                                     "USER\r\n"
-                                    "SASL PLAIN\r\n"
-                                    "TOP\r\n"
-                                    "UIDL\r\n"
-                                    "RESP-CODES\r\n"
-                                    "AUTH-RESP-CODE\r\n"
-                                    "PIPELINING\r\n"
-                                    "IMPLEMENTATION mailgate\r\n"
-                                    ".\r\n";
+                                    "SASL PLAIN\r\n" CAPA_COMMON;
 
 /* Commands of the TRANSACTION state (RFC 1939 section 5, NOOP included). */
 static const char *const commands_after_login[] = {"STAT", "LIST", "RETR", "DELE", "NOOP",
@@ -43,8 +36,7 @@ static const char *const commands_after_login[] = {"STAT", "LIST", "RETR", "DELE
 /* Every -ERR for a malformed or misplaced command counts towards the session's limit. */
 static void reply_bad(struct session *s, const char *text)
 {
-    session_printf(s, "-ERR %s\r\n", text);
-    session_bad_command(s);
+    session_reject(s, "-ERR %s\r\n", text);
 }
 
 static void reply_auth_failed(struct session *s)
@@ -62,8 +54,7 @@ static int tls_required(struct session *s)
 {
     if (s->client_tls)
         return 0;
-    session_printf(s, "-ERR [AUTH] Plaintext authentication is disabled, use STLS first.\r\n");
-    session_bad_command(s);
+    session_reject(s, "-ERR [AUTH] Plaintext authentication is disabled, use STLS first.\r\n");
     return 1;
 }
 
@@ -89,16 +80,39 @@ static void start_login(struct session *s, struct pop3_state *st, const char *us
     st->front = POP3_FRONT_LOGIN;
 }
 
-static void login_with_plain(struct session *s, struct pop3_state *st, const char *b64, size_t len)
+/* The end of an AUTH exchange. */
+static void sasl_done(struct session *s, struct pop3_state *st, enum sasl_front_result r)
 {
-    struct sasl_plain plain;
-    if (sasl_plain_decode_b64(b64, len, &plain) != 0)
+    switch (r) {
+    case SASL_FRONT_LOGIN:
+        st->front = POP3_FRONT_LOGIN;
+        return;
+    case SASL_FRONT_REFUSED:
+        reply_auth_failed(s); /* too long to be anybody's */
+        return;
+    case SASL_FRONT_UNDECODABLE:
+    case SASL_FRONT_MALFORMED:
         reply_bad(s, "Invalid authentication data.");
-    else if (plain.authzid[0] && strcmp(plain.authzid, plain.authcid) != 0)
+        return;
+    case SASL_FRONT_OTHER_USER:
         session_printf(s, "-ERR [AUTH] Logging in as another user is not supported.\r\n");
-    else
-        start_login(s, st, plain.authcid, plain.passwd, plain.passwd_len);
-    sasl_plain_wipe(&plain);
+        return;
+    case SASL_FRONT_TOO_LONG:
+        reply_bad(s, "Authentication data too long.");
+        return;
+    case SASL_FRONT_CANCELED:
+        session_printf(s, "-ERR Authentication canceled.\r\n");
+        return;
+    case SASL_FRONT_UNSUPPORTED:
+        session_printf(s, "-ERR Unsupported authentication mechanism.\r\n");
+        return;
+    case SASL_FRONT_CONTINUE:
+        st->front = POP3_FRONT_SASL_CONTINUE;
+        session_write(s, "+ \r\n", 4);
+        return;
+    case SASL_FRONT_WAIT:
+        return;
+    }
 }
 
 static void cmd_user(struct session *s, struct pop3_state *st, const struct pop3_command *cmd)
@@ -145,37 +159,20 @@ static void cmd_auth(struct session *s, struct pop3_state *st, const struct pop3
         session_printf(s, "+OK\r\nPLAIN\r\n.\r\n");
         return;
     }
-    char mech[POP3_MAX_ARG + 1];
-    memcpy(mech, cmd->args[0].str, cmd->args[0].len);
-    mech[cmd->args[0].len] = '\0';
-    if (mg_ascii_casecmp(mech, "PLAIN") != 0) {
-        session_printf(s, "-ERR Unsupported authentication mechanism.\r\n");
-        return;
-    }
-    if (cmd->argc == 2) {
-        login_with_plain(s, st, cmd->args[1].str, cmd->args[1].len);
-        return;
-    }
-    st->front = POP3_FRONT_SASL_CONTINUE;
-    session_write(s, "+ \r\n", 4);
+    const struct pop3_arg *mech = &cmd->args[0], *ir = cmd->argc == 2 ? &cmd->args[1] : NULL;
+    sasl_done(s, st,
+              sasl_front_start(s, &st->sasl, SASL_MECH_PLAIN, mech->str, mech->len,
+                               ir ? ir->str : NULL, ir ? ir->len : 0));
 }
 
 /* The client's answer to "+ ": base64, or "*" to cancel. Returns 0 when no full line yet. */
 static int read_sasl_response(struct session *s, struct pop3_state *st)
 {
-    char line[POP3_MAX_LINE + 1];
-    size_t len = 0;
-    int r = session_read_line(session_input(s), line, sizeof line, &len);
-    if (r == 0)
+    enum sasl_front_result r = sasl_front_read(s, &st->sasl, POP3_MAX_LINE + 1);
+    if (r == SASL_FRONT_WAIT)
         return 0;
     st->front = POP3_FRONT_COMMANDS;
-    if (r < 0)
-        reply_bad(s, "Authentication data too long.");
-    else if (len == 1 && line[0] == '*')
-        session_printf(s, "-ERR Authentication canceled.\r\n");
-    else
-        login_with_plain(s, st, line, len);
-    mg_wipe(line, len);
+    sasl_done(s, st, r);
     return 1;
 }
 
@@ -247,16 +244,17 @@ static void dispatch(struct session *s, struct pop3_state *st, const struct pop3
 
 /* ---- input ---- */
 
-static void read_command(struct session *s, struct pop3_state *st)
+/* Returns 0 when no complete line has come yet. */
+static int read_command(struct session *s, struct pop3_state *st)
 {
     char line[POP3_MAX_LINE + 1];
     size_t len = 0;
-    int r = session_read_line(session_input(s), line, sizeof line, &len);
+    int r = session_read_line(s, line, sizeof line, &len);
     if (r == 0)
-        return;
+        return 0;
     if (r < 0) {
         reply_bad(s, "Line too long.");
-        return;
+        return 1;
     }
     struct pop3_command cmd;
     enum pop3_parse_status ps = pop3_command_parse(line, len, &cmd);
@@ -265,23 +263,17 @@ static void read_command(struct session *s, struct pop3_state *st)
     else
         reply_bad(s, pop3_parse_status_text(ps));
     mg_wipe(line, len); /* may have held a password */
+    return 1;
 }
 
 static void pop3_on_client_input(struct session *s)
 {
     struct pop3_state *st = s->proto;
-    while (!s->closing && s->state == SESSION_PRELOGIN && st->front != POP3_FRONT_LOGIN) {
-        struct evbuffer *in = session_input(s);
-        size_t before = evbuffer_get_length(in);
-        if (before == 0)
-            return;
-        if (st->front == POP3_FRONT_SASL_CONTINUE) {
-            if (!read_sasl_response(s, st))
-                return;
-            continue;
-        }
-        read_command(s, st);
-        if (!s->closing && s->client && evbuffer_get_length(in) == before)
+    while (!s->closing && s->state == SESSION_PRELOGIN && st->front != POP3_FRONT_LOGIN &&
+           evbuffer_get_length(session_input(s)) > 0) {
+        int progress =
+            st->front == POP3_FRONT_SASL_CONTINUE ? read_sasl_response(s, st) : read_command(s, st);
+        if (!progress)
             return; /* no complete line yet */
     }
 }
@@ -341,24 +333,15 @@ void pop3_front_logged_in(struct session *s)
     session_login_done(s);
 }
 
-static void *pop3_new_state(struct session *s)
+static void pop3_release_state(void *state)
 {
-    MG_UNUSED(s);
-    return mg_calloc(1, sizeof(struct pop3_state));
-}
-
-static void pop3_free_state(void *state)
-{
-    struct pop3_state *st = state;
-    pop3_upstream_reset(st);
-    mg_wipe(st, sizeof *st);
-    free(st);
+    pop3_upstream_reset(state);
 }
 
 const struct proto_ops pop3_proto_ops = {
     .protocol = MG_PROTO_POP3,
-    .new_state = pop3_new_state,
-    .free_state = pop3_free_state,
+    .state_size = sizeof(struct pop3_state),
+    .release_state = pop3_release_state,
     .greeting = pop3_greeting,
     .on_client_input = pop3_on_client_input,
     .on_tls_ready = pop3_on_tls_ready,

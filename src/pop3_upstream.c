@@ -9,92 +9,42 @@
  * The two-step form is used always: every server takes it, and a long token never meets a
  * command-line limit. Server lines are parsed with pop3_reply_parse (pure, fuzzed) and bounded
  * in length and number. */
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "pop3.h"
-#include "sasl.h"
 #include "upstream.h"
 #include "util.h"
 
-#define REMOTE_TEXT_MAX 200 /* of the server's text kept for the log */
-
-static void fail(struct session *s, enum upstream_failure f, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(struct session *s, enum upstream_failure f, const char *fmt, ...)
-{
-    char detail[IPC_REASON_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    session_upstream_failed(s, f, detail);
-}
-
-static int text_len(const struct pop3_reply *r)
-{
-    return (int)(r->text_len < REMOTE_TEXT_MAX ? r->text_len : REMOTE_TEXT_MAX);
-}
-
-static void send_line(struct session *s, const char *line)
-{
-    upstream_write(s->upstream, line, strlen(line));
-}
-
-static void forget_sasl(struct pop3_state *st)
-{
-    if (st->sasl) {
-        mg_wipe(st->sasl, st->sasl_size);
-        free(st->sasl);
-        st->sasl = NULL;
-    }
-    st->sasl_size = 0;
-}
-
 void pop3_upstream_reset(struct pop3_state *st)
 {
-    forget_sasl(st);
-    free(st->line);
-    st->line = NULL;
+    login_xoauth2_reset(&st->xoauth2);
+    server_lines_stop(&st->lines);
     st->up = POP3_UP_IDLE;
-    st->up_lines = 0;
-    st->challenge[0] = '\0';
 }
 
 /* Builds the XOAUTH2 response now (the session's token is wiped by session_xoauth2()) and
  * sends "AUTH XOAUTH2"; the response goes out after the server's "+ ". */
 static void send_auth(struct session *s, struct pop3_state *st)
 {
-    size_t size = session_xoauth2_size(s);
-    char *b64 = mg_malloc(size);
-    if (session_xoauth2(s, b64, size) < 0) {
-        mg_wipe(b64, size);
-        free(b64);
-        fail(s, UPSTREAM_PROTOCOL_ERROR, "cannot build XOAUTH2 (bad mailbox or token)");
+    if (login_xoauth2_build(s, &st->xoauth2) != 0)
         return;
-    }
-    st->sasl = b64;
-    st->sasl_size = size;
     st->up = POP3_UP_AUTH;
-    send_line(s, "AUTH XOAUTH2\r\n");
+    upstream_send(s->upstream, "AUTH XOAUTH2\r\n");
 }
 
 static void on_greeting(struct session *s, struct pop3_state *st, const struct pop3_reply *r)
 {
     if (r->kind == POP3_REPLY_ERR) {
-        fail(s, UPSTREAM_TEMP_FAILURE, "greeting: -ERR %.*s", text_len(r), r->text);
+        session_upstream_failedf(s, UPSTREAM_TEMP_FAILURE, "greeting: -ERR %.*s",
+                                 login_text_len(r->text_len), r->text);
         return;
     }
     if (r->kind != POP3_REPLY_OK) {
-        fail(s, UPSTREAM_PROTOCOL_ERROR, "unexpected greeting: %.*s", text_len(r), r->text);
+        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "unexpected greeting: %.*s",
+                                 login_text_len(r->text_len), r->text);
         return;
     }
     if (!upstream_is_tls(s->upstream)) {
         st->up = POP3_UP_STLS;
-        send_line(s, "STLS\r\n");
+        upstream_send(s->upstream, "STLS\r\n");
         return;
     }
     send_auth(s, st);
@@ -103,48 +53,46 @@ static void on_greeting(struct session *s, struct pop3_state *st, const struct p
 static void on_stls_reply(struct session *s, struct pop3_state *st, const struct pop3_reply *r)
 {
     if (r->kind != POP3_REPLY_OK) {
-        fail(s, UPSTREAM_PROTOCOL_ERROR, "STLS refused: %.*s", text_len(r), r->text);
+        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "STLS refused: %.*s",
+                                 login_text_len(r->text_len), r->text);
         return;
     }
     st->up = POP3_UP_TLS_HANDSHAKE;
     if (upstream_start_tls(s->upstream) != 0)
-        fail(s, UPSTREAM_TLS_FAILED, "cannot start TLS");
+        session_upstream_failedf(s, UPSTREAM_TLS_FAILED, "cannot start TLS");
 }
 
 /* -ERR to our AUTH: temporary when the server says so (RFC 2449 SYS/TEMP, RFC 2449 IN-USE),
  * a refused token otherwise. */
 static void auth_refused(struct session *s, struct pop3_state *st, const struct pop3_reply *r)
 {
-    const char *sep = st->challenge[0] ? " challenge: " : "";
     const char *open = r->code[0] ? "[" : "", *close = r->code[0] ? "] " : "";
     if (pop3_reply_code_is(r, "SYS/TEMP") || pop3_reply_code_is(r, "IN-USE"))
-        fail(s, UPSTREAM_TEMP_FAILURE, "AUTH: -ERR %s%s%s%.*s", open, r->code, close, text_len(r),
-             r->text);
+        session_upstream_failedf(s, UPSTREAM_TEMP_FAILURE, "AUTH: -ERR %s%s%s%.*s", open, r->code,
+                                 close, login_text_len(r->text_len), r->text);
     else if (st->up == POP3_UP_AUTH && !pop3_reply_code_is(r, "AUTH"))
-        fail(s, UPSTREAM_PROTOCOL_ERROR, "AUTH XOAUTH2 refused: -ERR %s%s%s%.*s", open, r->code,
-             close, text_len(r), r->text);
+        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR,
+                                 "AUTH XOAUTH2 refused: -ERR %s%s%s%.*s", open, r->code, close,
+                                 login_text_len(r->text_len), r->text);
     else
-        fail(s, UPSTREAM_AUTH_REJECTED, "AUTH: -ERR %s%s%s%.*s%s%s", open, r->code, close,
-             text_len(r), r->text, sep, st->challenge);
+        session_upstream_failedf(s, UPSTREAM_AUTH_REJECTED, "AUTH: -ERR %s%s%s%.*s%s", open,
+                                 r->code, close, login_text_len(r->text_len), r->text,
+                                 login_xoauth2_note(&st->xoauth2));
 }
 
 static void on_continuation(struct session *s, struct pop3_state *st, const struct pop3_reply *r)
 {
-    if (st->up == POP3_UP_AUTH && st->sasl) {
-        upstream_write(s->upstream, st->sasl, strlen(st->sasl));
-        send_line(s, "\r\n");
-        forget_sasl(st);
+    if (st->up == POP3_UP_AUTH && login_xoauth2_pending(&st->xoauth2)) {
+        login_xoauth2_send(s, &st->xoauth2);
         st->up = POP3_UP_RESPONSE;
         return;
     }
-    if (st->up == POP3_UP_RESPONSE) {
-        /* An error challenge: answer with an empty response, the -ERR follows. */
-        sasl_xoauth2_describe_error(r->text, r->text_len, st->challenge, sizeof st->challenge);
+    if (st->up == POP3_UP_RESPONSE) { /* an error challenge: the -ERR follows */
         st->up = POP3_UP_CHALLENGE;
-        send_line(s, "\r\n");
+        login_xoauth2_challenge(s, &st->xoauth2, r->text, r->text_len);
         return;
     }
-    fail(s, UPSTREAM_PROTOCOL_ERROR, "unexpected continuation during AUTH");
+    session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "unexpected continuation during AUTH");
 }
 
 static void on_auth_reply(struct session *s, struct pop3_state *st, const struct pop3_reply *r)
@@ -160,7 +108,7 @@ static void on_auth_reply(struct session *s, struct pop3_state *st, const struct
         if (st->up == POP3_UP_RESPONSE)
             pop3_front_logged_in(s); /* st is gone after this */
         else
-            fail(s, UPSTREAM_PROTOCOL_ERROR, "+OK before the XOAUTH2 response");
+            session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "+OK before the XOAUTH2 response");
         return;
     }
 }
@@ -181,7 +129,7 @@ static void handle_reply(struct session *s, struct pop3_state *st, const struct 
         return;
     case POP3_UP_IDLE:
     case POP3_UP_TLS_HANDSHAKE:
-        fail(s, UPSTREAM_PROTOCOL_ERROR, "unexpected data from the server");
+        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "unexpected data from the server");
         return;
     }
 }
@@ -194,7 +142,7 @@ void pop3_upstream_ready(struct session *s)
         return;
     }
     pop3_upstream_reset(st);
-    st->line = mg_malloc(POP3_UPSTREAM_MAX_LINE + 1);
+    server_lines_start(&st->lines, POP3_UPSTREAM_MAX_LINE, POP3_UPSTREAM_MAX_LINES);
     st->up = POP3_UP_GREETING;
 }
 
@@ -204,26 +152,15 @@ void pop3_upstream_input(struct session *s)
      * upstream; success frees st and hands the rest of the input to the relay). */
     while (!s->closing && s->state == SESSION_UPSTREAM && s->upstream) {
         struct pop3_state *st = s->proto;
-        if (st->up == POP3_UP_TLS_HANDSHAKE || !st->line)
+        if (st->up == POP3_UP_TLS_HANDSHAKE || !st->lines.buf)
             return;
         size_t len = 0;
-        int r = session_read_line(upstream_input(s->upstream), st->line, POP3_UPSTREAM_MAX_LINE + 1,
-                                  &len);
-        if (r == 0)
+        if (session_upstream_line(s, &st->lines, &len) <= 0)
             return;
-        if (r < 0) {
-            fail(s, UPSTREAM_PROTOCOL_ERROR, "line longer than %d bytes", POP3_UPSTREAM_MAX_LINE);
-            return;
-        }
-        if (++st->up_lines > POP3_UPSTREAM_MAX_LINES) {
-            fail(s, UPSTREAM_PROTOCOL_ERROR, "more than %d lines during login",
-                 POP3_UPSTREAM_MAX_LINES);
-            return;
-        }
         struct pop3_reply reply;
-        if (pop3_reply_parse(st->line, len, &reply) != 0) {
-            fail(s, UPSTREAM_PROTOCOL_ERROR, "invalid line: %.*s",
-                 (int)(len < REMOTE_TEXT_MAX ? len : REMOTE_TEXT_MAX), st->line);
+        if (pop3_reply_parse(st->lines.buf, len, &reply) != 0) {
+            session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "invalid line: %.*s",
+                                     login_text_len(len), st->lines.buf);
             return;
         }
         handle_reply(s, st, &reply);

@@ -71,6 +71,18 @@ static void wipe_token(struct session *s)
     }
 }
 
+/* The protocol's login-phase state goes (wiped: it may have held a secret). */
+static void free_proto_state(struct session *s)
+{
+    if (!s->proto)
+        return;
+    if (s->ops->release_state)
+        s->ops->release_state(s->proto);
+    mg_wipe(s->proto, s->ops->state_size);
+    free(s->proto);
+    s->proto = NULL;
+}
+
 /* ---- closing ---- */
 
 static void free_event_cb(evutil_socket_t fd, short what, void *arg)
@@ -167,8 +179,7 @@ void session_free(struct session *s)
     log_login(s, "error", "session ended");
     if (s->request_pending)
         worker_cancel_auth_request(s->w, s);
-    if (s->proto)
-        s->ops->free_state(s->proto);
+    free_proto_state(s);
     relay_free(&s->relay);
     upstream_free(&s->upstream);
     conn_free(&s->upstream_bev);
@@ -201,17 +212,24 @@ void session_write(struct session *s, const void *data, size_t len)
         bufferevent_write(s->client, data, len);
 }
 
+static void client_vprintf(struct session *s, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void client_vprintf(struct session *s, const char *fmt, va_list ap)
+{
+    if (s->client)
+        evbuffer_add_vprintf(bufferevent_get_output(s->client), fmt, ap);
+}
+
 void session_printf(struct session *s, const char *fmt, ...)
 {
-    if (!s->client)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    evbuffer_add_vprintf(bufferevent_get_output(s->client), fmt, ap);
+    client_vprintf(s, fmt, ap);
     va_end(ap);
 }
 
-int session_read_line(struct evbuffer *in, char *buf, size_t size, size_t *len)
+int session_take_line(struct evbuffer *in, char *buf, size_t size, size_t *len)
 {
     size_t eol_len = 0;
     struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
@@ -219,7 +237,7 @@ int session_read_line(struct evbuffer *in, char *buf, size_t size, size_t *len)
         if (evbuffer_get_length(in) < size)
             return 0;
         evbuffer_drain(in, evbuffer_get_length(in));
-        return -1;
+        return -2;
     }
     size_t n = (size_t)eol.pos;
     if (n >= size) {
@@ -233,6 +251,36 @@ int session_read_line(struct evbuffer *in, char *buf, size_t size, size_t *len)
     return 1;
 }
 
+int session_skip_line(struct session *s)
+{
+    if (!s->skipping_line)
+        return 1;
+    struct evbuffer *in = session_input(s);
+    size_t eol_len = 0;
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    size_t part = eol.pos < 0 ? evbuffer_get_length(in) : (size_t)eol.pos;
+    evbuffer_drain(in, eol.pos < 0 ? part : part + eol_len);
+    s->skipping_line = eol.pos < 0;
+    for (s->skipped += part; s->skipped >= s->skip_limit; s->skipped -= s->skip_limit) {
+        if (session_bad_command(s) != 0)
+            return 0;
+    }
+    return !s->skipping_line;
+}
+
+int session_read_line(struct session *s, char *buf, size_t size, size_t *len)
+{
+    if (!session_skip_line(s))
+        return 0;
+    int r = session_take_line(session_input(s), buf, size, len);
+    if (r == -2) {
+        s->skipping_line = 1;
+        s->skip_limit = size;
+        s->skipped = 0;
+    }
+    return r < 0 ? -1 : r;
+}
+
 int session_bad_command(struct session *s)
 {
     if (++s->bad_commands < MAX_BAD_COMMANDS)
@@ -240,6 +288,15 @@ int session_bad_command(struct session *s)
     s->ops->goodbye(s, GOODBYE_TOO_MANY_ERRORS);
     close_session(s, "too many invalid commands", 1);
     return -1;
+}
+
+void session_reject(struct session *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    client_vprintf(s, fmt, ap);
+    va_end(ap);
+    session_bad_command(s);
 }
 
 /* Gives the protocol whatever input is waiting (pipelined commands, or input left unread
@@ -285,6 +342,7 @@ void session_start_tls(struct session *s)
     struct evbuffer *in = session_input(s);
     /* Anything sent after the command and before the handshake is not protected: drop it. */
     evbuffer_drain(in, evbuffer_get_length(in));
+    s->skipping_line = 0;
     s->state = SESSION_STARTTLS;
     bufferevent_disable(s->client, EV_READ);
     bufferevent_setcb(s->client, NULL, starttls_flushed_cb, client_event_cb, s);
@@ -533,6 +591,16 @@ long session_xoauth2(struct session *s, char *out, size_t outlen)
     return n;
 }
 
+void session_upstream_failedf(struct session *s, enum upstream_failure f, const char *fmt, ...)
+{
+    char detail[IPC_REASON_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    session_upstream_failed(s, f, detail);
+}
+
 static enum login_failure upstream_to_login_failure(enum upstream_failure f)
 {
     switch (f) {
@@ -580,8 +648,7 @@ void session_login_done(struct session *s)
     evtimer_del(s->login_timer);
     wipe_token(s);
     /* Detach: the login phase's parser, buffers and secrets go now. */
-    s->ops->free_state(s->proto);
-    s->proto = NULL;
+    free_proto_state(s);
     s->upstream_bev = upstream_detach(&s->upstream);
     s->state = SESSION_RELAY;
     s->relay = relay_new(s->w->base, s->client, s->upstream_bev, s->listener->conf->idle_timeout_ms,
@@ -647,7 +714,9 @@ struct session *session_new(struct listener *l, int fd, const struct sockaddr *s
         w->sessions->prev = s;
     w->sessions = s;
     w->n_sessions++;
-    s->proto = s->ops->new_state(s);
+    s->proto = mg_calloc(1, s->ops->state_size);
+    if (s->ops->init_state)
+        s->ops->init_state(s, s->proto);
     if (open_client(s, fd) != 0) {
         log_error("session=%s cannot set up the client connection", s->id);
         session_free(s);

@@ -3,7 +3,9 @@
  * The core owns the connections (client and upstream), TLS and STARTTLS, timers (login timeout,
  * failure delay, idle timeout via the relay), the broker request, the switch to the relay, the
  * login log line and closing. A protocol plugs in through struct proto_ops and only speaks its
- * grammar (imap_front.c, imap_upstream.c; later pop3_*.c, smtp_*.c).
+ * grammar (imap_*.c, pop3_*.c, smtp_*.c). The parts of a login every protocol has live in the
+ * core too: sasl_front.c (the client's SASL PLAIN and LOGIN) and login_dialog.c (the upstream
+ * XOAUTH2 dialog: bounded server lines, the response, the error challenge).
  *
  * Lifetime rule: nothing is freed while a callback may still be running. session_close() only
  * marks the session closing, quiets it and schedules the free on the loop; so after any call
@@ -56,9 +58,12 @@ enum session_goodbye { GOODBYE_LOGIN_TIMEOUT, GOODBYE_TOO_MANY_ERRORS, GOODBYE_S
 
 struct proto_ops {
     enum mg_proto protocol;
-    /* Login-phase state, created with the session and freed (wiped) at the switch to relay. */
-    void *(*new_state)(struct session *s);
-    void (*free_state)(void *state);
+    /* Login-phase state (s->proto): state_size bytes, zeroed, created with the session; then
+     * init_state (may be NULL) sets it up. At the switch to relay, or when the session ends,
+     * release_state (may be NULL) lets go of what it holds and the core wipes and frees it. */
+    size_t state_size;
+    void (*init_state)(struct session *s, void *state);
+    void (*release_state)(void *state);
     void (*greeting)(struct session *s);
     /* Bytes wait in session_input(); called in SESSION_PRELOGIN only. Consume what can be
      * handled; leave the rest when a login starts or the session closes. */
@@ -114,6 +119,9 @@ struct session {
     struct bufferevent *client;
     uint64_t started_ms;
     unsigned bad_commands;
+    /* The rest of an overlong client line is being dropped (see session_read_line()). */
+    int skipping_line;
+    size_t skip_limit, skipped;
 
     /* The current login attempt. */
     int login_active;
@@ -150,10 +158,21 @@ void worker_cancel_auth_request(struct worker_ctx *w, struct session *s);
 struct evbuffer *session_input(struct session *s);
 void session_write(struct session *s, const void *data, size_t len);
 void session_printf(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Takes one CRLF- or LF-terminated line out of in (without the terminator, NUL-terminated).
- * Returns 1 (line), 0 (no complete line yet) or -1 (longer than size-1: the line, or what has
- * arrived of it, is discarded). */
-int session_read_line(struct evbuffer *in, char *buf, size_t size, size_t *len);
+/* Takes one CRLF- or LF-terminated line out of the client's input (without the terminator,
+ * NUL-terminated). Returns 1 (line), 0 (no complete line yet) or -1 (longer than size-1). An
+ * overlong line is dropped, the part that has arrived at once and the rest as it comes (the
+ * session remembers it): its tail is never read as a line of its own. Every further size bytes
+ * of a line that does not end count as one more invalid command (session_bad_command()), so a
+ * client streaming one endless line is cut off. Callers check s->closing after 0. */
+int session_read_line(struct session *s, char *buf, size_t size, size_t *len);
+/* For input read by a parser of the protocol's own (IMAP commands): drops what is left of an
+ * overlong line that session_read_line() refused. Returns 1 when nothing is left to drop, 0
+ * when more input must come first (or the session closes). */
+int session_skip_line(struct session *s);
+/* The line reader without session state, for server lines: 1, 0, -1 (an overlong line was
+ * dropped up to and with its end) or -2 (what has arrived of an overlong line was dropped; its
+ * end has not arrived yet). */
+int session_take_line(struct evbuffer *in, char *buf, size_t size, size_t *len);
 /* True when STARTTLS may be offered now (starttls listener, TLS not yet on). */
 int session_starttls_allowed(const struct session *s);
 /* The protocol has written its "go ahead" line: flush it, drop every byte the client already
@@ -161,6 +180,8 @@ int session_starttls_allowed(const struct session *s);
 void session_start_tls(struct session *s);
 /* Counts a rejected command; after too many, says goodbye and closes (returns -1). */
 int session_bad_command(struct session *s);
+/* session_printf() of a rejection, then session_bad_command(). */
+void session_reject(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Flushes what is queued for the client (bounded time), then closes both connections. */
 void session_close(struct session *s);
 
@@ -177,6 +198,8 @@ size_t session_xoauth2_size(const struct session *s);
 long session_xoauth2(struct session *s, char *out, size_t outlen);
 /* The login dialog failed; detail (remote text allowed) goes to the log only. */
 void session_upstream_failed(struct session *s, enum upstream_failure f, const char *detail);
+void session_upstream_failedf(struct session *s, enum upstream_failure f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* The protocol has told the client it is logged in: log, free the login phase, relay. */
 void session_login_done(struct session *s);
 

@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "ipc.h"
+#include "login_dialog.h"
+#include "sasl_front.h"
 #include "session.h"
 #include "smtp_parser.h"
 #include "upstream.h"
@@ -30,8 +32,7 @@ enum smtp_hello_step {
 struct smtp_hello {
     enum smtp_hello_step step;
     const char *hostname; /* our EHLO name (the listener's hostname) */
-    char *line;           /* SMTP_LINE_MAX + 1 */
-    unsigned lines;
+    struct server_lines lines;
     struct smtp_reply reply;
     struct smtp_ehlo_caps caps; /* from the last EHLO answer (after TLS when DONE) */
 };
@@ -79,11 +80,9 @@ void smtp_caps_learned(struct worker_ctx *w, const char *provider,
 /* ---- login phase state ---- */
 enum smtp_front_state {
     SMTP_FRONT_COMMANDS,
-    SMTP_FRONT_AUTH_PLAIN,      /* sent "334 ", waiting for the PLAIN response */
-    SMTP_FRONT_AUTH_LOGIN_USER, /* sent "334 VXNlcm5hbWU6" */
-    SMTP_FRONT_AUTH_LOGIN_PASS, /* sent "334 UGFzc3dvcmQ6" */
-    SMTP_FRONT_WAIT_CAPS,       /* EHLO answer held until the first probe ends (bounded) */
-    SMTP_FRONT_LOGIN            /* a login is in progress */
+    SMTP_FRONT_SASL_CONTINUE, /* sent "334 <prompt>", waiting for the client's base64 line */
+    SMTP_FRONT_WAIT_CAPS,     /* EHLO answer held until the first probe ends (bounded) */
+    SMTP_FRONT_LOGIN          /* a login is in progress */
 };
 
 enum smtp_greeted { SMTP_GREETED_NONE, SMTP_GREETED_HELO, SMTP_GREETED_EHLO };
@@ -100,15 +99,14 @@ struct smtp_state {
     struct session *s;
     enum smtp_front_state front;
     enum smtp_greeted greeted;
-    int skip_line;       /* discarding the rest of an overlong line */
     uint64_t skip_bytes; /* chunk of a refused BDAT still to swallow */
-    char login_user[IPC_USER_MAX];
+    struct sasl_front sasl;
     struct smtp_caps_waiter waiter;
     struct event *wait_timer;
 
     enum smtp_upstream_state up;
     struct smtp_hello hello;
-    char challenge[256]; /* decoded error challenge, for the log */
+    struct login_xoauth2 xoauth2;
 };
 
 extern const struct proto_ops smtp_proto_ops;

@@ -10,7 +10,6 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "sasl.h"
 #include "smtp.h"
 #include "util.h"
 
@@ -25,8 +24,7 @@ static const char *hostname(const struct session *s)
 /* Every rejected command counts towards the session's limit of invalid commands. */
 static void reply_bad(struct session *s, const char *reply)
 {
-    session_printf(s, "%s\r\n", reply);
-    session_bad_command(s);
+    session_reject(s, "%s\r\n", reply);
 }
 
 static void reply_auth_failed(struct session *s)
@@ -116,48 +114,38 @@ static void cmd_starttls(struct session *s, struct smtp_state *st, const struct 
 
 /* ---- AUTH ---- */
 
-static void start_login(struct session *s, struct smtp_state *st, const char *user,
-                        const char *password, size_t password_len)
+/* A step of AUTH: the command, or the client's answer to a 334. */
+static void sasl_step(struct session *s, struct smtp_state *st, enum sasl_front_result r)
 {
-    if (session_login(s, user, password, password_len) != 0) {
-        reply_auth_failed(s); /* too long to be anybody's */
+    st->front = SMTP_FRONT_COMMANDS;
+    switch (r) {
+    case SASL_FRONT_CONTINUE:
+        st->front = SMTP_FRONT_SASL_CONTINUE;
+        session_printf(s, "334 %s\r\n", sasl_front_prompt(&st->sasl));
         return;
-    }
-    st->front = SMTP_FRONT_LOGIN;
-}
-
-static void login_with_plain(struct session *s, struct smtp_state *st, const char *b64, size_t len)
-{
-    unsigned char msg[SMTP_LINE_MAX];
-    long n = b64_decode(b64, len, msg, sizeof msg);
-    if (n < 0) {
+    case SASL_FRONT_LOGIN:
+        st->front = SMTP_FRONT_LOGIN;
+        return;
+    case SASL_FRONT_REFUSED:    /* too long to be anybody's */
+    case SASL_FRONT_MALFORMED:  /* not a PLAIN message */
+    case SASL_FRONT_OTHER_USER: /* logging in as somebody else */
+        reply_auth_failed(s);
+        return;
+    case SASL_FRONT_UNDECODABLE:
         reply_bad(s, "501 5.5.2 Cannot decode the response");
         return;
+    case SASL_FRONT_CANCELED:
+        session_printf(s, "501 5.7.0 Authentication canceled\r\n");
+        return;
+    case SASL_FRONT_UNSUPPORTED:
+        reply_bad(s, "504 5.5.4 Unrecognized authentication type");
+        return;
+    case SASL_FRONT_TOO_LONG:
+        reply_bad(s, "500 5.5.6 Line too long");
+        return;
+    case SASL_FRONT_WAIT:
+        return;
     }
-    struct sasl_plain plain;
-    if (sasl_plain_decode(msg, (size_t)n, &plain) != 0 ||
-        (plain.authzid[0] && strcmp(plain.authzid, plain.authcid) != 0))
-        reply_auth_failed(s); /* malformed, or logging in as somebody else */
-    else
-        start_login(s, st, plain.authcid, plain.passwd, plain.passwd_len);
-    sasl_plain_wipe(&plain);
-    mg_wipe(msg, (size_t)n);
-}
-
-/* AUTH LOGIN: the user name is known, ask for the password. */
-static void ask_password(struct session *s, struct smtp_state *st)
-{
-    st->front = SMTP_FRONT_AUTH_LOGIN_PASS;
-    session_printf(s, "334 UGFzc3dvcmQ6\r\n");
-}
-
-static int take_login_user(struct session *s, struct smtp_state *st, const char *b64, size_t len)
-{
-    if (sasl_login_decode_b64(b64, len, st->login_user, sizeof st->login_user) < 0) {
-        reply_bad(s, "501 5.5.2 Cannot decode the response");
-        return -1;
-    }
-    return 0;
 }
 
 static void cmd_auth(struct session *s, struct smtp_state *st, const struct smtp_command *cmd)
@@ -176,63 +164,9 @@ static void cmd_auth(struct session *s, struct smtp_state *st, const struct smtp
         reply_bad(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
         return;
     }
-    char name[24];
-    mg_strlcpy(name, mech, mech_len + 1 < sizeof name ? mech_len + 1 : sizeof name);
-    if (mg_ascii_casecmp(name, "PLAIN") == 0) {
-        if (ir_len == 0) {
-            st->front = SMTP_FRONT_AUTH_PLAIN;
-            session_printf(s, "334 \r\n");
-        } else {
-            login_with_plain(s, st, ir, ir_len);
-        }
-        return;
-    }
-    if (mg_ascii_casecmp(name, "LOGIN") == 0) {
-        if (ir_len == 0) {
-            st->front = SMTP_FRONT_AUTH_LOGIN_USER;
-            session_printf(s, "334 VXNlcm5hbWU6\r\n");
-        } else if (take_login_user(s, st, ir, ir_len) == 0) {
-            ask_password(s, st);
-        }
-        return;
-    }
-    reply_bad(s, "504 5.5.4 Unrecognized authentication type");
-}
-
-/* The client's answer to a 334: base64, or "*" to cancel. */
-static void sasl_response(struct session *s, struct smtp_state *st, const char *line, size_t len)
-{
-    enum smtp_front_state step = st->front;
-    st->front = SMTP_FRONT_COMMANDS;
-    if (len == 1 && line[0] == '*') {
-        mg_wipe(st->login_user, sizeof st->login_user);
-        session_printf(s, "501 5.7.0 Authentication canceled\r\n");
-        return;
-    }
-    switch (step) {
-    case SMTP_FRONT_AUTH_PLAIN:
-        login_with_plain(s, st, line, len);
-        return;
-    case SMTP_FRONT_AUTH_LOGIN_USER:
-        if (take_login_user(s, st, line, len) == 0)
-            ask_password(s, st);
-        return;
-    case SMTP_FRONT_AUTH_LOGIN_PASS: {
-        char password[IPC_PASSWORD_MAX];
-        long n = sasl_login_decode_b64(line, len, password, sizeof password);
-        if (n < 0)
-            reply_bad(s, "501 5.5.2 Cannot decode the response");
-        else
-            start_login(s, st, st->login_user, password, (size_t)n);
-        mg_wipe(password, sizeof password);
-        mg_wipe(st->login_user, sizeof st->login_user);
-        return;
-    }
-    case SMTP_FRONT_COMMANDS:
-    case SMTP_FRONT_WAIT_CAPS:
-    case SMTP_FRONT_LOGIN:
-        return;
-    }
+    sasl_step(s, st,
+              sasl_front_start(s, &st->sasl, SASL_MECH_PLAIN | SASL_MECH_LOGIN, mech, mech_len,
+                               ir_len ? ir : NULL, ir_len));
 }
 
 /* ---- other commands ---- */
@@ -295,33 +229,10 @@ static void dispatch(struct session *s, struct smtp_state *st, const struct smtp
 
 /* ---- input ---- */
 
-/* One line of at most SMTP_LINE_MAX bytes. An overlong line is answered once and the rest of
- * it, up to its end, is swallowed (never taken as a command). Returns 1, 0 or -1. */
-static int read_line(struct smtp_state *st, struct evbuffer *in, char *buf, size_t *len)
-{
-    size_t eol_len = 0;
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    if (st->skip_line) {
-        if (eol.pos < 0) {
-            evbuffer_drain(in, evbuffer_get_length(in));
-            return 0;
-        }
-        st->skip_line = 0;
-        evbuffer_drain(in, (size_t)eol.pos + eol_len);
-        return 0;
-    }
-    if (eol.pos < 0 && evbuffer_get_length(in) > SMTP_LINE_MAX) {
-        evbuffer_drain(in, evbuffer_get_length(in));
-        st->skip_line = 1;
-        return -1;
-    }
-    return session_read_line(in, buf, SMTP_LINE_MAX + 1, len);
-}
-
 static void handle_line(struct session *s, struct smtp_state *st, const char *line, size_t len)
 {
-    if (st->front != SMTP_FRONT_COMMANDS) {
-        sasl_response(s, st, line, len);
+    if (st->front == SMTP_FRONT_SASL_CONTINUE) {
+        sasl_step(s, st, sasl_front_answer(s, &st->sasl, line, len));
         return;
     }
     struct smtp_command cmd;
@@ -348,16 +259,12 @@ static void smtp_on_client_input(struct session *s)
             st->skip_bytes -= n;
             continue;
         }
-        int r = read_line(st, in, line, &len);
-        if (r == 0) {
-            if (st->skip_line || evbuffer_get_length(in) == avail)
-                return; /* no complete line yet */
-            continue;   /* the tail of an overlong line went */
-        }
+        int r = session_read_line(s, line, sizeof line, &len);
+        if (r == 0)
+            return; /* no complete line yet */
         if (r < 0) {
-            st->front = SMTP_FRONT_COMMANDS;
-            mg_wipe(st->login_user, sizeof st->login_user);
-            reply_bad(s, "500 5.5.6 Line too long");
+            sasl_front_reset(&st->sasl);
+            sasl_step(s, st, SASL_FRONT_TOO_LONG);
             continue;
         }
         handle_line(s, st, line, len);
@@ -419,32 +326,30 @@ void smtp_front_logged_in(struct session *s)
     session_login_done(s); /* anything the client pipelined after AUTH is relayed */
 }
 
-static void *smtp_new_state(struct session *s)
+static void smtp_init_state(struct session *s, void *state)
 {
-    struct smtp_state *st = mg_calloc(1, sizeof *st);
+    struct smtp_state *st = state;
     st->s = s;
     st->waiter.done = caps_known;
     st->waiter.arg = s;
     st->wait_timer = evtimer_new(s->w->base, wait_timeout_cb, s);
     smtp_caps_prime(s->w);
-    return st;
 }
 
-static void smtp_free_state(void *state)
+static void smtp_release_state(void *state)
 {
     struct smtp_state *st = state;
     smtp_caps_cancel(&st->waiter);
     if (st->wait_timer)
         event_free(st->wait_timer);
     smtp_upstream_reset(st);
-    mg_wipe(st, sizeof *st);
-    free(st);
 }
 
 const struct proto_ops smtp_proto_ops = {
     .protocol = MG_PROTO_SMTP,
-    .new_state = smtp_new_state,
-    .free_state = smtp_free_state,
+    .state_size = sizeof(struct smtp_state),
+    .init_state = smtp_init_state,
+    .release_state = smtp_release_state,
     .greeting = smtp_greeting,
     .on_client_input = smtp_on_client_input,
     .on_tls_ready = smtp_on_tls_ready,

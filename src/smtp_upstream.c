@@ -13,11 +13,8 @@
 #include <string.h>
 
 #include "log.h"
-#include "sasl.h"
 #include "smtp.h"
 #include "util.h"
-
-#define REMOTE_TEXT_MAX 200 /* of the server's text kept for the log */
 
 static void set_failure(struct smtp_failure *err, enum upstream_failure kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -31,21 +28,11 @@ static void set_failure(struct smtp_failure *err, enum upstream_failure kind, co
     va_end(ap);
 }
 
-static int text_len(const struct smtp_reply *r)
-{
-    return (int)(r->text_len < REMOTE_TEXT_MAX ? r->text_len : REMOTE_TEXT_MAX);
-}
-
-static void send_line(struct upstream *u, const char *line)
-{
-    upstream_write(u, line, strlen(line));
-}
-
 static void send_ehlo(struct smtp_hello *h, struct upstream *u)
 {
-    send_line(u, "EHLO ");
-    send_line(u, h->hostname);
-    send_line(u, "\r\n");
+    upstream_send(u, "EHLO ");
+    upstream_send(u, h->hostname);
+    upstream_send(u, "\r\n");
 }
 
 /* A reply that ends the dialog: 4xx (and 421) is "try later", anything else a protocol error. */
@@ -53,7 +40,7 @@ static enum smtp_hello_result unexpected(const struct smtp_reply *r, const char 
                                          struct smtp_failure *err)
 {
     set_failure(err, r->code / 100 == 4 ? UPSTREAM_TEMP_FAILURE : UPSTREAM_PROTOCOL_ERROR,
-                "%s: %d %.*s", what, r->code, text_len(r), r->text);
+                "%s: %d %.*s", what, r->code, login_text_len(r->text_len), r->text);
     return SMTP_HELLO_FAILED;
 }
 
@@ -61,13 +48,13 @@ void smtp_hello_init(struct smtp_hello *h, const char *hostname)
 {
     smtp_hello_reset(h);
     h->hostname = hostname;
-    h->line = mg_malloc(SMTP_LINE_MAX + 1);
+    server_lines_start(&h->lines, SMTP_LINE_MAX, SMTP_UPSTREAM_MAX_LINES);
     h->step = SMTP_HELLO_GREETING;
 }
 
 void smtp_hello_reset(struct smtp_hello *h)
 {
-    free(h->line);
+    server_lines_stop(&h->lines);
     memset(h, 0, sizeof *h);
 }
 
@@ -91,19 +78,13 @@ int smtp_hello_read_reply(struct smtp_hello *h, struct upstream *u, struct smtp_
         smtp_reply_init(&h->reply);
     for (;;) {
         size_t len = 0;
-        int r = session_read_line(upstream_input(u), h->line, SMTP_LINE_MAX + 1, &len);
-        if (r == 0)
-            return 0;
-        if (r < 0) {
-            set_failure(err, UPSTREAM_PROTOCOL_ERROR, "line longer than %d bytes", SMTP_LINE_MAX);
-            return -1;
+        int r =
+            server_lines_read(&h->lines, upstream_input(u), &len, err->detail, sizeof err->detail);
+        if (r <= 0) {
+            err->kind = UPSTREAM_PROTOCOL_ERROR;
+            return r;
         }
-        if (++h->lines > SMTP_UPSTREAM_MAX_LINES) {
-            set_failure(err, UPSTREAM_PROTOCOL_ERROR, "more than %d lines",
-                        SMTP_UPSTREAM_MAX_LINES);
-            return -1;
-        }
-        switch (smtp_reply_feed(&h->reply, h->line, len)) {
+        switch (smtp_reply_feed(&h->reply, h->lines.buf, len)) {
         case SMTP_REPLY_MORE:
             continue;
         case SMTP_REPLY_DONE:
@@ -111,9 +92,9 @@ int smtp_hello_read_reply(struct smtp_hello *h, struct upstream *u, struct smtp_
         case SMTP_REPLY_ERROR:
             break;
         }
-        char q[REMOTE_TEXT_MAX + 16];
+        char q[LOGIN_REMOTE_TEXT_MAX + 16];
         set_failure(err, UPSTREAM_PROTOCOL_ERROR, "invalid reply line %s",
-                    log_quote(q, sizeof q, h->line, len));
+                    log_quote(q, sizeof q, h->lines.buf, len));
         return -1;
     }
 }
@@ -135,7 +116,7 @@ static enum smtp_hello_result on_ehlo_reply(struct smtp_hello *h, struct upstrea
         return SMTP_HELLO_FAILED;
     }
     h->step = SMTP_HELLO_STARTTLS;
-    send_line(u, "STARTTLS\r\n");
+    upstream_send(u, "STARTTLS\r\n");
     return SMTP_HELLO_WAIT;
 }
 
@@ -181,8 +162,8 @@ static void fail(struct session *s, const struct smtp_failure *err)
 void smtp_upstream_reset(struct smtp_state *st)
 {
     smtp_hello_reset(&st->hello);
+    login_xoauth2_reset(&st->xoauth2);
     st->up = SMTP_UP_IDLE;
-    st->challenge[0] = '\0';
 }
 
 void smtp_upstream_ready(struct session *s)
@@ -210,32 +191,17 @@ static const char *rejection_hint(const struct smtp_reply *r)
 
 static void auth_refused(struct session *s, struct smtp_state *st, const struct smtp_reply *r)
 {
-    struct smtp_failure err;
-    const char *sep = st->challenge[0] ? " challenge: " : "";
-    set_failure(&err, r->code / 100 == 4 ? UPSTREAM_TEMP_FAILURE : UPSTREAM_AUTH_REJECTED,
-                "AUTH XOAUTH2: %d %.*s%s%s%s", r->code, text_len(r), r->text, rejection_hint(r),
-                sep, st->challenge);
-    fail(s, &err);
+    session_upstream_failedf(s, r->code / 100 == 4 ? UPSTREAM_TEMP_FAILURE : UPSTREAM_AUTH_REJECTED,
+                             "AUTH XOAUTH2: %d %.*s%s%s", r->code, login_text_len(r->text_len),
+                             r->text, rejection_hint(r), login_xoauth2_note(&st->xoauth2));
 }
 
 /* The server asked for our response: the token goes out here and is wiped right after. */
 static void send_xoauth2(struct session *s, struct smtp_state *st)
 {
-    size_t size = session_xoauth2_size(s);
-    char *b64 = mg_malloc(size + 2);
-    long n = session_xoauth2(s, b64, size);
-    if (n < 0) {
-        mg_wipe(b64, size + 2);
-        free(b64);
-        struct smtp_failure err;
-        set_failure(&err, UPSTREAM_PROTOCOL_ERROR, "cannot build XOAUTH2 (bad mailbox or token)");
-        fail(s, &err);
+    if (login_xoauth2_build(s, &st->xoauth2) != 0)
         return;
-    }
-    memcpy(b64 + n, "\r\n", 2);
-    upstream_write(s->upstream, b64, (size_t)n + 2);
-    mg_wipe(b64, size + 2);
-    free(b64);
+    login_xoauth2_send(s, &st->xoauth2);
     st->up = SMTP_UP_AUTH_RESPONSE;
 }
 
@@ -243,13 +209,12 @@ static void on_hello_ready(struct session *s, struct smtp_state *st)
 {
     smtp_caps_learned(s->w, s->provider, &st->hello.caps);
     if (!st->hello.caps.auth_xoauth2) {
-        struct smtp_failure err;
-        set_failure(&err, UPSTREAM_PROTOCOL_ERROR, "the server does not offer AUTH XOAUTH2");
-        fail(s, &err);
+        session_upstream_failed(s, UPSTREAM_PROTOCOL_ERROR,
+                                "the server does not offer AUTH XOAUTH2");
         return;
     }
     st->up = SMTP_UP_AUTH;
-    send_line(s->upstream, "AUTH XOAUTH2\r\n");
+    upstream_send(s->upstream, "AUTH XOAUTH2\r\n");
 }
 
 static void on_auth_reply(struct session *s, struct smtp_state *st, const struct smtp_reply *r)
@@ -269,11 +234,9 @@ static void on_auth_reply(struct session *s, struct smtp_state *st, const struct
             smtp_front_logged_in(s); /* st is gone after this */
             return;
         }
-        if (r->code == 334) {
-            /* An error challenge: answer with an empty response, the 535 follows. */
-            sasl_xoauth2_describe_error(r->text, r->text_len, st->challenge, sizeof st->challenge);
+        if (r->code == 334) { /* an error challenge: the 535 follows */
             st->up = SMTP_UP_AUTH_CHALLENGE;
-            send_line(s->upstream, "\r\n");
+            login_xoauth2_challenge(s, &st->xoauth2, r->text, r->text_len);
             return;
         }
         auth_refused(s, st, r);
@@ -288,8 +251,7 @@ static void on_auth_reply(struct session *s, struct smtp_state *st, const struct
     case SMTP_UP_HELLO:
         break;
     }
-    set_failure(&err, UPSTREAM_PROTOCOL_ERROR, "unexpected data from the server");
-    fail(s, &err);
+    session_upstream_failed(s, UPSTREAM_PROTOCOL_ERROR, "unexpected data from the server");
 }
 
 void smtp_upstream_input(struct session *s)

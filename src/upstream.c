@@ -239,6 +239,11 @@ void upstream_write(struct upstream *u, const void *data, size_t len)
     bufferevent_write(u->bev, data, len);
 }
 
+void upstream_send(struct upstream *u, const char *text)
+{
+    upstream_write(u, text, strlen(text));
+}
+
 static void upstream_release(struct upstream *u)
 {
     event_free(u->kick);

@@ -57,6 +57,8 @@ const char *upstream_host(const struct upstream *u);
 
 struct evbuffer *upstream_input(struct upstream *u);
 void upstream_write(struct upstream *u, const void *data, size_t len);
+/* Writes a NUL-terminated protocol text (a command, a line end). */
+void upstream_send(struct upstream *u, const char *text);
 
 /* Ends the login phase: stops the timer, clears the callbacks and returns the bufferevent
  * (with anything the server sent after the login still in its input) for the relay. */

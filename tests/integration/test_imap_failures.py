@@ -181,6 +181,20 @@ def test_overlong_line_is_bad_then_bye(gateway):
         assert c.closed_by_peer()
 
 
+def test_overlong_authenticate_answer_tail_is_dropped(gateway):
+    """An AUTHENTICATE answer line over the limit gets BAD; the rest of that line, arriving
+    later, is dropped up to its end and never parsed as a command."""
+    with connect(gateway) as c:
+        c.send("a1 AUTHENTICATE PLAIN\r\n")
+        assert c.readline().startswith("+")
+        c.send(b"x" * 9000)
+        _, done = c.read_until_tagged("a1")
+        assert done.startswith("a1 BAD"), done
+        c.send(b"a2 LOGOUT\r\n")  # the end of the same line: no logout
+        _, done = c.command("a3", "NOOP")
+        assert done.startswith("a3 OK"), done
+
+
 def test_endless_line_is_cut_off(gateway):
     """A line that never ends: the gateway must not buffer it; it hangs up (BYE may be lost in
     the TCP reset when unread input is pending, so only the hang-up is asserted)."""

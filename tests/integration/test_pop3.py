@@ -193,6 +193,21 @@ def test_overlong_line(mail_gateway):
         assert c.closed(timeout=15)
 
 
+def test_overlong_line_tail_is_not_a_command(mail_gateway):
+    """The tail of an overlong line, arriving after the gateway refused its start, is dropped up
+    to the line's end: it is never read as a command of its own."""
+    with connect(mail_gateway) as c:
+        c.send(b"x" * 9000)
+        answer = c.readline()
+        assert answer.startswith("-ERR"), answer
+        c.send(b"QUIT\r\n")  # the end of the same line: no logout
+        answer = c.cmd("CAPA")
+        assert answer.startswith("+OK Capability list follows"), answer
+        c.pop3_multiline()
+        assert c.cmd("QUIT").startswith("+OK Logging out")
+        assert c.closed()
+
+
 # -- relay: byte-exact fetch, TOP, UIDL, DELE ---------------------------------------------------
 
 def test_all_messages_byte_exact(mail_gateway, stack, pop3_mailbox):

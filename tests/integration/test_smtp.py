@@ -134,6 +134,17 @@ def test_local_commands_before_auth(mail_gateway):
         assert c.closed()
 
 
+def test_overlong_line_tail_is_not_a_command(mail_gateway):
+    """The tail of an overlong line, arriving after the gateway refused its start, is dropped up
+    to the line's end: it is never read as a command of its own."""
+    with raw(mail_gateway) as c:
+        c.send(b"x" * 9000)
+        assert c.smtp_reply() == ["500 5.5.6 Line too long"]
+        c.send(b"QUIT\r\n")  # the end of the same line: no goodbye
+        assert c.smtp("NOOP")[0].startswith("250")
+        assert c.smtp("QUIT")[0].startswith("221")
+
+
 # -- logins -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])

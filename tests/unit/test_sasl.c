@@ -191,6 +191,74 @@ static void test_plain_field_limits(void **state)
     assert_int_equal(sasl_plain_decode_b64(b64, (size_t)n, &p), -1);
 }
 
+/* ---- LOGIN ---- */
+
+static void assert_wiped(const char *out, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        assert_int_equal(out[i], '\0');
+}
+
+static void test_login_decode(void **state)
+{
+    (void)state;
+    char out[32];
+    memset(out, 'x', sizeof out);
+    assert_int_equal(sasl_login_decode_b64("YWxpY2U=", 8, out, sizeof out), 5);
+    assert_string_equal(out, "alice");
+    assert_int_equal(sasl_login_decode_b64("VXNlcm5hbWU6", 12, out, sizeof out), 9);
+    assert_string_equal(out, "Username:");
+    /* bytes are taken as they are: spaces, non-ASCII */
+    assert_int_equal(sasl_login_decode_b64("IHB3IMOk", 8, out, sizeof out), 6);
+    assert_memory_equal(out, " pw \xc3\xa4", 7);
+    /* only the given length counts */
+    assert_int_equal(sasl_login_decode_b64("YWxpY2U=garbage", 8, out, sizeof out), 5);
+    assert_string_equal(out, "alice");
+}
+
+static void test_login_decode_fit(void **state)
+{
+    (void)state;
+    char out[6];
+    /* "alice" needs 6 bytes with its NUL */
+    assert_int_equal(sasl_login_decode_b64("YWxpY2U=", 8, out, 6), 5);
+    assert_string_equal(out, "alice");
+    memset(out, 'x', sizeof out);
+    assert_int_equal(sasl_login_decode_b64("YWxpY2U=", 8, out, 5), -1);
+    assert_wiped(out, 5);
+    assert_int_equal(out[5], 'x'); /* nothing beyond outlen is touched */
+    memset(out, 'x', sizeof out);
+    assert_int_equal(sasl_login_decode_b64("YWxpY2U=", 8, out, 1), -1);
+    assert_int_equal(out[0], '\0');
+    assert_int_equal(out[1], 'x');
+    assert_int_equal(sasl_login_decode_b64("YWxpY2U=", 8, out, 0), -1);
+    assert_int_equal(out[0], '\0');
+}
+
+static void test_login_decode_refusals(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",             /* empty field */
+        "=",            /* the empty-response marker */
+        "YWxpY2U",      /* missing padding */
+        "YWxp Y2U=",    /* whitespace */
+        "YWxpY2U=\r\n", /* line end */
+        "YW-pY2U=",     /* URL-safe alphabet */
+        "YR==",         /* non-zero bits under the padding */
+        "YWxp=2U=",     /* padding in the middle */
+        "YQBi",         /* "a\0b": a NUL inside */
+        "AA==",         /* only a NUL */
+        "*",            /* the cancel answer is the protocol's business */
+    };
+    char out[32];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(out, 'x', sizeof out);
+        assert_int_equal(sasl_login_decode_b64(bad[i], strlen(bad[i]), out, sizeof out), -1);
+        assert_wiped(out, sizeof out);
+    }
+}
+
 /* ---- XOAUTH2 ---- */
 
 static void test_xoauth2_golden(void **state)
@@ -281,6 +349,9 @@ int main(void)
         cmocka_unit_test(test_plain_with_authzid_b64),
         cmocka_unit_test(test_plain_malformed),
         cmocka_unit_test(test_plain_field_limits),
+        cmocka_unit_test(test_login_decode),
+        cmocka_unit_test(test_login_decode_fit),
+        cmocka_unit_test(test_login_decode_refusals),
         cmocka_unit_test(test_xoauth2_golden),
         cmocka_unit_test(test_xoauth2_refusals),
         cmocka_unit_test(test_xoauth2_describe_error),
