@@ -1,11 +1,13 @@
 /* libFuzzer target: token_parse_response on arbitrary answers. The input is split as
  * "status(2 bytes) | retry-after header up to the first NUL | body"; checks that the result is
- * consistent: status in range, reason and error terminated, a token only with TOKEN_OK. */
+ * consistent: status in range, reason and error terminated, a token only with TOKEN_OK. The body
+ * also goes through aadsts_find. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aadsts.h"
 #include "token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -49,6 +51,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r.retry_after < -1)
         abort();
     token_response_clear(&r);
+    /* The AADSTS code finder on the same bytes: bounded by size, no NUL needed. */
+    long code = aadsts_find(body, size);
+    if (code < 0 || code > 999999999 || (code && !memmem(body, size, "AADSTS", 6)))
+        abort();
+    (void)aadsts_hint(code);
     free(body);
     free(header);
     return 0;

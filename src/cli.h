@@ -8,6 +8,7 @@
  * Each returns the exit code: 0 ok, 1 failure, 2 usage error. */
 int cli_check_config(const char *config_path);
 int cli_user(const char *config_path, int argc, char **argv);
+int cli_token(const char *config_path, int argc, char **argv);
 void cli_usage(void);
 
 /* Shared by cli.c and cli_user.c: loads the configuration and prints its errors to stderr.

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "config_internal.h"
 #include "util.h"
 
@@ -31,7 +33,7 @@ enum section_kind { SEC_INVALID, SEC_GATEWAY, SEC_TLS, SEC_LISTEN, SEC_PROVIDER,
     {                                                                                              \
         name, kind, offsetof(struct st, field), req                                                \
     }
-#define MAX_KEYS 16 /* per section kind; see the _Static_assert below the tables */
+#define MAX_KEYS 24 /* per section kind; see the _Static_assert below the tables */
 
 static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "state_dir", V_STRING, state_dir, false),
@@ -64,6 +66,9 @@ static const struct key_def provider_keys[] = {
     KEY(provider_conf, "client_id", V_IDENT, client_id, true),
     KEY(provider_conf, "client_secret", V_SECRET, client_secret, false),
     KEY(provider_conf, "client_secret_file", V_SECRET_FILE, client_secret_file, false),
+    KEY(provider_conf, "client_certificate", V_PATH, client_certificate, false),
+    KEY(provider_conf, "client_private_key", V_PATH, client_private_key, false),
+    KEY(provider_conf, "client_assertion_alg", V_JWT_ALG, client_assertion_alg, false),
     KEY(provider_conf, "token_endpoint", V_URL, token_endpoint, false),
     KEY(provider_conf, "scope", V_STRING, scope, false),
     KEY(provider_conf, "imap_server", V_SERVER, imap, false),
@@ -498,16 +503,41 @@ static void load_client_secret(struct parser *p, const struct section *s, struct
         mg_free_secret(&secret);
 }
 
+/* client_certificate + client_private_key (+ client_assertion_alg): all or nothing. */
+static void finish_certificate(struct parser *p, const struct section *s, struct provider_conf *pr)
+{
+    int cert = key_line(s, "client_certificate"), pkey = key_line(s, "client_private_key");
+    int alg = key_line(s, "client_assertion_alg");
+    if (!cert && !pkey) {
+        if (alg)
+            conf_error(p, alg, "client_assertion_alg needs 'client_certificate'");
+        return;
+    }
+    if (!cert || !pkey) {
+        conf_error(p, cert ? cert : pkey,
+                   "[%s] needs both 'client_certificate' and "
+                   "'client_private_key'",
+                   s->title);
+        return;
+    }
+    if (pr->client_certificate && pr->client_private_key)
+        config_load_client_certificate(p, pr, cert, pkey, p->secrets == CONFIG_LOAD_SECRETS);
+}
+
 static void finish_provider(struct parser *p, const struct section *s)
 {
     struct provider_conf *pr = &p->cfg->providers[s->index];
     bool inline_secret = key_line(s, "client_secret"),
-         secret_file = key_line(s, "client_secret_file");
-    if (inline_secret == secret_file)
-        conf_error(p, s->line, "[%s] needs exactly one of 'client_secret' and 'client_secret_file'",
+         secret_file = key_line(s, "client_secret_file"),
+         certificate = key_line(s, "client_certificate") || key_line(s, "client_private_key");
+    if (inline_secret + secret_file + certificate != 1)
+        conf_error(p, s->line,
+                   "[%s] needs exactly one of 'client_secret', 'client_secret_file' and "
+                   "'client_certificate' with 'client_private_key'",
                    s->title);
     else if (secret_file && pr->client_secret_file && p->secrets == CONFIG_LOAD_SECRETS)
         load_client_secret(p, s, pr);
+    finish_certificate(p, s, pr);
     const char *endpoint = pr->token_endpoint
                                ? pr->token_endpoint
                                : "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
@@ -646,6 +676,10 @@ void config_free(struct config **cfgp)
         free(pr->client_id);
         mg_free_secret(&pr->client_secret);
         free(pr->client_secret_file);
+        free(pr->client_certificate);
+        free(pr->client_private_key);
+        free(pr->client_cert_der);
+        EVP_PKEY_free(pr->client_key); /* OpenSSL clears the private key's numbers */
         free(pr->token_endpoint);
         free(pr->scope);
         free_server(&pr->imap);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "jwt.h"
 #include "log.h"
 #include "proto.h"
 
@@ -46,7 +47,8 @@ enum mg_provider_type { MG_PROVIDER_MICROSOFT = 0 };
 struct server_addr {
     char *host; /* never NULL once loaded (defaults filled in for type=microsoft) */
     uint16_t port;
-    enum mg_tls_mode tls; /* imap_tls= etc., else by port: IMAP/POP3 implicit unless 143/110, SMTP starttls unless 465 */
+    enum mg_tls_mode tls; /* imap_tls= etc., else by port: IMAP/POP3 implicit unless 143/110, SMTP
+                             starttls unless 465 */
 };
 
 struct provider_conf {
@@ -59,6 +61,15 @@ struct provider_conf {
      * when that is set. */
     char *client_secret;
     char *client_secret_file;
+    /* Certificate credentials instead of a secret: a JWT client assertion signed with the
+     * private key. The certificate (its DER, for the thumbprints) is loaded in both modes, the
+     * key only with CONFIG_LOAD_SECRETS (NULL otherwise); the pair is checked to match then. */
+    char *client_certificate;          /* path */
+    char *client_private_key;          /* path */
+    enum jwt_alg client_assertion_alg; /* default RS256 */
+    unsigned char *client_cert_der;
+    size_t client_cert_der_len;
+    EVP_PKEY *client_key;
     char *token_endpoint; /* "{tenant}" already replaced */
     char *scope;
     struct server_addr imap, pop3, smtp;
@@ -81,10 +92,11 @@ enum config_secrets { CONFIG_LOAD_SECRETS, CONFIG_SKIP_SECRETS };
 /* Loads and validates the whole file. On any error writes one line per problem to `errors` as
  * "PATH:LINE: message" (LINE 0 when the problem is not tied to a line, e.g. a missing
  * required section) and returns NULL. Checks: unknown sections and keys, bad values, duplicate
- * names, files that must exist (tls certificate/key, client_secret_file, ca_file), at least one
+ * names, files that must exist (tls certificate/key, client_secret_file, client_certificate and
+ * client_private_key, ca_file), at least one
  * listener and one provider, listener addresses that parse. */
 struct config *config_load(const char *path, enum config_secrets secrets, FILE *errors);
-void config_free(struct config **cfg); /* wipes client secrets */
+void config_free(struct config **cfg); /* wipes client secrets, frees client keys */
 
 const struct provider_conf *config_provider(const struct config *cfg, const char *name);
 const struct listener_conf *config_listener(const struct config *cfg, const char *name);

@@ -31,6 +31,7 @@ enum value_kind {
     V_PROVIDER,    /* enum mg_provider_type */
     V_SECRET,      /* client_secret: kept only with CONFIG_LOAD_SECRETS */
     V_SECRET_FILE, /* client_secret_file: must be readable and non-empty */
+    V_JWT_ALG,     /* enum jwt_alg: RS256 or PS256 */
 };
 
 struct key_def {
@@ -52,5 +53,10 @@ int config_online_cpus(void);
  * key is reported at the line of the key concerned (the section's line when TLS itself fails). */
 void config_check_tls_pair(struct parser *p, const struct tls_conf *tls, int section_line,
                            int cert_line, int pkey_line);
+
+/* Loads the client certificate (DER kept in pr, both modes) and, with load_key, the private
+ * key (kept in pr->client_key); checks both are RSA, at least 2048 bits, and that they match. */
+void config_load_client_certificate(struct parser *p, struct provider_conf *pr, int cert_line,
+                                    int key_line, bool load_key);
 
 #endif

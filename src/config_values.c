@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "util.h"
 
@@ -213,6 +215,14 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
     case V_SECRET_FILE:
         parse_secret_file(p, line, value, field);
         break;
+    case V_JWT_ALG:
+        if (strcmp(value, "RS256") == 0)
+            *(enum jwt_alg *)field = JWT_RS256;
+        else if (strcmp(value, "PS256") == 0)
+            *(enum jwt_alg *)field = JWT_PS256;
+        else
+            conf_error(p, line, "%s: expected RS256 or PS256, not '%s'", key->name, value);
+        break;
     }
 }
 
@@ -251,6 +261,100 @@ void config_check_tls_pair(struct parser *p, const struct tls_conf *tls, int sec
                    tls->private_key, tls->certificate);
     ERR_clear_error();
     SSL_CTX_free(ctx);
+}
+
+/* ---- certificate credentials ---- */
+
+#define CLIENT_KEY_FILE_MAX (64 * 1024)
+#define CLIENT_KEY_MIN_BITS 2048 /* Entra ID refuses smaller keys */
+
+/* NULL (reported) unless the public key is RSA of at least CLIENT_KEY_MIN_BITS bits. */
+static const char *rsa_key_problem(const EVP_PKEY *key)
+{
+    if (!EVP_PKEY_is_a(key, "RSA"))
+        return "is not an RSA key (RS256/PS256 need one)";
+    if (EVP_PKEY_get_bits(key) < CLIENT_KEY_MIN_BITS)
+        return "is an RSA key shorter than 2048 bits";
+    return NULL;
+}
+
+/* The first certificate of a PEM file, as DER; NULL (reported) on failure. */
+static X509 *read_client_certificate(struct parser *p, int line, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    X509 *x = f ? PEM_read_X509(f, NULL, no_passphrase, NULL) : NULL;
+    if (f)
+        fclose(f);
+    if (!x) {
+        conf_error(p, line, "cannot load the certificate %s: %s", path,
+                   f ? openssl_reason() : strerror(errno));
+        ERR_clear_error();
+        return NULL;
+    }
+    const char *problem = rsa_key_problem(X509_get0_pubkey(x));
+    if (problem) {
+        conf_error(p, line, "the certificate %s %s", path, problem);
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* Read through our own buffer (wiped), not stdio's, so no copy of the key lingers. */
+static EVP_PKEY *read_client_key(struct parser *p, int line, const char *path)
+{
+    size_t len = 0;
+    char *pem = mg_read_file(path, CLIENT_KEY_FILE_MAX, 0, &len);
+    if (!pem) {
+        conf_error(p, line, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+    BIO_free(bio);
+    mg_wipe(pem, len);
+    free(pem);
+    if (!key) {
+        conf_error(p, line, "cannot load the private key %s (PEM, not encrypted): %s", path,
+                   openssl_reason());
+        ERR_clear_error();
+        return NULL;
+    }
+    const char *problem = rsa_key_problem(key);
+    if (problem) {
+        conf_error(p, line, "the private key %s %s", path, problem);
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+}
+
+void config_load_client_certificate(struct parser *p, struct provider_conf *pr, int cert_line,
+                                    int key_line, bool load_key)
+{
+    X509 *x = read_client_certificate(p, cert_line, pr->client_certificate);
+    if (!x)
+        return;
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(x, &der);
+    if (der_len <= 0) {
+        conf_error(p, cert_line, "cannot encode the certificate %s", pr->client_certificate);
+    } else {
+        pr->client_cert_der = mg_malloc((size_t)der_len);
+        memcpy(pr->client_cert_der, der, (size_t)der_len);
+        pr->client_cert_der_len = (size_t)der_len;
+    }
+    OPENSSL_free(der);
+    EVP_PKEY *key = load_key ? read_client_key(p, key_line, pr->client_private_key) : NULL;
+    if (key && EVP_PKEY_eq(X509_get0_pubkey(x), key) != 1) {
+        conf_error(p, key_line, "the private key %s does not match the certificate %s",
+                   pr->client_private_key, pr->client_certificate);
+        EVP_PKEY_free(key);
+        key = NULL;
+    }
+    pr->client_key = key;
+    X509_free(x);
+    ERR_clear_error();
 }
 
 /* ---- addresses ---- */

@@ -127,6 +127,9 @@ static void sasl_done(struct session *s, struct imap_state *st, const char *tag,
 static void cmd_login(struct session *s, struct imap_state *st, const struct imap_command *cmd)
 {
     if (!s->client_tls) {
+        int named = cmd->argc >= 1 && is_string(&cmd->args[0]);
+        session_login_refused(s, named ? cmd->args[0].str : NULL, "refused",
+                              "LOGIN before STARTTLS");
         reply_privacy_required(s, cmd->tag);
         return;
     }
@@ -136,6 +139,7 @@ static void cmd_login(struct session *s, struct imap_state *st, const struct ima
     }
     const struct imap_arg *user = &cmd->args[0], *pass = &cmd->args[1];
     if (user->len == 0 || memchr(user->str, '\0', user->len)) {
+        session_login_refused(s, user->str, "fail", "invalid user name");
         reply_auth_failed(s, cmd->tag);
         return;
     }
@@ -146,6 +150,7 @@ static void cmd_authenticate(struct session *s, struct imap_state *st,
                              const struct imap_command *cmd)
 {
     if (!s->client_tls) {
+        session_login_refused(s, NULL, "refused", "AUTHENTICATE before STARTTLS");
         reply_privacy_required(s, cmd->tag);
         return;
     }

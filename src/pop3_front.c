@@ -49,11 +49,14 @@ static void reply_temp_failure(struct session *s)
     session_printf(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later.\r\n");
 }
 
-/* USER, PASS and AUTH on a starttls listener before STLS. */
-static int tls_required(struct session *s)
+/* USER, PASS and AUTH on a starttls listener before STLS. attempt names a refused login
+ * attempt for the log (NULL: the command alone is none). */
+static int tls_required(struct session *s, const char *attempt)
 {
     if (s->client_tls)
         return 0;
+    if (attempt)
+        session_login_refused(s, NULL, "refused", attempt);
     session_reject(s, "-ERR [AUTH] Plaintext authentication is disabled, use STLS first.\r\n");
     return 1;
 }
@@ -117,7 +120,7 @@ static void sasl_done(struct session *s, struct pop3_state *st, enum sasl_front_
 
 static void cmd_user(struct session *s, struct pop3_state *st, const struct pop3_command *cmd)
 {
-    if (tls_required(s))
+    if (tls_required(s, NULL))
         return;
     st->user[0] = '\0';
     if (cmd->argc != 1) {
@@ -136,7 +139,7 @@ static void cmd_user(struct session *s, struct pop3_state *st, const struct pop3
 
 static void cmd_pass(struct session *s, struct pop3_state *st, const struct pop3_command *cmd)
 {
-    if (tls_required(s))
+    if (tls_required(s, "PASS before STLS"))
         return;
     if (!st->user[0]) {
         reply_bad(s, "Send USER first.");
@@ -152,7 +155,7 @@ static void cmd_pass(struct session *s, struct pop3_state *st, const struct pop3
 
 static void cmd_auth(struct session *s, struct pop3_state *st, const struct pop3_command *cmd)
 {
-    if (tls_required(s))
+    if (tls_required(s, cmd->argc > 0 ? "AUTH before STLS" : NULL))
         return;
     st->user[0] = '\0';
     if (cmd->argc == 0) { /* the mechanism list, as Outlook and others ask for it */

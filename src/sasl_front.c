@@ -31,11 +31,13 @@ static enum sasl_front_result plain(struct session *s, const char *b64, size_t l
     enum sasl_front_result r = SASL_FRONT_UNDECODABLE;
     if (n >= 0) {
         struct sasl_plain p;
-        if (sasl_plain_decode(msg, (size_t)n, &p) != 0)
+        if (sasl_plain_decode(msg, (size_t)n, &p) != 0) {
+            session_login_refused(s, NULL, "fail", "malformed or too long PLAIN message");
             r = SASL_FRONT_MALFORMED;
-        else if (p.authzid[0] && strcmp(p.authzid, p.authcid) != 0)
+        } else if (p.authzid[0] && strcmp(p.authzid, p.authcid) != 0) {
+            session_login_refused(s, p.authcid, "refused", "authorization identity differs");
             r = SASL_FRONT_OTHER_USER;
-        else
+        } else
             r = login(s, p.authcid, p.passwd, p.passwd_len);
         sasl_plain_wipe(&p);
     }

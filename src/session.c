@@ -88,7 +88,11 @@ static void free_proto_state(struct session *s)
 static void free_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     MG_UNUSED(fd), MG_UNUSED(what);
-    session_free(arg);
+    struct session *s = arg;
+    struct worker_ctx *w = s->w;
+    session_free(s);
+    if (w->stopping && w->n_sessions == 0)
+        event_base_loopbreak(w->base); /* every goodbye is out: the worker may exit now */
 }
 
 static void schedule_free(struct session *s)
@@ -463,10 +467,24 @@ static uint64_t failure_delay_ms(const struct session *s)
 
 /* ---- login: broker ---- */
 
+void session_login_refused(struct session *s, const char *user, const char *result,
+                           const char *reason)
+{
+    if (s->login_active)
+        return; /* cannot happen: no command is read while a login is in progress */
+    mg_strlcpy(s->user, user ? user : "", sizeof s->user);
+    s->mailbox[0] = s->provider[0] = '\0';
+    s->login_active = 1;
+    s->login_started_ms = mg_now_ms();
+    log_login(s, result, reason);
+}
+
 int session_login(struct session *s, const char *user, const char *password, size_t password_len)
 {
-    if (strlen(user) >= IPC_USER_MAX || password_len >= IPC_PASSWORD_MAX)
+    if (strlen(user) >= IPC_USER_MAX || password_len >= IPC_PASSWORD_MAX) {
+        session_login_refused(s, user, "fail", "user name or password too long");
         return -1;
+    }
     struct ipc_auth_request req;
     memset(&req, 0, sizeof req);
     req.protocol = s->ops->protocol;
@@ -653,6 +671,25 @@ void session_login_done(struct session *s)
     s->state = SESSION_RELAY;
     s->relay = relay_new(s->w->base, s->client, s->upstream_bev, s->listener->conf->idle_timeout_ms,
                          relay_done_cb, s);
+}
+
+/* ---- shutdown ---- */
+
+void session_shutdown(struct session *s)
+{
+    if (s->closing)
+        return;
+    if (s->state == SESSION_RELAY) {
+        relay_done_cb(s, "server shutting down"); /* protocol-blind: nothing to say */
+        return;
+    }
+    /* A login under way upstream ends here: its callbacks must not answer the client. */
+    upstream_free(&s->upstream);
+    /* Nothing can be said in the clear while TLS is being set up. */
+    int speak = s->state != SESSION_HANDSHAKE && s->state != SESSION_STARTTLS;
+    if (speak)
+        s->ops->goodbye(s, GOODBYE_SHUTDOWN);
+    close_session(s, "server shutting down", speak);
 }
 
 /* ---- creation ---- */

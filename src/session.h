@@ -92,6 +92,7 @@ struct worker_ctx {
     int index;
     struct session *sessions; /* every live session */
     size_t n_sessions;
+    int stopping; /* shutting down: the loop ends when the last session is freed */
     uint32_t next_request_id;
     struct session *pending[WORKER_PENDING_BUCKETS]; /* sessions waiting for the broker */
 };
@@ -149,6 +150,10 @@ struct session *session_new(struct listener *l, int fd, const struct sockaddr *s
 /* Immediate free, for worker shutdown (no callback of this session may be running). */
 void session_free(struct session *s);
 void session_on_auth_response(struct session *s, struct ipc_auth_response *res);
+/* Worker shutdown: a session still in the login phase gets the protocol's goodbye
+ * (GOODBYE_SHUTDOWN), flushed while the worker winds down; a relaying session is closed at
+ * once. */
+void session_shutdown(struct session *s);
 /* Implemented in worker.c: queue the request to the broker (sets req->id and s->request_id)
  * and forget it. */
 int worker_send_auth_request(struct worker_ctx *w, struct session *s, struct ipc_auth_request *req);
@@ -186,10 +191,15 @@ void session_reject(struct session *s, const char *fmt, ...) __attribute__((form
 void session_close(struct session *s);
 
 /* Starts a login: asks the broker. The protocol must not read commands until the outcome
- * (on_login_failed, or upstream_ready ... session_login_done). Returns -1 without side effects
- * when the user name or password is too long for the broker request. The password is not
- * kept. */
+ * (on_login_failed, or upstream_ready ... session_login_done). Returns -1 when the user name
+ * or password is too long for the broker request (the attempt is logged as failed; nothing else
+ * happens: the protocol replies). The password is not kept. */
 int session_login(struct session *s, const char *user, const char *password, size_t password_len);
+/* A login attempt refused before asking the broker (before STARTTLS, a malformed user name,
+ * ...): logs the attempt's login line like any other. result is "fail" or "refused"; user may
+ * be NULL when it is not known. Never give it a password. */
+void session_login_refused(struct session *s, const char *user, const char *result,
+                           const char *reason);
 
 /* ---- upstream side, for protocols ---- */
 /* Encodes the XOAUTH2 initial response (mailbox + token) into out and wipes the token.

@@ -55,8 +55,8 @@ static void caps_known(void *arg)
     struct smtp_state *st = s->proto;
     evtimer_del(st->wait_timer);
     smtp_caps_cancel(&st->waiter);
-    if (st->front != SMTP_FRONT_WAIT_CAPS)
-        return;
+    if (st->front != SMTP_FRONT_WAIT_CAPS || s->closing)
+        return; /* nothing after a goodbye (login timeout, shutdown) */
     st->front = SMTP_FRONT_COMMANDS;
     send_ehlo_reply(s);
     if (s->state == SESSION_PRELOGIN && !s->closing)
@@ -153,6 +153,7 @@ static void cmd_auth(struct session *s, struct smtp_state *st, const struct smtp
     const char *mech, *ir;
     size_t mech_len, ir_len;
     if (!s->client_tls) {
+        session_login_refused(s, NULL, "refused", "AUTH before STARTTLS");
         session_printf(s, "530 5.7.0 Must issue a STARTTLS command first\r\n");
         return;
     }

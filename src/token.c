@@ -15,8 +15,11 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
+#include "aadsts.h"
 #include "config.h"
+#include "jwt.h"
 #include "log.h"
 #include "token_http.h"
 #include "util.h"
@@ -304,6 +307,29 @@ char *token_client_credentials_body(const char *client_id, const char *client_se
     return body;
 }
 
+char *token_client_assertion_body(const char *client_id, const char *assertion, const char *scope)
+{
+    const struct {
+        const char *name, *value;
+    } fields[] = {
+        {"grant_type", "client_credentials"},
+        {"client_id", client_id},
+        {"scope", scope},
+        {"client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+        {"client_assertion", assertion}};
+    size_t total = 0;
+    for (size_t i = 0; i < MG_ARRAY_LEN(fields); i++)
+        total += (i ? 1 : 0) + put_form_field(NULL, fields[i].name, fields[i].value);
+    char *body = mg_malloc(total + 1), *o = body;
+    for (size_t i = 0; i < MG_ARRAY_LEN(fields); i++) {
+        if (i)
+            *o++ = '&';
+        o += put_form_field(o, fields[i].name, fields[i].value);
+    }
+    *o = '\0';
+    return body;
+}
+
 /* ==== the cache and the client ==== */
 
 struct token_wait {
@@ -320,6 +346,10 @@ struct token_entry {
     /* The provider's settings as of the latest token_get, for requests started by the timer
      * (the config they came from is not ours to keep pointers into). */
     char *endpoint, *client_id, *client_secret, *ca_file;
+    /* Certificate credentials (instead of client_secret): a reference to the config's key. */
+    EVP_PKEY *client_key;
+    enum jwt_alg alg;
+    char x5t[JWT_X5T_SIZE], x5t_s256[JWT_X5T_S256_SIZE];
     char *token; /* NULL when none or expired */
     size_t token_len;
     uint64_t renew_at_ms, expires_at_ms;
@@ -385,6 +415,39 @@ static void replace_setting(char **field, const char *value)
 
 static void on_entry_timer(evutil_socket_t fd, short what, void *arg);
 
+/* Takes a reference to the provider's private key (the config may be freed and reloaded). */
+static void set_certificate(struct token_entry *e, const struct provider_conf *p)
+{
+    e->alg = p->client_assertion_alg;
+    if (e->client_key == p->client_key)
+        return;
+    EVP_PKEY_free(e->client_key);
+    e->client_key = NULL;
+    if (!p->client_key)
+        return;
+    int bad = jwt_cert_thumbprints(p->client_cert_der, p->client_cert_der_len, e->x5t, e->x5t_s256);
+    if (!bad && EVP_PKEY_up_ref(p->client_key) == 1)
+        e->client_key = p->client_key;
+}
+
+/* A fresh signed assertion per request (unique jti, exp 10 min ahead); NULL with error set. */
+static char *assertion_body(const struct token_entry *e, char *error, size_t error_size)
+{
+    struct jwt_assertion a = {.alg = e->alg,
+                              .key = e->client_key,
+                              .x5t = e->x5t,
+                              .x5t_s256 = e->x5t_s256,
+                              .client_id = e->client_id,
+                              .audience = e->endpoint,
+                              .now = (int64_t)time(NULL)};
+    char *jwt = jwt_client_assertion(&a, error, error_size);
+    if (!jwt)
+        return NULL;
+    char *body = token_client_assertion_body(e->client_id, jwt, e->scope);
+    mg_free_secret(&jwt);
+    return body;
+}
+
 static struct token_entry *entry_for(struct token_client *tc, const struct provider_conf *p)
 {
     const char *scope = p->scope ? p->scope : "";
@@ -405,6 +468,7 @@ static struct token_entry *entry_for(struct token_client *tc, const struct provi
     replace_setting(&e->client_id, p->client_id);
     replace_setting(&e->client_secret, p->client_secret);
     replace_setting(&e->ca_file, p->ca_file);
+    set_certificate(e, p);
     return e;
 }
 
@@ -522,6 +586,16 @@ static void deliver(struct token_entry *e, enum token_status status, const char 
     }
 }
 
+/* A permanent failure with a known AADSTS code gets its fix appended, for the log and for
+ * `mailgate token get` (kept out of token_parse_response, whose reason is the IdP's own words). */
+static void append_hint(struct token_response *tr)
+{
+    const char *hint = tr->status == TOKEN_PERMFAIL ? aadsts_hint_for_text(tr->reason) : NULL;
+    size_t n = strlen(tr->reason);
+    if (hint && n + 8 < sizeof tr->reason)
+        snprintf(tr->reason + n, sizeof tr->reason - n, " (fix: %s)", hint);
+}
+
 static void on_http_done(const struct token_http_result *res, void *arg)
 {
     struct token_entry *e = arg;
@@ -529,6 +603,7 @@ static void on_http_done(const struct token_http_result *res, void *arg)
     struct token_response tr;
     if (res->transport_ok) {
         token_parse_response(res->status, res->body, res->len, res->retry_after, &tr);
+        append_hint(&tr);
     } else {
         memset(&tr, 0, sizeof tr);
         tr.status = TOKEN_TEMPFAIL;
@@ -549,12 +624,16 @@ static void on_http_done(const struct token_http_result *res, void *arg)
 static int start_request(struct token_entry *e)
 {
     char error[CURL_ERROR_SIZE] = "";
-    const char *missing = !e->endpoint        ? "no token endpoint"
-                          : !e->client_id     ? "no client_id"
-                          : !e->client_secret ? "no client secret loaded"
-                                              : NULL;
-    if (!missing) {
-        char *body = token_client_credentials_body(e->client_id, e->client_secret, e->scope);
+    const char *missing = !e->endpoint                          ? "no token endpoint"
+                          : !e->client_id                       ? "no client_id"
+                          : !e->client_secret && !e->client_key ? "no client secret loaded"
+                                                                : NULL;
+    char *body = NULL;
+    if (!missing)
+        body = e->client_key
+                   ? assertion_body(e, error, sizeof error)
+                   : token_client_credentials_body(e->client_id, e->client_secret, e->scope);
+    if (body) {
         e->inflight = token_http_post(e->tc->http, e->endpoint, e->ca_file, body, on_http_done, e,
                                       error, sizeof error);
         mg_free_secret(&body);
@@ -693,6 +772,7 @@ void token_client_free(struct token_client **tcp)
         event_free(e->timer);
         drop_token(e);
         mg_free_secret(&e->client_secret);
+        EVP_PKEY_free(e->client_key);
         free(e->provider);
         free(e->scope);
         free(e->endpoint);

@@ -81,4 +81,8 @@ void token_response_clear(struct token_response *r);
 char *token_client_credentials_body(const char *client_id, const char *client_secret,
                                     const char *scope);
 
+/* The same grant with certificate credentials: client_assertion_type jwt-bearer and the signed
+ * client_assertion (jwt.h) instead of client_secret. Malloc'd; the caller wipes and frees it. */
+char *token_client_assertion_body(const char *client_id, const char *assertion, const char *scope);
+
 #endif

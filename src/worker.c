@@ -26,6 +26,8 @@
 
 #define LISTEN_BACKLOG 1024
 #define ACCEPT_PAUSE_MS 1000
+/* On SIGTERM/SIGINT: how long goodbyes to clients still logging in may take to go out. */
+#define SHUTDOWN_GRACE_MS 500
 
 struct worker {
     struct worker_ctx ctx;
@@ -220,8 +222,21 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     MG_UNUSED(what);
     struct worker *wk = arg;
+    if (wk->ctx.stopping)
+        return; /* Ctrl-C: SIGINT from the terminal, then SIGTERM from the broker */
     log_info("worker %d: signal %d, stopping", wk->ctx.index, (int)sig);
-    event_base_loopbreak(wk->ctx.base);
+    wk->ctx.stopping = 1;
+    close_listeners(wk);
+    /* Sessions in the login phase say goodbye and close; relaying ones close at once. The loop
+     * ends when the last one is freed (session.c), or after the grace period at the latest. */
+    for (struct session *s = wk->ctx.sessions; s; s = s->next)
+        session_shutdown(s); /* frees nothing now: the frees are scheduled on the loop */
+    if (wk->ctx.n_sessions == 0) {
+        event_base_loopbreak(wk->ctx.base);
+        return;
+    }
+    struct timeval grace = {SHUTDOWN_GRACE_MS / 1000, (SHUTDOWN_GRACE_MS % 1000) * 1000};
+    event_base_loopexit(wk->ctx.base, &grace);
 }
 
 static int setup_tls(struct worker *wk)

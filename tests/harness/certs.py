@@ -4,6 +4,8 @@
 - server.pem / server.key: DNS:localhost + IP:127.0.0.1, signed by the CA (Dovecot and the
   gateway's own [tls]); fullchain.pem = server cert + CA cert
 - rogue.pem / rogue.key: self-signed, same names, NOT signed by the CA (bad-certificate case)
+- app.pem / app.key: the app registration's certificate credential (self-signed, CN=mailgate,
+  registered with the fake IdP); app-other.pem / app-other.key: one that is not registered
 """
 import os
 import subprocess
@@ -23,6 +25,10 @@ class CertSet:
     fullchain: str
     rogue_cert: str
     rogue_key: str
+    app_cert: str = None
+    app_key: str = None
+    app_other_cert: str = None
+    app_other_key: str = None
 
 
 def _openssl(*args, cwd):
@@ -56,6 +62,12 @@ def _make_rogue(d):
              "rogue.pem", "-days", "30", "-subj", "/CN=localhost", "-addext", SAN, cwd=d)
 
 
+def _make_app_cert(d, name):
+    """What the README tells administrators to run for a certificate credential."""
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-keyout", f"{name}.key", "-out",
+             f"{name}.pem", "-days", "730", "-nodes", "-subj", "/CN=mailgate", cwd=d)
+
+
 def make_certs(directory):
     """Creates (or reuses) the certificate set in directory."""
     os.makedirs(directory, exist_ok=True)
@@ -72,6 +84,12 @@ def make_certs(directory):
         _make_server(directory)
     if not os.path.exists(cs.rogue_cert):
         _make_rogue(directory)
+    for name in ("app", "app-other"):
+        if not os.path.exists(os.path.join(directory, f"{name}.pem")):
+            _make_app_cert(directory, name)
+    cs.app_cert, cs.app_key = (os.path.join(directory, n) for n in ("app.pem", "app.key"))
+    cs.app_other_cert, cs.app_other_key = (os.path.join(directory, n)
+                                           for n in ("app-other.pem", "app-other.key"))
     # Keys are read by Dovecot's config process and by a possibly unprivileged gateway.
     for k in (cs.key, cs.rogue_key):
         os.chmod(k, 0o644)

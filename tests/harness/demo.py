@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """`make demo`: a local stand-in for Entra ID, a private Dovecot as "Exchange Online" and the
-gateway in front of it, all on 127.0.0.1. Runs one real IMAP session through the gateway, prints
-how to connect with any client, and keeps running until Ctrl-C (then stops everything by PID).
+gateway in front of it (IMAP, POP3 and SMTP submission), all on 127.0.0.1. Runs one real IMAP
+session through the gateway, prints how to connect with any client, and keeps running until
+Ctrl-C (then stops everything by PID).
 """
 import argparse
 import imaplib
@@ -55,20 +56,38 @@ def client_session(gw, password):
         print("LOGOUT -> OK")
 
 
-def instructions(gw, password):
+def write_demo_message(workdir):
+    """A small message for the SMTP example (curl --upload-file)."""
+    path = os.path.join(workdir, "msg.eml")
+    with open(path, "w", newline="\r\n") as f:
+        f.write("From: alice@example.test\nTo: bob@example.test\nSubject: mailgate demo\n\n"
+                "Sent through mailgate's submission listener.\n")
+    return path
+
+
+def instructions(gw, password, message):
     ca = gw.certs.ca
+    pop3s, submission = gw.port("pop3s"), gw.port("submission")
     print(f"""
 === mailgate demo is running ===
   IMAPS (implicit TLS): 127.0.0.1:{gw.imaps_port}   IMAP + STARTTLS: 127.0.0.1:{gw.imap_port}
+  POP3S (implicit TLS): 127.0.0.1:{pop3s}   SMTP submission + STARTTLS: 127.0.0.1:{submission}
   user: {DEMO_USER}    password: {password}    (mailbox {ALICE} on the local Dovecot)
   CA certificate to trust: {ca}    (server name: localhost)
 
+  IMAP:
   curl --cacert {ca} --user '{DEMO_USER}:{password}' 'imaps://localhost:{gw.imaps_port}/INBOX;UID=1'
   openssl s_client -quiet -CAfile {ca} -connect localhost:{gw.imaps_port}
   openssl s_client -quiet -CAfile {ca} -starttls imap -connect localhost:{gw.imap_port}
       then type:  a LOGIN {DEMO_USER} {password}   /   b SELECT INBOX   /   c LOGOUT
-  Any mail client: server localhost, port {gw.imaps_port} (SSL/TLS) or {gw.imap_port} (STARTTLS),
-      normal password, and trust the CA above.
+  POP3 (message 1):
+  curl --cacert {ca} --user '{DEMO_USER}:{password}' pop3s://localhost:{pop3s}/1
+  SMTP submission (Dovecot hands the message to a local sink):
+  curl --cacert {ca} --ssl-reqd --user '{DEMO_USER}:{password}' --mail-from alice@example.test \\
+      --mail-rcpt bob@example.test --upload-file {message} smtp://localhost:{submission}
+  Any mail client: server localhost, normal password, trust the CA above;
+      IMAP {gw.imaps_port} (SSL/TLS) or {gw.imap_port} (STARTTLS), POP3 {pop3s} (SSL/TLS),
+      SMTP {submission} (STARTTLS).
 
   gateway log: {gw.log_path}
   state dir:   {os.path.dirname(gw.dir)}
@@ -95,9 +114,12 @@ def main():
         print("demo: starting the fake Entra ID and a private Dovecot ...", flush=True)
         stack = start_stack(os.path.join(workdir, "stack"))
         gw = Gateway(workdir, stack.certs, stack.idp, stack.dovecot, name="gateway",
-                     log_level="info", workers="auto", auth_failure_delay="2s")
+                     protocols=("imap", "pop3", "smtp"), log_level="info", workers="auto",
+                     auth_failure_delay="2s")
         gw.listeners = {"imaps": ("implicit", port_or_free(9993)),
-                        "imap": ("starttls", port_or_free(9143))}
+                        "imap": ("starttls", port_or_free(9143)),
+                        "pop3s": ("implicit", port_or_free(9995)),
+                        "submission": ("starttls", port_or_free(9587))}
         gw.write_config()
         password = secrets.token_urlsafe(12)
         gw.add_user(DEMO_USER, password, mailbox=ALICE)
@@ -105,7 +127,7 @@ def main():
               flush=True)
         gw.start()
         client_session(gw, password)
-        instructions(gw, password)
+        instructions(gw, password, write_demo_message(workdir))
         while True:
             signal.pause()
     except KeyboardInterrupt:

@@ -55,11 +55,24 @@ def render_config(gw):
             lines.append(f"hostname = {s.get('hostname', SMTP_HOSTNAME)}")
         lines.append("")
     lines += ["[provider microsoft]", "type = microsoft", f"tenant = {s['tenant']}",
-              f"client_id = {s['client_id']}", f"client_secret_file = {gw.secret_file}",
+              f"client_id = {s['client_id']}", *credential_lines(gw),
               f"token_endpoint = {s['token_endpoint']}", f"scope = {s['scope']}",
               f"imap_server = {s['imap_server']}", f"ca_file = {s['ca_file']}"]
     lines += [f"{k} = {s[k]}" for k in PROVIDER_KEYS if s.get(k)] + [""]
     return "\n".join(lines) + s.get("extra", "")
+
+
+def credential_lines(gw):
+    """client_secret_file, or with settings client_certificate + client_private_key (and
+    optionally client_assertion_alg) certificate credentials instead."""
+    s = gw.settings
+    if not s.get("client_certificate"):
+        return [f"client_secret_file = {gw.secret_file}"]
+    lines = [f"client_certificate = {s['client_certificate']}",
+             f"client_private_key = {s['client_private_key']}"]
+    if s.get("client_assertion_alg"):
+        lines.append(f"client_assertion_alg = {s['client_assertion_alg']}")
+    return lines
 
 
 class Gateway:

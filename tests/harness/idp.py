@@ -12,13 +12,14 @@ HTTPS on --port:
                                            "delay":SECONDS, "drop":true}
     POST /_control/config                 {"token_lifetime":S, "revoke_all":true,
                                            "revoke_app":CLIENT_ID, "secrets":{client_id:S},
-                                           "grants":{client_id:[mailbox,...]}}
+                                           "grants":{client_id:[mailbox,...]},
+                                           "certificates":{client_id:[PEM,...]}}
 Plain HTTP on --intro-port (for Dovecot's oauth2 passdb, introspection_mode = post):
     POST /introspect  token=...           RFC 7662 style answer
 
 Config JSON: {"tenants": {"contoso.onmicrosoft.com": {"tid": UUID, "domain": "example.test"}},
               "apps": {CLIENT_ID: {"tenant": NAME, "secret": S, "name": S, "roles": [...],
-                                   "mailboxes": [...]}},
+                                   "mailboxes": [...], "certificates": [PEM, ...]}},
               "token_lifetime": 3599}
 
 Exchange lets an app token open every mailbox the app was granted FullAccess on, while Dovecot
@@ -27,15 +28,25 @@ not tell us the SASL user. So the answer's username is "<app>@<domain of its gra
 harness configures Dovecot with username_format = %Ld (domain only); which mailboxes the app may
 open is checked by a second Dovecot passdb (a "grants" file, see dovecot.py). Revoking tokens or
 removing all of an app's grants here makes introspection answer {"active": false}.
+
+Certificate credentials: a request with client_assertion_type = ...:jwt-bearer and a signed
+client_assertion (RS256 or PS256) is checked like Entra ID does: x5t#S256 (else x5t) names one of
+the app's "certificates" (else AADSTS700027), the signature verifies with that certificate's key
+(the openssl CLI does the RSA; else AADSTS700027), aud is the token endpoint, iss = sub = the
+client id (AADSTS700021), nbf/exp hold now (AADSTS700024) and the jti was not seen before.
 """
 import argparse
 import base64
 import datetime
+import functools
+import hashlib
 import json
 import os
 import secrets
 import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -72,6 +83,7 @@ class State:
         self.apps = cfg.get("apps", {})
         self.token_lifetime = int(cfg.get("token_lifetime", 3599))
         self.tokens = {}  # access token -> claims
+        self.seen_jti = set()  # client assertion ids (replay check)
         self.fault = None
         self.stats = {"token_requests": 0, "tokens_issued": 0, "token_errors": 0,
                       "token_faults": 0, "introspect_requests": 0, "introspect_active": 0,
@@ -134,7 +146,97 @@ def aad_error(status, error, code, description):
     return status, body
 
 
-def check_token_request(state, tenant_name, form):
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLOCK_SKEW = 300  # seconds of nbf/exp leeway, as Entra allows
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@functools.lru_cache(maxsize=64)
+def cert_info(pem):
+    """{"x5t", "x5t#S256", "pubkey"} of a registered PEM certificate."""
+    der = ssl.PEM_cert_to_DER_cert(pem)
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=pem.encode(),
+                         capture_output=True, check=True).stdout.decode()
+    return {"x5t": b64url(hashlib.sha1(der).digest()),
+            "x5t#S256": b64url(hashlib.sha256(der).digest()), "pubkey": pub}
+
+
+def rsa_verify(pubkey_pem, alg, signing_input, signature):
+    """True when signature (RS256 or PS256, PSS salt = digest length) verifies."""
+    with tempfile.TemporaryDirectory(prefix="idp-jws-") as d:
+        files = {"pub.pem": pubkey_pem.encode(), "input": signing_input, "sig": signature}
+        for name, data in files.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        cmd = ["openssl", "dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig"]
+        if alg == "PS256":
+            cmd += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-1"]
+        r = subprocess.run(cmd + ["input"], cwd=d, capture_output=True)
+        return r.returncode == 0
+
+
+def check_client_assertion(state, app_id, app, form, audience):
+    """None when the client assertion is good, else an aad_error (status, body)."""
+    def bad(code, text, status=401):
+        return aad_error(status, "invalid_client", code, text)
+
+    if form.get("client_assertion_type") != JWT_BEARER:
+        return aad_error(400, "invalid_request", 700023,
+                         "Invalid client_assertion_type: expected " + JWT_BEARER)
+    try:
+        h64, c64, s64 = form.get("client_assertion", "").split(".")
+        header, claims = json.loads(b64url_decode(h64)), json.loads(b64url_decode(c64))
+        signature = b64url_decode(s64)
+    except (ValueError, TypeError):
+        return bad(50027, "JWT token is invalid or is malformed.", 400)
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return bad(50027, "JWT token is invalid or is malformed.", 400)
+    alg = header.get("alg")
+    if alg not in ("RS256", "PS256"):
+        return bad(5002738, f"Invalid JWT token. '{alg}' is not a supported signature algorithm.")
+    registered = [cert_info(pem) for pem in app.get("certificates", [])]
+    if header.get("x5t#S256"):
+        match = [c for c in registered if c["x5t#S256"] == header["x5t#S256"]]
+        used = header["x5t#S256"]
+    else:
+        match = [c for c in registered if c["x5t"] == header.get("x5t")]
+        used = header.get("x5t")
+    if not match:
+        return bad(700027, f"The certificate with identifier used to sign the client assertion "
+                           f"is not registered on application. [Reason - The key was not found., "
+                           f"Thumbprint of key used by client: '{used}', Please visit the Azure "
+                           f"Portal, Graph Explorer or directly use MS Graph to see configured "
+                           f"keys for app Id '{app_id}'.]")
+    if not rsa_verify(match[0]["pubkey"], alg, f"{h64}.{c64}".encode(), signature):
+        return bad(700027, "Client assertion failed signature validation.")
+    if claims.get("iss") != app_id or claims.get("sub") != app_id:
+        return bad(700021, "Client assertion application identifier doesn't match 'client_id' "
+                           "parameter.")
+    if claims.get("aud") != audience:
+        return bad(50027, f"Invalid JWT token. Audience '{claims.get('aud')}' is not the token "
+                          f"endpoint '{audience}'.", 400)
+    now = time.time()
+    exp, nbf = claims.get("exp"), claims.get("nbf", 0)
+    if not isinstance(exp, int) or not isinstance(nbf, int):
+        return bad(50027, "JWT token is invalid or is malformed (exp/nbf).", 400)
+    if exp + CLOCK_SKEW < now or nbf - CLOCK_SKEW > now:
+        return bad(700024, f"Client assertion is not within its valid time range. Current time: "
+                           f"{utc_now_text()}, assertion valid from {nbf}, expiry time of "
+                           f"assertion {exp}.")
+    jti = claims.get("jti")
+    if not jti or not isinstance(jti, str) or jti in state.seen_jti:
+        return bad(50027, "Invalid JWT token. The jti was already used (replay)."
+                   if jti else "Invalid JWT token. No jti.", 400)
+    state.seen_jti.add(jti)
+    state.count("assertions_accepted")
+    state.stats["last_assertion_alg"] = alg
+    return None
+
+
+def check_token_request(state, tenant_name, form, audience=None):
     """Returns (status, body) for a client credentials request: a token or an AADSTS error."""
     if tenant_name not in state.tenants:
         return aad_error(400, "invalid_request", 90002,
@@ -158,7 +260,11 @@ def check_token_request(state, tenant_name, form):
                          "not been installed by the administrator of the tenant or consented "
                          "to by any user in the tenant. You may have sent your authentication "
                          "request to the wrong tenant.")
-    if not secrets.compare_digest(form.get("client_secret", ""), app.get("secret", "")):
+    if "client_assertion" in form or "client_assertion_type" in form:
+        problem = check_client_assertion(state, app_id, app, form, audience)
+        if problem:
+            return problem
+    elif not secrets.compare_digest(form.get("client_secret", ""), app.get("secret", "")):
         return aad_error(401, "invalid_client", 7000215,
                          "Invalid client secret provided. Ensure the secret being sent in the "
                          "request is the client secret value, not the client secret ID, for a "
@@ -280,7 +386,8 @@ class Handler(BaseHTTPRequestHandler):
                                                         else 50196, "Injected fault.")[1],
                                       headers)
         with self.state.lock:
-            status, answer = check_token_request(self.state, tenant_name, form)
+            audience = f"https://{self.headers.get('Host', '')}{self.path}"
+            status, answer = check_token_request(self.state, tenant_name, form, audience)
             if status == 200:
                 self.state.count("tokens_issued")
             else:
@@ -313,6 +420,8 @@ class Handler(BaseHTTPRequestHandler):
                     st.apps[app_id]["mailboxes"] = list(mailboxes)
                 for app_id, secret in args.get("secrets", {}).items():
                     st.apps[app_id]["secret"] = secret
+                for app_id, pems in args.get("certificates", {}).items():
+                    st.apps[app_id]["certificates"] = list(pems)
             else:
                 return self.send_json(404, {"error": "unknown control command"})
             st.count("control_requests")

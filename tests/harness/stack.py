@@ -20,6 +20,9 @@ CLIENT_SECRET = "Q~test.Secret_" + "x" * 26
 # a second registered app, so one test can revoke its tokens without touching the main gateway's
 CLIENT_ID2 = "22222222-3333-4444-5555-666666666666"
 CLIENT_SECRET2 = "Q~second.Secret_" + "y" * 24
+# an app registered with POP.AccessAsApp only (no IMAP or SMTP role, no mailboxes)
+CLIENT_ID_POP_ONLY = "33333333-4444-5555-6666-777777777777"
+CLIENT_SECRET_POP_ONLY = "Q~pop.only.Secret_" + "z" * 22
 SCOPE = "https://outlook.office365.com/.default"
 DOMAIN = "example.test"
 ALICE = f"alice@{DOMAIN}"
@@ -37,8 +40,20 @@ def idp_config(mailboxes=None):
 
     return {"tenants": {TENANT: {"tid": TENANT_ID, "domain": DOMAIN}},
             "apps": {CLIENT_ID: app(CLIENT_SECRET, "mailgate"),
-                     CLIENT_ID2: app(CLIENT_SECRET2, "mailgate second app")},
+                     CLIENT_ID2: app(CLIENT_SECRET2, "mailgate second app"),
+                     CLIENT_ID_POP_ONLY: {"tenant": TENANT, "secret": CLIENT_SECRET_POP_ONLY,
+                                          "name": "mailgate pop-only app", "mailboxes": [],
+                                          "roles": ["POP.AccessAsApp"]}},
             "token_lifetime": 3599}
+
+
+def with_app_certificate(config, certset):
+    """Registers certs/app.pem as a certificate credential of the main app (CLIENT_ID), next to
+    its secret, as Entra ID allows both."""
+    if getattr(certset, "app_cert", None):
+        with open(certset.app_cert) as f:
+            config["apps"][CLIENT_ID]["certificates"] = [f.read()]
+    return config
 
 
 class IdpServer:
@@ -52,7 +67,7 @@ class IdpServer:
         self.config_path = os.path.join(workdir, "idp.json")
         self.log_path = os.path.join(workdir, "idp.log")
         with open(self.config_path, "w") as f:
-            json.dump(idp_config(mailboxes), f, indent=1)
+            json.dump(with_app_certificate(idp_config(mailboxes), certset), f, indent=1)
         self.proc = None
         self.client = IdpClient(self.port, self.intro_port, certset.ca)
 

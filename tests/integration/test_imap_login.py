@@ -154,6 +154,28 @@ def test_login_log_line_and_no_secrets_in_log(gateway):
     assert "eyJ0eXAi" not in log  # no access token (JWT header prefix)
 
 
+def test_locally_refused_logins_are_logged(gateway):
+    """A login refused before the broker is asked still gets its login line."""
+    offset = gateway.log_offset()
+    with connect(gateway, tls=False) as c:
+        _, done = c.command("a1", "LOGIN alice refused-Secret-9")
+        assert done.startswith("a1 NO [PRIVACYREQUIRED]"), done
+    long_user = "u" * 300
+    with connect(gateway) as c:
+        _, done = c.command("a2", f"LOGIN {long_user} too-long-Secret-8")
+        assert done.startswith("a2 " + AUTH_FAILED), done
+    gateway.wait_for_log(r"login .*reason=\"user name or password too long\"", offset)
+    entries = login_lines(gateway.log_since(offset))
+    before_tls = [e for e in entries if e.get("reason") == "LOGIN before STARTTLS"]
+    assert before_tls and before_tls[0]["result"] == "refused", entries
+    assert before_tls[0]["user"] == "alice" and before_tls[0]["listener"] == "imap"
+    too_long = [e for e in entries if e.get("reason") == "user name or password too long"]
+    assert too_long and too_long[0]["result"] == "fail", entries
+    assert too_long[0]["user"].startswith("uuuu") and too_long[0]["listener"] == "imaps"
+    log = gateway.log_text()
+    assert "refused-Secret-9" not in log and "too-long-Secret-8" not in log
+
+
 # -- real clients -------------------------------------------------------------------------------
 
 def test_imaplib_ssl_login(gateway):

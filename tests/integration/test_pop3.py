@@ -94,6 +94,15 @@ def test_login_before_tls_refused_with_stls_hint(mail_gateway, command):
         assert c.cmd(f"PASS {PASSWORD}").startswith("+OK")
 
 
+def test_login_before_tls_is_logged(mail_gateway):
+    offset = mail_gateway.log_offset()
+    with LineClient(mail_gateway.port("pop3"), tls=False, ca_file=mail_gateway.certs.ca) as c:
+        assert c.cmd(f"AUTH PLAIN {plain_b64('dave', PASSWORD)}").startswith("-ERR")
+    mail_gateway.wait_for_log(r'login .*listener=pop3 .*result=refused reason="AUTH before STLS"',
+                              offset)
+    assert PASSWORD not in mail_gateway.log_text()
+
+
 def test_stls_twice_refused(mail_gateway):
     with connect(mail_gateway, tls=False) as c:
         assert c.cmd("STLS").startswith("-ERR")

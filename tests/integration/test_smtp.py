@@ -100,6 +100,15 @@ def test_ehlo_before_tls_starttls_no_auth(mail_gateway):
         assert c.smtp("MAIL FROM:<alice@example.test>")[0].startswith("530")
 
 
+def test_auth_before_tls_is_logged(mail_gateway):
+    offset = mail_gateway.log_offset()
+    with LineClient(mail_gateway.port("submission"), tls=False) as c:
+        c.smtp("EHLO client.test")
+        assert c.smtp(f"AUTH PLAIN {plain_b64('alice', PASSWORD)}") == [NEED_TLS]
+    mail_gateway.wait_for_log(
+        r'login .*listener=submission .*result=refused reason="AUTH before STARTTLS"', offset)
+
+
 def test_helo_works(mail_gateway):
     with LineClient(mail_gateway.port("submission"), tls=False) as c:
         assert c.smtp("HELO client.test")[0].startswith("250")

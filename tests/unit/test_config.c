@@ -22,6 +22,7 @@
 /* The temporary directory and the files every test can refer to. */
 static char tmpdir[64];
 static char *cert_path, *key_path, *other_key_path, *secret_path, *empty_path;
+static char *ec_key_path, *ec_cert_path; /* certificate credentials need RSA */
 
 static void write_file(const char *path, const char *text)
 {
@@ -80,6 +81,14 @@ static int setup_files(void **state)
     EVP_PKEY_free(write_key(other_key_path));
     write_file(secret_path, "s3cret-from-file\n");
     write_file(empty_path, "");
+    ec_key_path = mg_printf("%s/ec-key.pem", tmpdir);
+    ec_cert_path = mg_printf("%s/ec-cert.pem", tmpdir);
+    EVP_PKEY *ec = EVP_EC_gen("P-256");
+    FILE *f = fopen(ec_key_path, "w");
+    PEM_write_PrivateKey(f, ec, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    write_self_signed_cert(ec_cert_path, ec);
+    EVP_PKEY_free(ec);
     return 0;
 }
 
@@ -94,6 +103,8 @@ static int teardown_files(void **state)
     free(other_key_path);
     free(secret_path);
     free(empty_path);
+    free(ec_key_path);
+    free(ec_cert_path);
     return rc == 0 ? 0 : -1;
 }
 
@@ -402,7 +413,9 @@ static void test_secret_file_errors(void **state)
         assert_null(l.cfg);
         assert_error(&l, 5, "No such file or directory");
         assert_error(&l, 10, "is empty");
-        assert_error(&l, 11, "needs exactly one of 'client_secret' and 'client_secret_file'");
+        assert_error(&l, 11,
+                     "needs exactly one of 'client_secret', 'client_secret_file' and "
+                     "'client_certificate' with 'client_private_key'");
         assert_error(&l, 15, "needs exactly one of");
         loaded_free(&l);
         free(text);
@@ -606,6 +619,130 @@ static void test_listen_host_name_resolved(void **state)
     loaded_free(&l);
 }
 
+/* Lines 1-12 of minimal_config() without the client_secret_file line, then `extra` (line 13). */
+static char *certificate_config(const char *extra)
+{
+    return mg_printf("[tls]\n"
+                     "certificate = %s\n"
+                     "private_key = %s\n"
+                     "\n"
+                     "[listen imaps]\n"
+                     "protocol = imap\n"
+                     "address = 127.0.0.1:10993\n"
+                     "\n"
+                     "[provider ms]\n"
+                     "type = microsoft\n"
+                     "tenant = contoso.onmicrosoft.com\n"
+                     "client_id = 11111111-2222-3333-4444-555555555555\n"
+                     "%s",
+                     cert_path, key_path, extra);
+}
+
+static void test_client_certificate(void **state)
+{
+    (void)state;
+    char *extra =
+        mg_printf("client_certificate = %s\nclient_private_key = %s\n", cert_path, key_path);
+    char *text = certificate_config(extra);
+    struct loaded l = load_text(text, CONFIG_LOAD_SECRETS);
+    assert_string_equal(l.errors, "");
+    const struct provider_conf *p = config_provider(l.cfg, "ms");
+    assert_null(p->client_secret);
+    assert_string_equal(p->client_certificate, cert_path);
+    assert_string_equal(p->client_private_key, key_path);
+    assert_int_equal(p->client_assertion_alg, JWT_RS256);
+    assert_non_null(p->client_key);
+    assert_true(EVP_PKEY_is_a(p->client_key, "RSA"));
+    /* the DER is the certificate's */
+    const unsigned char *q = p->client_cert_der;
+    X509 *x = d2i_X509(NULL, &q, (long)p->client_cert_der_len);
+    assert_non_null(x);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(x), p->client_key), 1);
+    X509_free(x);
+    loaded_free(&l);
+    /* workers: the certificate, never the key */
+    l = load_text(text, CONFIG_SKIP_SECRETS);
+    assert_string_equal(l.errors, "");
+    p = config_provider(l.cfg, "ms");
+    assert_null(p->client_key);
+    assert_non_null(p->client_cert_der);
+    loaded_free(&l);
+    free(text);
+    free(extra);
+    extra = mg_printf("client_certificate = %s\nclient_private_key = %s\n"
+                      "client_assertion_alg = PS256\n",
+                      cert_path, key_path);
+    text = certificate_config(extra);
+    l = load_text(text, CONFIG_LOAD_SECRETS);
+    assert_string_equal(l.errors, "");
+    assert_int_equal(config_provider(l.cfg, "ms")->client_assertion_alg, JWT_PS256);
+    loaded_free(&l);
+    free(text);
+    free(extra);
+}
+
+/* One provider tail (from line 13) and the error expected for it. */
+static void expect_certificate_error(const char *extra, enum config_secrets secrets, int line,
+                                     const char *error)
+{
+    char *text = certificate_config(extra);
+    struct loaded l = load_text(text, secrets);
+    assert_null(l.cfg);
+    assert_error(&l, line, error);
+    loaded_free(&l);
+    free(text);
+}
+
+static void test_client_certificate_errors(void **state)
+{
+    (void)state;
+    char *s;
+    /* key and certificate do not match: found only where the key is read */
+    s = mg_printf("client_certificate = %s\nclient_private_key = %s\n", cert_path, other_key_path);
+    expect_certificate_error(s, CONFIG_LOAD_SECRETS, 14, "does not match the certificate");
+    char *text = certificate_config(s);
+    struct loaded l = load_text(text, CONFIG_SKIP_SECRETS);
+    assert_non_null(l.cfg);
+    loaded_free(&l);
+    free(text);
+    free(s);
+    /* a secret and a certificate */
+    s = mg_printf("client_secret = x\nclient_certificate = %s\nclient_private_key = %s\n",
+                  cert_path, key_path);
+    expect_certificate_error(s, CONFIG_LOAD_SECRETS, 9, "needs exactly one of");
+    free(s);
+    /* half a pair */
+    s = mg_printf("client_certificate = %s\n", cert_path);
+    expect_certificate_error(s, CONFIG_SKIP_SECRETS, 13, "needs both 'client_certificate' and");
+    free(s);
+    s = mg_printf("client_private_key = %s\n", key_path);
+    expect_certificate_error(s, CONFIG_SKIP_SECRETS, 13, "needs both 'client_certificate' and");
+    free(s);
+    /* files: missing, not a certificate, not a key, not RSA */
+    s = mg_printf("client_certificate = %s/nope.pem\nclient_private_key = %s\n", tmpdir, key_path);
+    expect_certificate_error(s, CONFIG_SKIP_SECRETS, 13, "cannot read");
+    free(s);
+    s = mg_printf("client_certificate = %s\nclient_private_key = %s\n", secret_path, key_path);
+    expect_certificate_error(s, CONFIG_SKIP_SECRETS, 13, "cannot load the certificate");
+    free(s);
+    s = mg_printf("client_certificate = %s\nclient_private_key = %s\n", cert_path, cert_path);
+    expect_certificate_error(s, CONFIG_LOAD_SECRETS, 14, "cannot load the private key");
+    free(s);
+    s = mg_printf("client_certificate = %s\nclient_private_key = %s\n", ec_cert_path, ec_key_path);
+    expect_certificate_error(s, CONFIG_SKIP_SECRETS, 13, "is not an RSA key");
+    free(s);
+    /* the algorithm */
+    s = mg_printf("client_certificate = %s\nclient_private_key = %s\n"
+                  "client_assertion_alg = HS256\n",
+                  cert_path, key_path);
+    expect_certificate_error(s, CONFIG_SKIP_SECRETS, 15, "expected RS256 or PS256, not 'HS256'");
+    free(s);
+    s = mg_printf("client_secret_file = %s\nclient_assertion_alg = PS256\n", secret_path);
+    expect_certificate_error(s, CONFIG_SKIP_SECRETS, 14,
+                             "client_assertion_alg needs 'client_certificate'");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +757,8 @@ int main(void)
         cmocka_unit_test(test_line_numbers_survive_long_lines),
         cmocka_unit_test(test_parse_addresses),
         cmocka_unit_test(test_listen_host_name_resolved),
+        cmocka_unit_test(test_client_certificate),
+        cmocka_unit_test(test_client_certificate_errors),
     };
     return cmocka_run_group_tests(tests, setup_files, teardown_files);
 }
