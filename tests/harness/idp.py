@@ -41,6 +41,7 @@ import datetime
 import functools
 import hashlib
 import json
+import math
 import os
 import secrets
 import ssl
@@ -118,7 +119,8 @@ def make_token(state, app_id, app, tenant_name):
     header = {"typ": "JWT", "nonce": b64url(secrets.token_bytes(32)), "alg": "RS256",
               "x5t": b64url(secrets.token_bytes(20)), "kid": b64url(secrets.token_bytes(20))}
     claims = {"aud": "https://outlook.office.com", "iss": f"https://sts.windows.net/{tid}/",
-              "iat": now, "nbf": now, "exp": now + lifetime,
+              # rounded up: a token must not expire before the expires_in it is sold with
+              "iat": now, "nbf": now, "exp": math.ceil(time.time() + lifetime),
               "aio": b64url(secrets.token_bytes(48)),
               "app_displayname": app.get("name", "mailgate test app"), "appid": app_id,
               "appidacr": "1", "idp": f"https://sts.windows.net/{tid}/",
