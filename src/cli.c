@@ -1,7 +1,9 @@
 /* Admin CLI: usage, check-config and what the user commands share. */
 #include "cli.h"
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 void cli_usage(void)
 {
@@ -39,4 +41,31 @@ int cli_check_config(const char *config_path)
            cfg->n_providers);
     config_free(&cfg);
     return 0;
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mailgate: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n(see 'mailgate help')\n", stderr);
+    return 2;
+}
+
+const char *cli_option_value(int argc, char **argv, int *i, const char *opt, bool *missing)
+{
+    size_t n = strlen(opt);
+    if (strncmp(argv[*i], opt, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *missing = true;
+        return NULL;
+    }
+    return argv[++*i];
 }

@@ -2,6 +2,8 @@
 #ifndef MG_CLI_H
 #define MG_CLI_H
 
+#include <stdbool.h>
+
 #include "config.h"
 
 /* argv starts after the global options, at the subcommand word ("user", "check-config" ...).
@@ -14,5 +16,11 @@ void cli_usage(void);
 /* Shared by cli.c and cli_user.c: loads the configuration and prints its errors to stderr.
  * Returns NULL when it has errors. */
 struct config *cli_load_config(const char *config_path, enum config_secrets secrets);
+
+/* Prints "mailgate: <message>" and a pointer to the help on stderr; returns 2 (usage error). */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The value of "--opt VALUE" or "--opt=VALUE" at argv[*i] (advancing *i past VALUE); NULL when
+ * argv[*i] is not --opt, or with *missing set when the value is missing. */
+const char *cli_option_value(int argc, char **argv, int *i, const char *opt, bool *missing);
 
 #endif

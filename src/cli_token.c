@@ -36,54 +36,24 @@ struct fetch {
     char reason[640];
 };
 
-static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("mailgate: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n(see 'mailgate help')\n", stderr);
-    return 2;
-}
-
-/* "--opt VALUE" or "--opt=VALUE" at argv[*i]; NULL when argv[*i] is not --opt. */
-static const char *option_value(int argc, char **argv, int *i, const char *opt, bool *missing)
-{
-    size_t n = strlen(opt);
-    if (strncmp(argv[*i], opt, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* argv[0] is "get". */
 static int parse_args(int argc, char **argv, struct token_args *a)
 {
     for (int i = 1; i < argc; i++) {
         bool missing = false;
         const char *v;
-        if ((v = option_value(argc, argv, &i, "--provider", &missing)))
+        if ((v = cli_option_value(argc, argv, &i, "--provider", &missing)))
             a->provider = v;
-        else if ((v = option_value(argc, argv, &i, "--user", &missing)))
+        else if ((v = cli_option_value(argc, argv, &i, "--user", &missing)))
             a->user = v;
         else if (missing)
-            return usage("%s needs a value", argv[i]);
+            return cli_usage_error("%s needs a value", argv[i]);
         else if (strcmp(argv[i], "--raw") == 0)
             a->raw = true;
         else if (argv[i][0] == '-')
-            return usage("unknown option %s", argv[i]);
+            return cli_usage_error("unknown option %s", argv[i]);
         else
-            return usage("unexpected argument '%s'", argv[i]);
+            return cli_usage_error("unexpected argument '%s'", argv[i]);
     }
     return 0;
 }
@@ -307,8 +277,8 @@ static int token_get_command(const char *config_path, const struct token_args *a
 int cli_token(const char *config_path, int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "get") != 0)
-        return usage("%s", argc < 2 ? "token needs a subcommand: get"
-                                    : "unknown token subcommand (only 'get' exists)");
+        return cli_usage_error("%s", argc < 2 ? "token needs a subcommand: get"
+                                              : "unknown token subcommand (only 'get' exists)");
     struct token_args a = {0};
     int rc = parse_args(argc - 1, argv + 1, &a);
     return rc ? rc : token_get_command(config_path, &a);

@@ -83,36 +83,6 @@ static bool valid_mailbox(const char *mailbox)
            printable_word(mailbox);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("mailgate: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n(see 'mailgate help')\n", stderr);
-    return 2;
-}
-
-/* Takes the value of "--opt VALUE" or "--opt=VALUE" at argv[*i]; NULL when this is not --opt. */
-static const char *option_value(int argc, char **argv, int *i, const char *opt, bool *missing)
-{
-    size_t n = strlen(opt);
-    if (strncmp(argv[*i], opt, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = true;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* argv[0] is the subcommand. Returns 0 or the usage-error exit code. */
 static int parse_args(int argc, char **argv, unsigned allowed, int positional, struct user_args *a)
 {
@@ -120,26 +90,27 @@ static int parse_args(int argc, char **argv, unsigned allowed, int positional, s
     for (int i = 1; i < argc; i++) {
         bool missing = false;
         const char *v;
-        if ((allowed & OPT_MAILBOX) && (v = option_value(argc, argv, &i, "--mailbox", &missing)))
+        if ((allowed & OPT_MAILBOX) &&
+            (v = cli_option_value(argc, argv, &i, "--mailbox", &missing)))
             a->mailbox = v;
         else if ((allowed & OPT_PROVIDER) &&
-                 (v = option_value(argc, argv, &i, "--provider", &missing)))
+                 (v = cli_option_value(argc, argv, &i, "--provider", &missing)))
             a->provider = v;
         else if (missing)
-            return usage_error("%s needs a value", argv[i]);
+            return cli_usage_error("%s needs a value", argv[i]);
         else if ((allowed & OPT_STDIN) && strcmp(argv[i], "--password-stdin") == 0)
             a->password_stdin = true;
         else if ((allowed & OPT_JSON) && strcmp(argv[i], "--json") == 0)
             a->json = true;
         else if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return usage_error("unknown option %s", argv[i]);
+            return cli_usage_error("unknown option %s", argv[i]);
         else if (seen_positional++ < positional)
             a->name = argv[i];
         else
-            return usage_error("unexpected argument '%s'", argv[i]);
+            return cli_usage_error("unexpected argument '%s'", argv[i]);
     }
     if (seen_positional < positional)
-        return usage_error("user %s needs a user NAME", argv[0]);
+        return cli_usage_error("user %s needs a user NAME", argv[0]);
     return 0;
 }
 
@@ -308,19 +279,20 @@ static int add_in_store(struct user_ctx *c, const struct user_args *a, const cha
 static int user_add(const char *config_path, struct user_args *a)
 {
     if (!valid_user_name(a->name))
-        return usage_error("invalid user name '%s' (1-255 bytes of UTF-8, no spaces or control "
-                           "characters)",
-                           a->name);
+        return cli_usage_error("invalid user name '%s' (1-255 bytes of UTF-8, no spaces or control "
+                               "characters)",
+                               a->name);
     if (!a->mailbox && !valid_mailbox(a->name))
-        return usage_error("the mailbox defaults to the user name, but '%s' is not an address: "
-                           "add --mailbox ADDRESS",
-                           a->name);
+        return cli_usage_error("the mailbox defaults to the user name, but '%s' is not an address: "
+                               "add --mailbox ADDRESS",
+                               a->name);
     if (!a->mailbox)
         a->mailbox = a->name;
     if (!valid_mailbox(a->mailbox))
-        return usage_error("invalid mailbox '%s' (an address with one '@', at most 319 bytes, no "
-                           "spaces or control characters)",
-                           a->mailbox);
+        return cli_usage_error(
+            "invalid mailbox '%s' (an address with one '@', at most 319 bytes, no "
+            "spaces or control characters)",
+            a->mailbox);
     struct user_ctx c = {0};
     int rc = open_ctx(config_path, &c);
     if (rc)
@@ -501,7 +473,7 @@ static const struct {
 int cli_user(const char *config_path, int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("user needs a command: add, list, passwd or del");
+        return cli_usage_error("user needs a command: add, list, passwd or del");
     for (size_t i = 0; i < MG_ARRAY_LEN(user_commands); i++) {
         if (strcmp(argv[1], user_commands[i].name) != 0)
             continue;
@@ -510,5 +482,5 @@ int cli_user(const char *config_path, int argc, char **argv)
                             user_commands[i].positional, &a);
         return rc ? rc : user_commands[i].run(config_path, &a);
     }
-    return usage_error("unknown user command '%s' (add, list, passwd, del)", argv[1]);
+    return cli_usage_error("unknown user command '%s' (add, list, passwd, del)", argv[1]);
 }

@@ -284,21 +284,18 @@ static size_t put_form_field(char *dst, const char *name, const char *value)
     return n;
 }
 
-char *token_client_credentials_body(const char *client_id, const char *client_secret,
-                                    const char *scope)
+struct form_field {
+    const char *name, *value;
+};
+
+/* Measures first, then writes straight into the result: no temporary holds the secret. */
+static char *form_encode(const struct form_field *fields, size_t n)
 {
-    const struct {
-        const char *name, *value;
-    } fields[] = {{"grant_type", "client_credentials"},
-                  {"client_id", client_id},
-                  {"client_secret", client_secret},
-                  {"scope", scope}};
-    /* Measure first, then write straight into the result: no temporary holds the secret. */
     size_t total = 0;
-    for (size_t i = 0; i < MG_ARRAY_LEN(fields); i++)
+    for (size_t i = 0; i < n; i++)
         total += (i ? 1 : 0) + put_form_field(NULL, fields[i].name, fields[i].value);
     char *body = mg_malloc(total + 1), *o = body;
-    for (size_t i = 0; i < MG_ARRAY_LEN(fields); i++) {
+    for (size_t i = 0; i < n; i++) {
         if (i)
             *o++ = '&';
         o += put_form_field(o, fields[i].name, fields[i].value);
@@ -307,27 +304,25 @@ char *token_client_credentials_body(const char *client_id, const char *client_se
     return body;
 }
 
+char *token_client_credentials_body(const char *client_id, const char *client_secret,
+                                    const char *scope)
+{
+    const struct form_field fields[] = {{"grant_type", "client_credentials"},
+                                        {"client_id", client_id},
+                                        {"client_secret", client_secret},
+                                        {"scope", scope}};
+    return form_encode(fields, MG_ARRAY_LEN(fields));
+}
+
 char *token_client_assertion_body(const char *client_id, const char *assertion, const char *scope)
 {
-    const struct {
-        const char *name, *value;
-    } fields[] = {
+    const struct form_field fields[] = {
         {"grant_type", "client_credentials"},
         {"client_id", client_id},
         {"scope", scope},
         {"client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
         {"client_assertion", assertion}};
-    size_t total = 0;
-    for (size_t i = 0; i < MG_ARRAY_LEN(fields); i++)
-        total += (i ? 1 : 0) + put_form_field(NULL, fields[i].name, fields[i].value);
-    char *body = mg_malloc(total + 1), *o = body;
-    for (size_t i = 0; i < MG_ARRAY_LEN(fields); i++) {
-        if (i)
-            *o++ = '&';
-        o += put_form_field(o, fields[i].name, fields[i].value);
-    }
-    *o = '\0';
-    return body;
+    return form_encode(fields, MG_ARRAY_LEN(fields));
 }
 
 /* ==== the cache and the client ==== */
