@@ -1,13 +1,14 @@
 /* libFuzzer target: token_parse_response on arbitrary answers. The input is split as
  * "status(2 bytes) | retry-after header up to the first NUL | body"; checks that the result is
  * consistent: status in range, reason and error terminated, a token only with TOKEN_OK. The body
- * also goes through aadsts_find. */
+ * also goes through aadsts_find, and is read as a JWT by jwt_claims (what `token get` shows). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aadsts.h"
+#include "jwt_claims.h"
 #include "token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,6 +57,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (code < 0 || code > 999999999 || (code && !memmem(body, size, "AADSTS", 6)))
         abort();
     (void)aadsts_hint(code);
+    json_t *claims = jwt_claims_decode(body, size);
+    if (claims) {
+        const char *kind = NULL;
+        free(jwt_claims_permissions(claims, &kind));
+        (void)jwt_claims_has_permission(claims, "IMAP.AccessAsApp");
+        int64_t exp;
+        char when[96];
+        if (jwt_claims_time(claims, "exp", &exp) == 0)
+            jwt_format_expiry(exp, 1795575836, when, sizeof when);
+        json_decref(claims);
+    }
     free(body);
     free(header);
     return 0;
