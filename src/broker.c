@@ -505,6 +505,11 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
     return b;
 }
 
+struct token_client *broker_token_client(struct broker *b)
+{
+    return b->tokens;
+}
+
 void broker_free(struct broker **bp)
 {
     if (!bp || !*bp)

@@ -9,10 +9,13 @@ struct event_base;
 struct config;
 struct store;
 struct broker;
+struct token_client;
 
 /* cfg must have been loaded with CONFIG_LOAD_SECRETS; cfg and store outlive the broker. */
 struct broker *broker_new(struct event_base *base, const struct config *cfg, struct store *st);
 void broker_free(struct broker **b);
+/* The broker's token client (for token_store.c's persistence hooks). */
+struct token_client *broker_token_client(struct broker *b);
 /* Serves IPC on fd (one end of a worker's socketpair); the broker owns and closes fd.
  * on_ready(index) runs when that worker reports its listeners bound. */
 int broker_add_worker(struct broker *b, int fd, int index, void (*on_ready)(int index, void *arg),

@@ -17,6 +17,8 @@ void cli_usage(void)
           "  mailgate [-c FILE] user del NAME\n"
           "  mailgate [-c FILE] token get [--provider NAME] [--raw]"
           "   show the claims of a new token\n"
+          "  mailgate [-c FILE] secrets rotate-key      re-encrypt the stored secrets under a new"
+          " key\n"
           "  mailgate version\n"
           "\n"
           "The configuration is " MG_DEFAULT_CONFIG " unless -c FILE or $MAILGATE_CONFIG says\n"

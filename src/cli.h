@@ -11,6 +11,7 @@
 int cli_check_config(const char *config_path);
 int cli_user(const char *config_path, int argc, char **argv);
 int cli_token(const char *config_path, int argc, char **argv);
+int cli_secrets(const char *config_path, int argc, char **argv);
 void cli_usage(void);
 
 /* Shared by cli.c and cli_user.c: loads the configuration and prints its errors to stderr.

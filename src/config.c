@@ -37,6 +37,7 @@ enum section_kind { SEC_INVALID, SEC_GATEWAY, SEC_TLS, SEC_LISTEN, SEC_PROVIDER,
 
 static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "state_dir", V_STRING, state_dir, false),
+    KEY(gateway_conf, "secret_key_file", V_STRING, secret_key_file, false),
     KEY(gateway_conf, "log_level", V_LOG_LEVEL, log_level, false),
     KEY(gateway_conf, "workers", V_WORKERS, workers, false),
     KEY(gateway_conf, "login_timeout", V_DURATION, login_timeout_ms, false),
@@ -589,6 +590,9 @@ static void finish(struct parser *p)
             finish_provider(p, s);
     }
     finish_tls(p);
+    struct gateway_conf *g = &p->cfg->gateway;
+    if (!g->secret_key_file)
+        g->secret_key_file = mg_printf("%s/secret.key", g->state_dir);
     if (p->cfg->n_providers == 0)
         conf_error(p, 0, "no [provider NAME] section: at least one is needed");
 }
@@ -690,6 +694,7 @@ void config_free(struct config **cfgp)
     free(cfg->listeners);
     free(cfg->providers);
     free(cfg->gateway.state_dir);
+    free(cfg->gateway.secret_key_file);
     free(cfg->tls.certificate);
     free(cfg->tls.private_key);
     free(cfg->path);

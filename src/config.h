@@ -14,6 +14,7 @@
 
 struct gateway_conf {
     char *state_dir;                /* default /var/lib/mailgate */
+    char *secret_key_file;          /* default state_dir/secret.key (AES-256-GCM, secretbox.h) */
     enum mg_log_level log_level;    /* default info */
     int workers;                    /* "auto" -> number of online CPUs (>= 1) */
     uint64_t login_timeout_ms;      /* default 60 s: time allowed before a successful login */

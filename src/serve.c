@@ -25,7 +25,9 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "secretbox.h"
 #include "store.h"
+#include "token_store.h"
 #include "util.h"
 
 #define STARTUP_TIMEOUT_MS 15000
@@ -53,6 +55,8 @@ struct serve {
     const char *config_path;
     struct config *cfg;
     struct store *st;
+    struct secretbox *box; /* secrets at rest: sealed tokens in the store */
+    struct token_store *token_store;
     struct event_base *base;
     struct broker *broker;
     struct worker_proc *procs;
@@ -435,6 +439,11 @@ static int open_everything(struct serve *s)
                 s->cfg->gateway.state_dir, err);
         return -1;
     }
+    s->box = secretbox_open(s->cfg->gateway.secret_key_file, err, sizeof err);
+    if (!s->box) {
+        fprintf(stderr, "mailgate: not starting: %s\n", err);
+        return -1;
+    }
     raise_fd_limit(s);
     signal(SIGPIPE, SIG_IGN);
     s->base = event_base_new();
@@ -447,6 +456,7 @@ static int open_everything(struct serve *s)
         fprintf(stderr, "mailgate: not starting: cannot set up the broker (see above)\n");
         return -1;
     }
+    s->token_store = token_store_attach(broker_token_client(s->broker), s->cfg, s->st, s->box);
     return 0;
 }
 
@@ -455,7 +465,9 @@ static void close_everything(struct serve *s)
     if (s->procs)
         reap_leftovers(s);
     free_loop_objects(s);
+    token_store_detach(&s->token_store);
     broker_free(&s->broker);
+    secretbox_free(&s->box);
     if (s->base)
         event_base_free(s->base);
     store_close(&s->st);

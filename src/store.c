@@ -99,3 +99,66 @@ void user_record_clear(struct user_record *u)
     mg_free_secret(&u->password_hash);
     memset(u, 0, sizeof *u);
 }
+
+enum store_status store_token_put(struct store *st, const struct token_record *t)
+{
+    if (!t || !t->provider || !t->principal || !t->scope || !t->sealed)
+        return store_set_error(st, "incomplete token record");
+    struct token_record stamped = *t;
+    if (!stamped.updated_at)
+        stamped.updated_at = (int64_t)time(NULL);
+    return st->ops->token_put(st, &stamped);
+}
+
+enum store_status store_token_get(struct store *st, const char *provider, const char *principal,
+                                  const char *scope, struct token_record *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!provider || !principal || !scope)
+        return store_set_error(st, "incomplete token key");
+    return st->ops->token_get(st, provider, principal, scope, out);
+}
+
+enum store_status store_token_delete(struct store *st, const char *provider, const char *principal,
+                                     const char *scope)
+{
+    if (!provider || !principal || !scope)
+        return store_set_error(st, "incomplete token key");
+    return st->ops->token_delete(st, provider, principal, scope);
+}
+
+enum store_status store_token_list(struct store *st,
+                                   int (*cb)(const struct token_record *t, void *arg), void *arg)
+{
+    if (!cb)
+        return store_set_error(st, "no callback");
+    return st->ops->token_list(st, cb, arg);
+}
+
+enum store_status store_begin(struct store *st)
+{
+    return st->ops->exec(st, "BEGIN IMMEDIATE");
+}
+
+enum store_status store_commit(struct store *st)
+{
+    return st->ops->exec(st, "COMMIT");
+}
+
+void store_rollback(struct store *st)
+{
+    st->ops->exec(st, "ROLLBACK");
+}
+
+void token_record_clear(struct token_record *t)
+{
+    if (!t)
+        return;
+    free(t->provider);
+    free(t->principal);
+    free(t->scope);
+    if (t->sealed)
+        mg_wipe(t->sealed, t->sealed_len);
+    free(t->sealed);
+    memset(t, 0, sizeof *t);
+}

@@ -33,6 +33,36 @@ enum store_status store_user_list(struct store *st,
                                   int (*cb)(const struct user_record *u, void *arg), void *arg);
 const char *store_last_error(struct store *st);
 
+/* Cached tokens, keyed by (provider, principal, scope). The value is an opaque sealed blob
+ * (secretbox.h): the store never sees a plaintext token. */
+struct token_record {
+    char *provider;
+    char *principal; /* "" for app-only tokens */
+    char *scope;
+    uint8_t *sealed;
+    size_t sealed_len;
+    int64_t expires_at; /* unix seconds */
+    int64_t updated_at;
+};
+
+/* Inserts or replaces the row. */
+enum store_status store_token_put(struct store *st, const struct token_record *t);
+/* Fills out (malloc'd copies; free with token_record_clear). */
+enum store_status store_token_get(struct store *st, const char *provider, const char *principal,
+                                  const char *scope, struct token_record *out);
+enum store_status store_token_delete(struct store *st, const char *provider, const char *principal,
+                                     const char *scope);
+/* Calls cb for every token row (the record points into the store's memory, valid during the
+ * callback only); stops early when cb returns non-zero. */
+enum store_status store_token_list(struct store *st,
+                                   int (*cb)(const struct token_record *t, void *arg), void *arg);
+/* Transactions, for re-sealing every row at once (secrets rotate-key). */
+enum store_status store_begin(struct store *st);
+enum store_status store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+void token_record_clear(struct token_record *t);
+
 /* Frees the strings of a record (wiping the hash) and zeroes it. */
 void user_record_clear(struct user_record *u);
 

@@ -18,6 +18,14 @@ struct store_ops {
     enum store_status (*user_delete)(struct store *st, const char *name);
     enum store_status (*user_list)(struct store *st,
                                    int (*cb)(const struct user_record *u, void *arg), void *arg);
+    enum store_status (*token_put)(struct store *st, const struct token_record *t);
+    enum store_status (*token_get)(struct store *st, const char *provider, const char *principal,
+                                   const char *scope, struct token_record *out);
+    enum store_status (*token_delete)(struct store *st, const char *provider, const char *principal,
+                                      const char *scope);
+    enum store_status (*token_list)(struct store *st,
+                                    int (*cb)(const struct token_record *t, void *arg), void *arg);
+    enum store_status (*exec)(struct store *st, const char *what); /* BEGIN/COMMIT/ROLLBACK */
 };
 
 #define STORE_ERROR_MAX 512

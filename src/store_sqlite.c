@@ -27,9 +27,29 @@ static const char *const migrations[] = {
     " created_at INTEGER NOT NULL,"
     " updated_at INTEGER NOT NULL);"
     "PRAGMA user_version = 1;",
+    "CREATE TABLE tokens ("
+    " provider TEXT NOT NULL,"
+    " principal TEXT NOT NULL,"
+    " scope TEXT NOT NULL,"
+    " sealed BLOB NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (provider, principal, scope));"
+    "PRAGMA user_version = 2;",
 };
 
-enum stmt_id { STMT_ADD, STMT_GET, STMT_SET_PASSWORD, STMT_DELETE, STMT_LIST, STMT_COUNT };
+enum stmt_id {
+    STMT_ADD,
+    STMT_GET,
+    STMT_SET_PASSWORD,
+    STMT_DELETE,
+    STMT_LIST,
+    STMT_TOKEN_PUT,
+    STMT_TOKEN_GET,
+    STMT_TOKEN_DELETE,
+    STMT_TOKEN_LIST,
+    STMT_COUNT
+};
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_ADD] = "INSERT INTO users (name, mailbox, provider, password_hash, created_at,"
@@ -40,6 +60,14 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_DELETE] = "DELETE FROM users WHERE name = ?1",
     [STMT_LIST] = "SELECT name, mailbox, provider, password_hash, created_at, updated_at"
                   " FROM users ORDER BY name",
+    [STMT_TOKEN_PUT] = "INSERT OR REPLACE INTO tokens (provider, principal, scope, sealed,"
+                       " expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_TOKEN_GET] = "SELECT provider, principal, scope, sealed, expires_at, updated_at"
+                       " FROM tokens WHERE provider = ?1 AND principal = ?2 AND scope = ?3",
+    [STMT_TOKEN_DELETE] = "DELETE FROM tokens WHERE provider = ?1 AND principal = ?2"
+                          " AND scope = ?3",
+    [STMT_TOKEN_LIST] = "SELECT provider, principal, scope, sealed, expires_at, updated_at"
+                        " FROM tokens ORDER BY provider, principal, scope",
 };
 
 struct sqlite_store {
@@ -302,6 +330,100 @@ sqlite_user_list(struct store *st, int (*cb)(const struct user_record *u, void *
     return stmt_end(stmt, STORE_OK);
 }
 
+static int bind_token_key(sqlite3_stmt *stmt, const char *provider, const char *principal,
+                          const char *scope)
+{
+    return bind_text(stmt, 1, provider) || bind_text(stmt, 2, principal) ||
+           bind_text(stmt, 3, scope);
+}
+
+static enum store_status sqlite_token_put(struct store *st, const struct token_record *t)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_TOKEN_PUT);
+    if (bind_token_key(stmt, t->provider, t->principal, t->scope) ||
+        sqlite3_bind_blob64(stmt, 4, t->sealed, t->sealed_len, SQLITE_TRANSIENT) ||
+        sqlite3_bind_int64(stmt, 5, t->expires_at) || sqlite3_bind_int64(stmt, 6, t->updated_at))
+        return stmt_end(stmt, db_error(s, "storing a token"));
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        return stmt_end(stmt, db_error(s, "storing a token"));
+    return stmt_end(stmt, STORE_OK);
+}
+
+/* A token row as a record pointing into SQLite's memory. */
+static void token_row_view(sqlite3_stmt *stmt, struct token_record *t)
+{
+    t->provider = (char *)column_text(stmt, 0);
+    t->principal = (char *)column_text(stmt, 1);
+    t->scope = (char *)column_text(stmt, 2);
+    t->sealed = (uint8_t *)sqlite3_column_blob(stmt, 3);
+    t->sealed_len = (size_t)sqlite3_column_bytes(stmt, 3);
+    t->expires_at = sqlite3_column_int64(stmt, 4);
+    t->updated_at = sqlite3_column_int64(stmt, 5);
+}
+
+static enum store_status sqlite_token_get(struct store *st, const char *provider,
+                                          const char *principal, const char *scope,
+                                          struct token_record *out)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_TOKEN_GET);
+    if (bind_token_key(stmt, provider, principal, scope))
+        return stmt_end(stmt, db_error(s, "looking up a token"));
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+        return stmt_end(stmt, STORE_NOT_FOUND);
+    if (rc != SQLITE_ROW)
+        return stmt_end(stmt, db_error(s, "looking up a token"));
+    struct token_record view;
+    token_row_view(stmt, &view);
+    out->provider = mg_strdup(view.provider);
+    out->principal = mg_strdup(view.principal);
+    out->scope = mg_strdup(view.scope);
+    out->sealed = mg_malloc(view.sealed_len ? view.sealed_len : 1);
+    if (view.sealed_len)
+        memcpy(out->sealed, view.sealed, view.sealed_len);
+    out->sealed_len = view.sealed_len;
+    out->expires_at = view.expires_at;
+    out->updated_at = view.updated_at;
+    return stmt_end(stmt, STORE_OK);
+}
+
+static enum store_status sqlite_token_delete(struct store *st, const char *provider,
+                                             const char *principal, const char *scope)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_TOKEN_DELETE);
+    if (bind_token_key(stmt, provider, principal, scope))
+        return stmt_end(stmt, db_error(s, "deleting a token"));
+    return step_change(s, stmt, "deleting a token");
+}
+
+static enum store_status
+sqlite_token_list(struct store *st, int (*cb)(const struct token_record *t, void *arg), void *arg)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_TOKEN_LIST);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct token_record view;
+        token_row_view(stmt, &view);
+        if (cb(&view, arg) != 0)
+            return stmt_end(stmt, STORE_OK);
+    }
+    if (rc != SQLITE_DONE)
+        return stmt_end(stmt, db_error(s, "listing tokens"));
+    return stmt_end(stmt, STORE_OK);
+}
+
+static enum store_status sqlite_exec(struct store *st, const char *what)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    if (sqlite3_exec(s->db, what, NULL, NULL, NULL) != SQLITE_OK)
+        return db_error(s, what);
+    return STORE_OK;
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -310,6 +432,11 @@ static const struct store_ops sqlite_ops = {
     .user_set_password = sqlite_user_set_password,
     .user_delete = sqlite_user_delete,
     .user_list = sqlite_user_list,
+    .token_put = sqlite_token_put,
+    .token_get = sqlite_token_get,
+    .token_delete = sqlite_token_delete,
+    .token_list = sqlite_token_list,
+    .exec = sqlite_exec,
 };
 
 struct store *store_sqlite_open(const char *state_dir, char *err, size_t errlen)

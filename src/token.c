@@ -362,6 +362,8 @@ struct token_client {
     struct token_http *http;
     struct token_entry *entries;
     uint64_t requests;
+    token_obtained_cb observer;
+    void *observer_arg;
 };
 
 /* jansson keeps copies of parsed strings (the access token among them) in memory it frees
@@ -605,9 +607,13 @@ static void on_http_done(const struct token_http_result *res, void *arg)
         tr.retry_after = -1;
         set_reason(&tr, "token request failed: %s", res->error);
     }
-    if (tr.status == TOKEN_OK)
+    int64_t expires_in = tr.expires_in;
+    if (tr.status == TOKEN_OK) {
         store_token(e, &tr, mg_now_ms() - res->duration_ms);
-    else
+        if (e->tc->observer)
+            e->tc->observer(e->provider, e->scope, e->token, e->token_len, expires_in,
+                            e->tc->observer_arg);
+    } else
         enter_backoff(e, &tr);
     log_outcome(e, res->status, &tr, res->duration_ms);
     deliver(e, tr.status, tr.status == TOKEN_OK ? "" : e->last_reason);
@@ -722,6 +728,20 @@ void token_wait_cancel(struct token_wait *w)
         return;
     wait_unlink(w);
     free(w);
+}
+
+void token_client_set_observer(struct token_client *tc, token_obtained_cb cb, void *arg)
+{
+    tc->observer = cb;
+    tc->observer_arg = arg;
+}
+
+void token_client_seed(struct token_client *tc, const struct provider_conf *p, const char *token,
+                       size_t len, int64_t expires_in)
+{
+    struct token_response tr = {.access_token = mg_strndup(token, len), .token_len = len};
+    tr.expires_in = expires_in;
+    store_token(entry_for(tc, p), &tr, mg_now_ms());
 }
 
 uint64_t token_client_requests(const struct token_client *tc)

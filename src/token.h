@@ -52,6 +52,15 @@ struct token_wait *token_get(struct token_client *tc, const struct provider_conf
 /* The waiter's callback will not be called. The request itself goes on for the others. */
 void token_wait_cancel(struct token_wait *w);
 
+/* Persistence hooks (token_store.c). The observer runs whenever a request obtains a token
+ * (expires_in in seconds); seeding installs a token obtained earlier (e.g. loaded from the store
+ * at start) as if it had just been obtained with expires_in seconds left. */
+typedef void (*token_obtained_cb)(const char *provider, const char *scope, const char *token,
+                                  size_t len, int64_t expires_in, void *arg);
+void token_client_set_observer(struct token_client *tc, token_obtained_cb cb, void *arg);
+void token_client_seed(struct token_client *tc, const struct provider_conf *p, const char *token,
+                       size_t len, int64_t expires_in);
+
 /* Requests sent to token endpoints since start (for tests and metrics). */
 uint64_t token_client_requests(const struct token_client *tc);
 

@@ -410,6 +410,10 @@ class Handler(BaseHTTPRequestHandler):
                 st.reset()
             elif command == "fault":
                 st.fault = args if args else None
+            elif command == "tokens":  # every access token issued and not revoked (tests)
+                st.count("control_requests")
+                issued = list(st.tokens)
+                return self.send_json(200, {"tokens": issued})
             elif command == "config":
                 if "token_lifetime" in args:
                     st.token_lifetime = int(args["token_lifetime"])
@@ -539,6 +543,10 @@ class IdpClient:
 
     def config(self, **changes):
         return self._request("/_control/config", changes)[1]
+
+    def issued_tokens(self):
+        """Every access token the IdP has issued (and not revoked) since its last reset."""
+        return self._request("/_control/tokens", {})[1]["tokens"]
 
     def token_request(self, tenant, client_id, client_secret, scope=GOOD_SCOPES[0],
                       grant_type="client_credentials"):

@@ -253,6 +253,31 @@ static void test_defaults(void **state)
     free(text);
 }
 
+static void test_secret_key_file(void **state)
+{
+    (void)state;
+    char *text = minimal_config("");
+    struct loaded l = load_text(text, CONFIG_LOAD_SECRETS);
+    assert_non_null(l.cfg);
+    assert_string_equal(l.cfg->gateway.secret_key_file, "/var/lib/mailgate/secret.key");
+    loaded_free(&l);
+    free(text);
+    text = minimal_config("[gateway]\nstate_dir = /srv/mg\n");
+    l = load_text(text, CONFIG_LOAD_SECRETS);
+    assert_string_equal(l.errors, "");
+    assert_non_null(l.cfg);
+    assert_string_equal(l.cfg->gateway.secret_key_file, "/srv/mg/secret.key");
+    loaded_free(&l);
+    free(text);
+    text = minimal_config("[gateway]\nstate_dir = /srv/mg\nsecret_key_file = /run/keys/mg.key\n");
+    l = load_text(text, CONFIG_LOAD_SECRETS);
+    assert_string_equal(l.errors, "");
+    assert_non_null(l.cfg);
+    assert_string_equal(l.cfg->gateway.secret_key_file, "/run/keys/mg.key");
+    loaded_free(&l);
+    free(text);
+}
+
 static void test_all_values(void **state)
 {
     (void)state;
@@ -747,6 +772,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_secret_key_file),
         cmocka_unit_test(test_all_values),
         cmocka_unit_test(test_tls_by_port),
         cmocka_unit_test(test_skip_secrets),

@@ -216,6 +216,71 @@ static void test_newer_schema_refused(void **state)
     assert_non_null(strstr(err, "newer"));
 }
 
+/* ---- tokens ---- */
+
+static int count_tokens(const struct token_record *t, void *arg)
+{
+    (void)t;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_tokens(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t blob[] = {1, 2, 3, 0, 5, 6};
+    struct token_record t = {.provider = "ms",
+                             .principal = "",
+                             .scope = "https://outlook.office365.com/.default",
+                             .sealed = blob,
+                             .sealed_len = sizeof blob,
+                             .expires_at = 2000000000};
+    assert_int_equal(store_token_put(f->st, &t), STORE_OK);
+    struct token_record got;
+    assert_int_equal(store_token_get(f->st, "ms", "", t.scope, &got), STORE_OK);
+    assert_int_equal(got.sealed_len, sizeof blob);
+    assert_memory_equal(got.sealed, blob, sizeof blob);
+    assert_int_equal(got.expires_at, 2000000000);
+    assert_true(got.updated_at > 0);
+    assert_string_equal(got.scope, t.scope);
+    token_record_clear(&got);
+    assert_null(got.sealed);
+    /* Replace. */
+    blob[0] = 9;
+    t.expires_at = 2000000001;
+    assert_int_equal(store_token_put(f->st, &t), STORE_OK);
+    assert_int_equal(store_token_get(f->st, "ms", "", t.scope, &got), STORE_OK);
+    assert_int_equal(got.sealed[0], 9);
+    assert_int_equal(got.expires_at, 2000000001);
+    token_record_clear(&got);
+    /* Another principal is another row. */
+    t.principal = "alice";
+    assert_int_equal(store_token_put(f->st, &t), STORE_OK);
+    int n = 0;
+    assert_int_equal(store_token_list(f->st, count_tokens, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_token_get(f->st, "ms", "bob", t.scope, &got), STORE_NOT_FOUND);
+    assert_int_equal(store_token_delete(f->st, "ms", "alice", t.scope), STORE_OK);
+    assert_int_equal(store_token_delete(f->st, "ms", "alice", t.scope), STORE_NOT_FOUND);
+    /* A rolled-back transaction leaves no trace; a committed one persists after reopening. */
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_token_delete(f->st, "ms", "", t.scope), STORE_OK);
+    store_rollback(f->st);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    t.principal = "carol";
+    assert_int_equal(store_token_put(f->st, &t), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    store_close(&f->st);
+    char err[256] = "";
+    f->st = store_open(f->state_dir, err, sizeof err);
+    assert_non_null(f->st);
+    n = 0;
+    assert_int_equal(store_token_list(f->st, count_tokens, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    t.sealed = NULL;
+    assert_int_equal(store_token_put(f->st, &t), STORE_ERROR);
+}
+
 /* ---- passwords ---- */
 
 static void test_password_hash_verify(void **state)
@@ -288,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_persists_and_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test(test_password_hash_verify),
         cmocka_unit_test(test_password_verify_garbage),
         cmocka_unit_test(test_password_generate),

@@ -371,6 +371,45 @@ static void test_missing_secret(void **state)
     assert_int_equal(token_client_requests(f->tc), 0);
 }
 
+static void record_token(const struct token_result *res, void *arg)
+{
+    char *out = arg;
+    mg_strlcpy(out, res->status == TOKEN_OK ? res->access_token : "(failed)", 64);
+}
+
+static int observed;
+
+static void observer(const char *provider, const char *scope, const char *token, size_t len,
+                     int64_t expires_in, void *arg)
+{
+    (void)provider, (void)scope, (void)token, (void)len, (void)expires_in, (void)arg;
+    observed++;
+}
+
+/* A seeded token (as loaded from the store) is served without a request, and the observer is
+ * not called for it (it is not new). */
+static void test_seed(void **state)
+{
+    struct fixture *f = *state;
+    observed = 0;
+    token_client_set_observer(f->tc, observer, NULL);
+    token_client_seed(f->tc, &f->p, "seeded-token", 12, 3600);
+    char got[64] = "";
+    assert_null(token_get(f->tc, &f->p, record_token, got));
+    assert_string_equal(got, "seeded-token");
+    assert_int_equal(token_client_requests(f->tc), 0);
+    assert_int_equal(observed, 0);
+    /* Another scope is another entry: not seeded. */
+    struct outcome a = {0};
+    f->p.scope = "https://other/.default";
+    assert_non_null(token_get(f->tc, &f->p, record, &a));
+    assert_int_equal(token_client_requests(f->tc), 1);
+    run_until(f, &a.calls, 1);
+    assert_int_equal(a.status, TOKEN_TEMPFAIL);
+    assert_int_equal(observed, 0);
+    token_client_set_observer(f->tc, NULL, NULL);
+}
+
 int main(void)
 {
     log_init("test", MG_LOG_ERROR);
@@ -388,6 +427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_with_waiters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_https_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_secret, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

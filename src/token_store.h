@@ -1,0 +1,25 @@
+/* The persistent half of the token cache: every access token the token client obtains is
+ * sealed (secretbox.h, AES-256-GCM, associated data "token:PROVIDER:PRINCIPAL:SCOPE") and put
+ * into the store; at start, unexpired tokens are loaded back into the token client, so that a
+ * restarted gateway serves logins without asking the IdP. */
+#ifndef MG_TOKEN_STORE_H
+#define MG_TOKEN_STORE_H
+
+#include <stddef.h>
+
+struct config;
+struct secretbox;
+struct store;
+struct token_client;
+struct token_store;
+
+/* Loads the cached tokens of cfg's providers into tc and installs the observer that persists
+ * new ones. cfg, st, box and tc must outlive the returned handle. */
+struct token_store *token_store_attach(struct token_client *tc, const struct config *cfg,
+                                       struct store *st, const struct secretbox *box);
+void token_store_detach(struct token_store **ts);
+
+/* The associated data of a token row: "token:PROVIDER:PRINCIPAL:SCOPE" (malloc'd). */
+char *token_store_context(const char *provider, const char *principal, const char *scope);
+
+#endif
