@@ -2,43 +2,18 @@
 import socket
 import ssl
 
+from .lineclient import Closed as ConnectionClosed
+from .lineclient import LineClient
 
-class ConnectionClosed(Exception):
-    pass
+__all__ = ["ConnectionClosed", "RawImap", "capabilities", "imap_quote"]
 
 
-class RawImap:
-    """Line-oriented, with its own buffer so STARTTLS can swap the socket safely."""
+class RawImap(LineClient):
+    """IMAP on top of the shared line client (its own buffer, so STARTTLS can swap the socket
+    safely): tagged commands, literal bytes, STARTTLS."""
 
     def __init__(self, port, tls=True, ca_file=None, host="127.0.0.1", timeout=15):
-        self.ca_file = ca_file
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.buf = b""
-        if tls:
-            self._wrap()
-        self.greeting = self.readline()
-
-    def _wrap(self):
-        ctx = ssl.create_default_context(cafile=self.ca_file)
-        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def _fill(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionClosed(f"connection closed; pending {self.buf[:200]!r}")
-        self.buf += chunk
-
-    def readline(self):
-        """One line without CRLF, as text (undecodable bytes escaped)."""
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "backslashreplace")
+        super().__init__(port, tls=tls, ca_file=ca_file, host=host, timeout=timeout)
 
     def read_bytes(self, n):
         while len(self.buf) < n:
@@ -66,7 +41,7 @@ class RawImap:
             raise AssertionError(f"STARTTLS refused: {done}")
         leftover = self.buf
         self.buf = b""
-        self._wrap()
+        self.wrap()
         return done, leftover
 
     def closed_by_peer(self, timeout=5):
@@ -81,18 +56,6 @@ class RawImap:
             return True
         except socket.timeout:
             return False
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def capabilities(line):

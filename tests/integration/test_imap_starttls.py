@@ -62,7 +62,7 @@ def test_commands_pipelined_with_starttls_are_discarded(gateway):
         assert done.startswith("a1 OK"), done
         leftover, c.buf = c.buf, b""
         assert b"a2" not in leftover
-        c._wrap()
+        c.wrap()
         _, done = c.command("a3", "NOOP")
         assert done.startswith("a3 OK"), done
         # no answer for the injected a2 arrived before a3's
