@@ -43,7 +43,22 @@ struct listener_conf {
     int line; /* line of the section header, for messages */
 };
 
-enum mg_provider_type { MG_PROVIDER_MICROSOFT = 0 };
+enum mg_provider_type {
+    MG_PROVIDER_MICROSOFT = 0,
+    MG_PROVIDER_GOOGLE = 1,
+    MG_PROVIDER_GENERIC = 2
+};
+
+/* How the broker obtains a provider's tokens (flow =). */
+enum mg_flow {
+    MG_FLOW_CLIENT_CREDENTIALS = 0, /* app-only: one token per app */
+    MG_FLOW_DELEGATED = 1,          /* a refresh token per user (mailgate user authorize) */
+    MG_FLOW_PASSWORD = 2,           /* ROPC: the client's password is the user's IdP password */
+    MG_FLOW_SERVICE_ACCOUNT = 3     /* Google: domain-wide delegation, one token per mailbox */
+};
+
+/* The upstream SASL mechanism (sasl =). */
+enum mg_sasl { MG_SASL_XOAUTH2 = 0, MG_SASL_OAUTHBEARER = 1 };
 
 struct server_addr {
     char *host; /* never NULL once loaded (defaults filled in for type=microsoft) */
@@ -71,6 +86,15 @@ struct provider_conf {
     unsigned char *client_cert_der;
     size_t client_cert_der_len;
     EVP_PKEY *client_key;
+    enum mg_flow flow;
+    enum mg_sasl sasl;
+    char *device_authorization_endpoint; /* delegated; "{tenant}" already replaced */
+    /* Google service account (flow = service_account): Google's JSON key file. The e-mail and
+     * key id are loaded in both modes, the private key only with CONFIG_LOAD_SECRETS. */
+    char *service_account_file;
+    char *sa_client_email;
+    char *sa_key_id;
+    EVP_PKEY *sa_key;
     char *token_endpoint; /* "{tenant}" already replaced */
     char *scope;
     struct server_addr imap, pop3, smtp;

@@ -19,6 +19,7 @@
 
 #include "aadsts.h"
 #include "config.h"
+#include "form.h"
 #include "jwt.h"
 #include "log.h"
 #include "token_http.h"
@@ -135,6 +136,7 @@ static void parse_success(const json_t *root, struct token_response *out)
 {
     const json_t *token = json_object_get(root, "access_token");
     const json_t *type = json_object_get(root, "token_type");
+    const json_t *refresh = json_object_get(root, "refresh_token");
     const char *problem = NULL;
     if (!json_is_string(token) || json_string_length(token) == 0)
         problem = "no access_token";
@@ -144,6 +146,9 @@ static void parse_success(const json_t *root, struct token_response *out)
         problem = "access_token too long or not printable";
     else if (parse_expires_in(json_object_get(root, "expires_in"), &out->expires_in) != 0)
         problem = "bad expires_in";
+    else if (refresh && (!json_is_string(refresh) ||
+                         !token_is_usable(json_string_value(refresh), json_string_length(refresh))))
+        problem = "refresh_token too long or not printable";
     if (problem) {
         malformed(out, problem);
         return;
@@ -151,6 +156,10 @@ static void parse_success(const json_t *root, struct token_response *out)
     out->status = TOKEN_OK;
     out->token_len = json_string_length(token);
     out->access_token = mg_strndup(json_string_value(token), out->token_len);
+    if (refresh) {
+        out->refresh_len = json_string_length(refresh);
+        out->refresh_token = mg_strndup(json_string_value(refresh), out->refresh_len);
+    }
     set_reason(out, "ok");
 }
 
@@ -251,57 +260,11 @@ void token_response_clear(struct token_response *r)
         mg_wipe(r->access_token, r->token_len);
         free(r->access_token);
     }
+    if (r->refresh_token) {
+        mg_wipe(r->refresh_token, r->refresh_len);
+        free(r->refresh_token);
+    }
     memset(r, 0, sizeof *r);
-}
-
-/* RFC 3986 unreserved characters stay, everything else becomes %XX (so '+', '&', '=', space
- * and UTF-8 bytes are all encoded; no '+' for space, which servers read either way). */
-static int is_unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
-}
-
-/* Writes name=encoded(value) at dst (when dst is not NULL); returns the length either way. */
-static size_t put_form_field(char *dst, const char *name, const char *value)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(name);
-    if (dst)
-        memcpy(dst, name, n), dst[n] = '=';
-    n++;
-    for (const unsigned char *p = (const unsigned char *)(value ? value : ""); *p; p++) {
-        if (is_unreserved(*p)) {
-            if (dst)
-                dst[n] = (char)*p;
-            n++;
-        } else {
-            if (dst)
-                dst[n] = '%', dst[n + 1] = hex[*p >> 4], dst[n + 2] = hex[*p & 15];
-            n += 3;
-        }
-    }
-    return n;
-}
-
-struct form_field {
-    const char *name, *value;
-};
-
-/* Measures first, then writes straight into the result: no temporary holds the secret. */
-static char *form_encode(const struct form_field *fields, size_t n)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += (i ? 1 : 0) + put_form_field(NULL, fields[i].name, fields[i].value);
-    char *body = mg_malloc(total + 1), *o = body;
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            *o++ = '&';
-        o += put_form_field(o, fields[i].name, fields[i].value);
-    }
-    *o = '\0';
-    return body;
 }
 
 char *token_client_credentials_body(const char *client_id, const char *client_secret,

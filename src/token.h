@@ -71,13 +71,16 @@ struct token_response {
     char *access_token; /* malloc'd, TOKEN_OK only; free with token_response_clear */
     size_t token_len;
     int64_t expires_in;  /* seconds */
+    char *refresh_token; /* malloc'd when a 200 answer carried one (delegated flows), else NULL */
+    size_t refresh_len;
     int64_t retry_after; /* seconds from Retry-After, -1 when absent */
     char error[64];      /* OAuth "error", e.g. invalid_client */
     char reason[512];    /* e.g. "invalid_client: AADSTS7000215: Invalid client secret provided" */
 };
 
 /* Interprets an HTTP answer of a token endpoint: status code, body, and the Retry-After header
- * value (NULL when absent). 200 with a JSON access_token (and token_type Bearer) is TOKEN_OK;
+ * value (NULL when absent). 200 with a JSON access_token (and token_type Bearer) is TOKEN_OK
+ * (with the refresh_token when there is one; a malformed refresh_token makes it malformed);
  * 429 and 5xx are TEMPFAIL; other 4xx with a Microsoft-shaped JSON error are PERMFAIL, except
  * errors Microsoft documents as temporary (temporarily_unavailable, AADSTS50196 loop detection
  * throttling ...); anything unparseable is TEMPFAIL. Never fails to fill reason. */

@@ -69,6 +69,34 @@ static void test_success_string_expiry(void **state)
     assert_int_equal(r.status, TOKEN_TEMPFAIL);
 }
 
+static void test_refresh_token(void **state)
+{
+    (void)state;
+    struct token_response r;
+    parse(200,
+          "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"access_token\":\"" TOKEN "\","
+          "\"refresh_token\":\"0.AXk-rt_1\",\"scope\":\"IMAP.AccessAsUser.All\"}",
+          NULL, &r);
+    assert_int_equal(r.status, TOKEN_OK);
+    assert_string_equal(r.refresh_token, "0.AXk-rt_1");
+    assert_int_equal(r.refresh_len, 10);
+    assert_null(strstr(r.reason, "0.AXk"));
+    token_response_clear(&r);
+    assert_null(r.refresh_token);
+    parse(200, "{\"token_type\":\"Bearer\",\"access_token\":\"" TOKEN "\"}", NULL, &r);
+    assert_null(r.refresh_token);
+    token_response_clear(&r);
+    parse(200, "{\"token_type\":\"Bearer\",\"access_token\":\"" TOKEN "\",\"refresh_token\":7}",
+          NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_null(r.access_token);
+    parse(200,
+          "{\"token_type\":\"Bearer\",\"access_token\":\"" TOKEN "\","
+          "\"refresh_token\":\"a b\"}",
+          NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+}
+
 static void test_malformed_success(void **state)
 {
     (void)state;
@@ -416,6 +444,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_success_number),
         cmocka_unit_test(test_success_string_expiry),
+        cmocka_unit_test(test_refresh_token),
         cmocka_unit_test(test_malformed_success),
         cmocka_unit_test(test_microsoft_errors),
         cmocka_unit_test(test_retry_after),
