@@ -4,6 +4,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "store.h"
+#include "util.h"
 
 void cli_usage(void)
 {
@@ -15,6 +19,10 @@ void cli_usage(void)
           "  mailgate [-c FILE] user list [--json]\n"
           "  mailgate [-c FILE] user passwd NAME [--password-stdin]\n"
           "  mailgate [-c FILE] user del NAME\n"
+          "  mailgate [-c FILE] user authorize NAME --device-code\n"
+          "  mailgate [-c FILE] user authorize NAME --refresh-token-file FILE|-\n"
+          "  mailgate [-c FILE] user deauthorize NAME\n"
+          "  mailgate [-c FILE] audit [--user NAME] [--limit N]\n"
           "  mailgate [-c FILE] token get [--provider NAME] [--raw]"
           "   show the claims of a new token\n"
           "  mailgate [-c FILE] secrets rotate-key      re-encrypt the stored secrets under a new"
@@ -70,4 +78,21 @@ const char *cli_option_value(int argc, char **argv, int *i, const char *opt, boo
         return NULL;
     }
     return argv[++*i];
+}
+
+void cli_iso8601_utc(int64_t t, char *buf, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        mg_strlcpy(buf, "?", size);
+}
+
+struct store *cli_open_store(const struct config *cfg)
+{
+    char err[512] = "";
+    struct store *st = store_open(cfg->gateway.state_dir, err, sizeof err);
+    if (!st)
+        fprintf(stderr, "mailgate: cannot open the store in %s: %s\n", cfg->gateway.state_dir, err);
+    return st;
 }

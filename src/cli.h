@@ -3,8 +3,12 @@
 #define MG_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
+
+struct store;
 
 /* argv starts after the global options, at the subcommand word ("user", "check-config" ...).
  * Each returns the exit code: 0 ok, 1 failure, 2 usage error. */
@@ -12,16 +16,26 @@ int cli_check_config(const char *config_path);
 int cli_user(const char *config_path, int argc, char **argv);
 int cli_token(const char *config_path, int argc, char **argv);
 int cli_secrets(const char *config_path, int argc, char **argv);
+/* "user authorize NAME ..." and "user deauthorize NAME" (cli_authorize.c); argv[0] is the
+ * subcommand word. */
+int cli_user_authorize(const char *config_path, int argc, char **argv);
+int cli_user_deauthorize(const char *config_path, int argc, char **argv);
+/* "audit [--user NAME] [--limit N]" (cli_audit.c); argv[0] is "audit". */
+int cli_audit(const char *config_path, int argc, char **argv);
 void cli_usage(void);
 
 /* Shared by cli.c and cli_user.c: loads the configuration and prints its errors to stderr.
  * Returns NULL when it has errors. */
 struct config *cli_load_config(const char *config_path, enum config_secrets secrets);
 
+/* Opens the store in cfg's state_dir; prints why not to stderr and returns NULL on failure. */
+struct store *cli_open_store(const struct config *cfg);
 /* Prints "mailgate: <message>" and a pointer to the help on stderr; returns 2 (usage error). */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The value of "--opt VALUE" or "--opt=VALUE" at argv[*i] (advancing *i past VALUE); NULL when
  * argv[*i] is not --opt, or with *missing set when the value is missing. */
 const char *cli_option_value(int argc, char **argv, int *i, const char *opt, bool *missing);
+/* t (unix seconds) as "2026-11-25T03:04:05Z"; "?" when it cannot be shown. */
+void cli_iso8601_utc(int64_t t, char *buf, size_t size);
 
 #endif

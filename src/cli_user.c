@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "grant_store.h"
 #include "password.h"
 #include "store.h"
 #include "util.h"
@@ -189,11 +190,8 @@ static int open_ctx(const char *config_path, struct user_ctx *c)
     c->cfg = cli_load_config(config_path, CONFIG_SKIP_SECRETS);
     if (!c->cfg)
         return 1;
-    char err[512] = "";
-    c->st = store_open(c->cfg->gateway.state_dir, err, sizeof err);
+    c->st = cli_open_store(c->cfg);
     if (!c->st) {
-        fprintf(stderr, "mailgate: cannot open the store in %s: %s\n", c->cfg->gateway.state_dir,
-                err);
         config_free(&c->cfg);
         return 1;
     }
@@ -219,6 +217,14 @@ static int no_such_user(const char *name)
 }
 
 /* ---- add ---- */
+
+/* With flow = password the client's password is the user's password at the IdP: mailgate
+ * stores no hash of its own (an empty one, which never verifies). */
+static bool idp_checks_password(const struct config *cfg, const char *provider)
+{
+    const struct provider_conf *p = config_provider(cfg, provider);
+    return p && p->flow == MG_FLOW_PASSWORD;
+}
 
 static int choose_provider(const struct config *cfg, const char *wanted, const char **out)
 {
@@ -253,8 +259,13 @@ static int add_in_store(struct user_ctx *c, const struct user_args *a, const cha
     }
     if (s != STORE_NOT_FOUND)
         return store_failure(c);
-    char hash[PASSWORD_HASH_MAX], generated[32];
-    if (new_password_hash(a->password_stdin, hash, sizeof hash, generated, sizeof generated))
+    char hash[PASSWORD_HASH_MAX] = "", generated[32] = "";
+    bool idp_checks = idp_checks_password(c->cfg, provider);
+    if (idp_checks && a->password_stdin)
+        fprintf(stderr, "mailgate: --password-stdin ignored: provider %s checks the password\n",
+                provider);
+    if (!idp_checks &&
+        new_password_hash(a->password_stdin, hash, sizeof hash, generated, sizeof generated))
         return 1;
     struct user_record u = {.name = (char *)a->name,
                             .mailbox = (char *)a->mailbox,
@@ -271,6 +282,10 @@ static int add_in_store(struct user_ctx *c, const struct user_args *a, const cha
     } else {
         printf("Added user %s (mailbox %s, provider %s).\n", a->name, a->mailbox, provider);
         show_generated_password(a->name, generated);
+        if (idp_checks)
+            printf("Provider %s checks the password at each login (flow = password): no local "
+                   "password is stored.\n",
+                   provider);
     }
     mg_wipe(generated, sizeof generated);
     return rc;
@@ -320,8 +335,15 @@ static int user_passwd(const char *config_path, struct user_args *a)
         close_ctx(&c);
         return rc;
     }
-    char hash[PASSWORD_HASH_MAX], generated[32];
-    if (new_password_hash(a->password_stdin, hash, sizeof hash, generated, sizeof generated)) {
+    char hash[PASSWORD_HASH_MAX], generated[32] = "";
+    if (idp_checks_password(c.cfg, u.provider)) {
+        fprintf(stderr,
+                "mailgate: user %s signs in with its password at provider %s (flow = password): "
+                "mailgate stores no password for it\n",
+                u.name, u.provider);
+        rc = 1;
+    } else if (new_password_hash(a->password_stdin, hash, sizeof hash, generated,
+                                 sizeof generated)) {
         rc = 1;
     } else {
         s = store_user_set_password(c.st, u.name, hash);
@@ -345,11 +367,20 @@ static int user_del(const char *config_path, struct user_args *a)
     int rc = open_ctx(config_path, &c);
     if (rc)
         return rc;
-    enum store_status s = store_user_delete(c.st, a->name);
+    /* The user's refresh tokens and cached tokens go with it, in the same transaction. */
+    enum store_status s = store_begin(c.st);
     if (s == STORE_OK)
+        s = store_user_delete(c.st, a->name);
+    if (s == STORE_OK && grant_store_forget(c.st, a->name) == STORE_ERROR)
+        s = STORE_ERROR;
+    if (s == STORE_OK)
+        s = store_commit(c.st);
+    if (s == STORE_OK) {
         printf("Deleted user %s.\n", a->name);
-    else
+    } else {
         rc = s == STORE_NOT_FOUND ? no_such_user(a->name) : store_failure(&c);
+        store_rollback(c.st);
+    }
     close_ctx(&c);
     return rc;
 }
@@ -359,19 +390,33 @@ static int user_del(const char *config_path, struct user_args *a)
 struct listed_user {
     char *name, *mailbox, *provider;
     char created[24], updated[24];
+    const char *auth; /* how the gateway gets the user's tokens, and whether it can */
 };
 
 struct user_list {
     struct listed_user *users;
     size_t n;
+    const struct config *cfg;
+    struct store *st;
 };
 
-static void iso8601_utc(int64_t t, char *buf, size_t size)
+static const char *auth_state(const struct user_list *list, const struct user_record *u)
 {
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        mg_strlcpy(buf, "?", size);
+    const struct provider_conf *p = config_provider(list->cfg, u->provider);
+    if (!p)
+        return "unknown provider";
+    if (p->flow == MG_FLOW_PASSWORD)
+        return "password";
+    if (p->flow != MG_FLOW_DELEGATED)
+        return "app-only";
+    struct grant_record g;
+    enum store_status s = store_grant_get(list->st, u->name, p->name, &g);
+    const char *state = s == STORE_ERROR              ? "unknown (store error)"
+                        : s == STORE_NOT_FOUND        ? "not authorized"
+                        : g.state == GRANT_AUTHORIZED ? "authorized"
+                                                      : "needs authorization";
+    grant_record_clear(&g);
+    return state;
 }
 
 static int collect_user(const struct user_record *u, void *arg)
@@ -382,8 +427,9 @@ static int collect_user(const struct user_record *u, void *arg)
     l->name = mg_strdup(u->name);
     l->mailbox = mg_strdup(u->mailbox);
     l->provider = mg_strdup(u->provider);
-    iso8601_utc(u->created_at, l->created, sizeof l->created);
-    iso8601_utc(u->updated_at, l->updated, sizeof l->updated);
+    cli_iso8601_utc(u->created_at, l->created, sizeof l->created);
+    cli_iso8601_utc(u->updated_at, l->updated, sizeof l->updated);
+    l->auth = auth_state(list, u);
     return 0;
 }
 
@@ -392,9 +438,9 @@ static int print_json(const struct user_list *list)
     json_t *array = json_array();
     for (size_t i = 0; i < list->n; i++) {
         const struct listed_user *u = &list->users[i];
-        json_t *obj =
-            json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", u->name, "mailbox", u->mailbox,
-                      "provider", u->provider, "created_at", u->created, "updated_at", u->updated);
+        json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", u->name, "mailbox",
+                                u->mailbox, "provider", u->provider, "created_at", u->created,
+                                "updated_at", u->updated, "auth", u->auth);
         if (!obj || json_array_append_new(array, obj) != 0) {
             fprintf(stderr, "mailgate: user '%s' cannot be shown as JSON (not UTF-8?)\n", u->name);
             json_decref(array);
@@ -422,12 +468,12 @@ static void print_table(const struct user_list *list)
     int wn = column_width(list, offsetof(struct listed_user, name), "NAME");
     int wm = column_width(list, offsetof(struct listed_user, mailbox), "MAILBOX");
     int wp = column_width(list, offsetof(struct listed_user, provider), "PROVIDER");
-    printf("%-*s  %-*s  %-*s  %-20s  %s\n", wn, "NAME", wm, "MAILBOX", wp, "PROVIDER", "CREATED",
-           "UPDATED");
+    printf("%-*s  %-*s  %-*s  %-20s  %-20s  %s\n", wn, "NAME", wm, "MAILBOX", wp, "PROVIDER",
+           "CREATED", "UPDATED", "AUTH");
     for (size_t i = 0; i < list->n; i++) {
         const struct listed_user *u = &list->users[i];
-        printf("%-*s  %-*s  %-*s  %-20s  %s\n", wn, u->name, wm, u->mailbox, wp, u->provider,
-               u->created, u->updated);
+        printf("%-*s  %-*s  %-*s  %-20s  %-20s  %s\n", wn, u->name, wm, u->mailbox, wp, u->provider,
+               u->created, u->updated, u->auth);
     }
 }
 
@@ -437,7 +483,7 @@ static int user_list(const char *config_path, struct user_args *a)
     int rc = open_ctx(config_path, &c);
     if (rc)
         return rc;
-    struct user_list list = {0};
+    struct user_list list = {.cfg = c.cfg, .st = c.st};
     if (store_user_list(c.st, collect_user, &list) != STORE_OK)
         rc = store_failure(&c);
     else if (a->json)
@@ -473,7 +519,12 @@ static const struct {
 int cli_user(const char *config_path, int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error("user needs a command: add, list, passwd or del");
+        return cli_usage_error(
+            "user needs a command: add, list, passwd, del, authorize or deauthorize");
+    if (strcmp(argv[1], "authorize") == 0)
+        return cli_user_authorize(config_path, argc - 1, argv + 1);
+    if (strcmp(argv[1], "deauthorize") == 0)
+        return cli_user_deauthorize(config_path, argc - 1, argv + 1);
     for (size_t i = 0; i < MG_ARRAY_LEN(user_commands); i++) {
         if (strcmp(argv[1], user_commands[i].name) != 0)
             continue;
@@ -482,5 +533,6 @@ int cli_user(const char *config_path, int argc, char **argv)
                             user_commands[i].positional, &a);
         return rc ? rc : user_commands[i].run(config_path, &a);
     }
-    return cli_usage_error("unknown user command '%s' (add, list, passwd, del)", argv[1]);
+    return cli_usage_error(
+        "unknown user command '%s' (add, list, passwd, del, authorize, deauthorize)", argv[1]);
 }

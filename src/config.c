@@ -79,6 +79,9 @@ static const struct key_def provider_keys[] = {
     KEY(provider_conf, "pop3_tls", V_TLS_MODE, pop3.tls, false),
     KEY(provider_conf, "smtp_tls", V_TLS_MODE, smtp.tls, false),
     KEY(provider_conf, "ca_file", V_PATH, ca_file, false),
+    KEY(provider_conf, "flow", V_FLOW, flow, false),
+    KEY(provider_conf, "device_authorization_endpoint", V_URL, device_authorization_endpoint,
+        false),
     {NULL, 0, 0, false}};
 
 _Static_assert(MG_ARRAY_LEN(provider_keys) <= MAX_KEYS + 1, "raise MAX_KEYS");
@@ -531,7 +534,10 @@ static void finish_provider(struct parser *p, const struct section *s)
     bool inline_secret = key_line(s, "client_secret"),
          secret_file = key_line(s, "client_secret_file"),
          certificate = key_line(s, "client_certificate") || key_line(s, "client_private_key");
-    if (inline_secret + secret_file + certificate != 1)
+    /* Delegated and password flows may use a public client (no credentials). */
+    bool public_ok = pr->flow == MG_FLOW_DELEGATED || pr->flow == MG_FLOW_PASSWORD;
+    if (inline_secret + secret_file + certificate > 1 ||
+        (inline_secret + secret_file + certificate == 0 && !public_ok))
         conf_error(p, s->line,
                    "[%s] needs exactly one of 'client_secret', 'client_secret_file' and "
                    "'client_certificate' with 'client_private_key'",
@@ -545,6 +551,12 @@ static void finish_provider(struct parser *p, const struct section *s)
     char *expanded = replace_all(endpoint, "{tenant}", pr->tenant ? pr->tenant : "");
     free(pr->token_endpoint);
     pr->token_endpoint = expanded;
+    const char *device = pr->device_authorization_endpoint
+                             ? pr->device_authorization_endpoint
+                             : "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode";
+    expanded = replace_all(device, "{tenant}", pr->tenant ? pr->tenant : "");
+    free(pr->device_authorization_endpoint);
+    pr->device_authorization_endpoint = expanded;
     if (!pr->scope)
         pr->scope = mg_strdup("https://outlook.office365.com/.default");
     static const struct server_default imap = {"outlook.office365.com", 993, MG_TLS_IMPLICIT, 143};
@@ -685,6 +697,7 @@ void config_free(struct config **cfgp)
         free(pr->client_cert_der);
         EVP_PKEY_free(pr->client_key); /* OpenSSL clears the private key's numbers */
         free(pr->token_endpoint);
+        free(pr->device_authorization_endpoint);
         free(pr->scope);
         free_server(&pr->imap);
         free_server(&pr->pop3);

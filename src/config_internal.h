@@ -32,6 +32,7 @@ enum value_kind {
     V_SECRET,      /* client_secret: kept only with CONFIG_LOAD_SECRETS */
     V_SECRET_FILE, /* client_secret_file: must be readable and non-empty */
     V_JWT_ALG,     /* enum jwt_alg: RS256 or PS256 */
+    V_FLOW,        /* enum mg_flow */
 };
 
 struct key_def {

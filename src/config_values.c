@@ -157,6 +157,21 @@ static void parse_ident(struct parser *p, int line, const char *key, const char 
         set_string(field, value);
 }
 
+static void parse_flow(struct parser *p, int line, const char *value, void *field)
+{
+    static const char *const names[] = {[MG_FLOW_CLIENT_CREDENTIALS] = "client_credentials",
+                                        [MG_FLOW_DELEGATED] = "delegated",
+                                        [MG_FLOW_PASSWORD] = "password",
+                                        [MG_FLOW_SERVICE_ACCOUNT] = "service_account"};
+    for (size_t i = 0; i < MG_ARRAY_LEN(names); i++) {
+        if (strcmp(value, names[i]) == 0) {
+            *(enum mg_flow *)field = (enum mg_flow)i;
+            return;
+        }
+    }
+    conf_error(p, line, "flow: unknown flow '%s' (client_credentials, delegated, password)", value);
+}
+
 void config_set_value(struct parser *p, int line, const struct key_def *key, void *base,
                       const char *value, enum config_secrets secrets)
 {
@@ -222,6 +237,9 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
             *(enum jwt_alg *)field = JWT_PS256;
         else
             conf_error(p, line, "%s: expected RS256 or PS256, not '%s'", key->name, value);
+        break;
+    case V_FLOW:
+        parse_flow(p, line, value, field);
         break;
     }
 }

@@ -162,3 +162,90 @@ void token_record_clear(struct token_record *t)
     free(t->sealed);
     memset(t, 0, sizeof *t);
 }
+
+enum store_status store_token_delete_principal(struct store *st, const char *principal)
+{
+    if (!principal)
+        return store_set_error(st, "no principal");
+    return st->ops->token_delete_principal(st, principal);
+}
+
+enum store_status store_grant_put(struct store *st, const struct grant_record *g)
+{
+    if (!g || !g->user || !g->provider || (g->state == GRANT_AUTHORIZED && !g->sealed))
+        return store_set_error(st, "incomplete authorization record");
+    struct grant_record stamped = *g;
+    if (!stamped.updated_at)
+        stamped.updated_at = (int64_t)time(NULL);
+    if (stamped.state == GRANT_NEEDS_AUTHORIZATION) {
+        stamped.sealed = NULL;
+        stamped.sealed_len = 0;
+    }
+    return st->ops->grant_put(st, &stamped);
+}
+
+enum store_status store_grant_get(struct store *st, const char *user, const char *provider,
+                                  struct grant_record *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!user || !provider)
+        return store_set_error(st, "incomplete authorization key");
+    return st->ops->grant_get(st, user, provider, out);
+}
+
+enum store_status store_grant_set_state(struct store *st, const char *user, const char *provider,
+                                        enum grant_state state, const char *reason)
+{
+    if (!user || !provider)
+        return store_set_error(st, "incomplete authorization key");
+    return st->ops->grant_set_state(st, user, provider, state, reason, (int64_t)time(NULL));
+}
+
+enum store_status store_grant_delete(struct store *st, const char *user)
+{
+    if (!user)
+        return store_set_error(st, "no user name");
+    return st->ops->grant_delete(st, user);
+}
+
+enum store_status store_grant_list(struct store *st,
+                                   int (*cb)(const struct grant_record *g, void *arg), void *arg)
+{
+    if (!cb)
+        return store_set_error(st, "no callback");
+    return st->ops->grant_list(st, cb, arg);
+}
+
+void grant_record_clear(struct grant_record *g)
+{
+    if (!g)
+        return;
+    free(g->user);
+    free(g->provider);
+    free(g->reason);
+    if (g->sealed)
+        mg_wipe(g->sealed, g->sealed_len);
+    free(g->sealed);
+    memset(g, 0, sizeof *g);
+}
+
+enum store_status store_audit_add(struct store *st, const char *event, const char *user,
+                                  const char *provider, const char *detail)
+{
+    if (!event)
+        return store_set_error(st, "no audit event");
+    struct audit_record a = {.at = (int64_t)time(NULL),
+                             .event = (char *)event,
+                             .user = (char *)user,
+                             .provider = (char *)provider,
+                             .detail = (char *)detail};
+    return st->ops->audit_add(st, &a);
+}
+
+enum store_status store_audit_list(struct store *st, int64_t limit, const char *user_or_null,
+                                   int (*cb)(const struct audit_record *a, void *arg), void *arg)
+{
+    if (!cb)
+        return store_set_error(st, "no callback");
+    return st->ops->audit_list(st, limit, user_or_null, cb, arg);
+}

@@ -1,5 +1,5 @@
-/* The store: local users now, tokens and audit later. A small interface so that PostgreSQL can
- * join SQLite for multi-node setups; callers never see SQL. */
+/* The store: local users, cached tokens, delegated authorizations and the audit log. A small
+ * interface so that PostgreSQL can join SQLite for multi-node setups; callers never see SQL. */
 #ifndef MG_STORE_H
 #define MG_STORE_H
 
@@ -62,6 +62,56 @@ enum store_status store_commit(struct store *st);
 void store_rollback(struct store *st);
 
 void token_record_clear(struct token_record *t);
+/* Every cached token of a principal ("user:NAME", compared without case), at every provider
+ * and scope. NOT_FOUND when there was none. */
+enum store_status store_token_delete_principal(struct store *st, const char *principal);
+
+enum grant_state { GRANT_AUTHORIZED = 0, GRANT_NEEDS_AUTHORIZATION = 1 };
+
+/* A user's delegated authorization at a provider: the refresh token, sealed (secretbox.h) with
+ * associated data "refresh:PROVIDER:NAME" (NAME lower case, grant_store.h). The browser flow
+ * (auth code + PKCE, a later issue) stores here too. One row per (user, provider); user names
+ * compare without case, as in the users table. */
+struct grant_record {
+    char *user;
+    char *provider;
+    uint8_t *sealed; /* NULL when there is no refresh token (needs authorization) */
+    size_t sealed_len;
+    enum grant_state state;
+    char *reason; /* why it needs authorization ("" when authorized) */
+    int64_t updated_at;
+};
+
+/* Inserts or replaces the row in one statement: a crash leaves the old or the new refresh
+ * token, never none. updated_at 0 means now. */
+enum store_status store_grant_put(struct store *st, const struct grant_record *g);
+/* Fills out (malloc'd copies; free with grant_record_clear). */
+enum store_status store_grant_get(struct store *st, const char *user, const char *provider,
+                                  struct grant_record *out);
+/* GRANT_NEEDS_AUTHORIZATION also deletes the sealed refresh token (it is useless). NOT_FOUND
+ * when the user has no grant at the provider. */
+enum store_status store_grant_set_state(struct store *st, const char *user, const char *provider,
+                                        enum grant_state state, const char *reason);
+/* Every provider's grant of the user; NOT_FOUND when there was none. */
+enum store_status store_grant_delete(struct store *st, const char *user);
+/* Ordered by user and provider; the record is valid during the callback only; stops early when
+ * cb returns non-zero. */
+enum store_status store_grant_list(struct store *st,
+                                   int (*cb)(const struct grant_record *g, void *arg), void *arg);
+void grant_record_clear(struct grant_record *g); /* wipes the sealed blob */
+
+/* The audit log: who was authorized, deauthorized, revoked, when. */
+struct audit_record {
+    int64_t id, at;                         /* at: unix seconds */
+    char *event, *user, *provider, *detail; /* user, provider, detail may be NULL */
+};
+
+enum store_status store_audit_add(struct store *st, const char *event, const char *user,
+                                  const char *provider, const char *detail);
+/* Newest first; limit <= 0: all; user_or_null filters by user (without case). The record is
+ * valid during the callback only; stops early when cb returns non-zero. */
+enum store_status store_audit_list(struct store *st, int64_t limit, const char *user_or_null,
+                                   int (*cb)(const struct audit_record *a, void *arg), void *arg);
 
 /* Frees the strings of a record (wiping the hash) and zeroes it. */
 void user_record_clear(struct user_record *u);

@@ -5,6 +5,7 @@
 #define MG_STORE_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
@@ -25,6 +26,18 @@ struct store_ops {
                                       const char *scope);
     enum store_status (*token_list)(struct store *st,
                                     int (*cb)(const struct token_record *t, void *arg), void *arg);
+    enum store_status (*token_delete_principal)(struct store *st, const char *principal);
+    enum store_status (*grant_put)(struct store *st, const struct grant_record *g);
+    enum store_status (*grant_get)(struct store *st, const char *user, const char *provider,
+                                   struct grant_record *out);
+    enum store_status (*grant_set_state)(struct store *st, const char *user, const char *provider,
+                                         enum grant_state state, const char *reason, int64_t now);
+    enum store_status (*grant_delete)(struct store *st, const char *user);
+    enum store_status (*grant_list)(struct store *st,
+                                    int (*cb)(const struct grant_record *g, void *arg), void *arg);
+    enum store_status (*audit_add)(struct store *st, const struct audit_record *a); /* a->at set */
+    enum store_status (*audit_list)(struct store *st, int64_t limit, const char *user,
+                                    int (*cb)(const struct audit_record *a, void *arg), void *arg);
     enum store_status (*exec)(struct store *st, const char *what); /* BEGIN/COMMIT/ROLLBACK */
 };
 

@@ -36,6 +36,25 @@ static const char *const migrations[] = {
     " updated_at INTEGER NOT NULL,"
     " PRIMARY KEY (provider, principal, scope));"
     "PRAGMA user_version = 2;",
+    /* 3: delegated authorizations (a sealed refresh token per user and provider; NULL once it
+     * needs authorization again) and the audit log. */
+    "CREATE TABLE grants ("
+    " user TEXT NOT NULL COLLATE NOCASE,"
+    " provider TEXT NOT NULL,"
+    " sealed BLOB,"
+    " state INTEGER NOT NULL,"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (user, provider));"
+    "CREATE TABLE audit ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at INTEGER NOT NULL,"
+    " event TEXT NOT NULL,"
+    " user TEXT COLLATE NOCASE,"
+    " provider TEXT,"
+    " detail TEXT);"
+    "CREATE INDEX audit_by_user ON audit (user, id);"
+    "PRAGMA user_version = 3;",
 };
 
 enum stmt_id {
@@ -48,6 +67,14 @@ enum stmt_id {
     STMT_TOKEN_GET,
     STMT_TOKEN_DELETE,
     STMT_TOKEN_LIST,
+    STMT_TOKEN_DELETE_PRINCIPAL,
+    STMT_GRANT_PUT,
+    STMT_GRANT_GET,
+    STMT_GRANT_SET_STATE,
+    STMT_GRANT_DELETE,
+    STMT_GRANT_LIST,
+    STMT_AUDIT_ADD,
+    STMT_AUDIT_LIST,
     STMT_COUNT
 };
 
@@ -68,6 +95,24 @@ static const char *const stmt_sql[STMT_COUNT] = {
                           " AND scope = ?3",
     [STMT_TOKEN_LIST] = "SELECT provider, principal, scope, sealed, expires_at, updated_at"
                         " FROM tokens ORDER BY provider, principal, scope",
+    [STMT_TOKEN_DELETE_PRINCIPAL] = "DELETE FROM tokens WHERE principal = ?1 COLLATE NOCASE",
+    /* One statement: a crash leaves the old or the new refresh token, never none. */
+    [STMT_GRANT_PUT] = "INSERT OR REPLACE INTO grants (user, provider, sealed, state, reason,"
+                       " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_GRANT_GET] = "SELECT user, provider, sealed, state, reason, updated_at FROM grants"
+                       " WHERE user = ?1 AND provider = ?2",
+    /* A refresh token that needs authorization again is useless: dropped with the change. */
+    [STMT_GRANT_SET_STATE] = "UPDATE grants SET state = ?3, reason = ?4, updated_at = ?5,"
+                             " sealed = CASE WHEN ?3 = 1 THEN NULL ELSE sealed END"
+                             " WHERE user = ?1 AND provider = ?2",
+    [STMT_GRANT_DELETE] = "DELETE FROM grants WHERE user = ?1",
+    [STMT_GRANT_LIST] = "SELECT user, provider, sealed, state, reason, updated_at FROM grants"
+                        " ORDER BY user, provider",
+    [STMT_AUDIT_ADD] = "INSERT INTO audit (at, event, user, provider, detail)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* A negative LIMIT is no limit in SQLite. */
+    [STMT_AUDIT_LIST] = "SELECT id, at, event, user, provider, detail FROM audit"
+                        " WHERE ?1 IS NULL OR user = ?1 ORDER BY id DESC LIMIT ?2",
 };
 
 struct sqlite_store {
@@ -416,6 +461,157 @@ sqlite_token_list(struct store *st, int (*cb)(const struct token_record *t, void
     return stmt_end(stmt, STORE_OK);
 }
 
+static enum store_status sqlite_token_delete_principal(struct store *st, const char *principal)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_TOKEN_DELETE_PRINCIPAL);
+    if (bind_text(stmt, 1, principal))
+        return stmt_end(stmt, db_error(s, "deleting tokens"));
+    return step_change(s, stmt, "deleting tokens");
+}
+
+/* ---- grants ---- */
+
+/* A grant row as a record pointing into SQLite's memory (sealed NULL when there is none). */
+static void grant_row_view(sqlite3_stmt *stmt, struct grant_record *g)
+{
+    g->user = (char *)column_text(stmt, 0);
+    g->provider = (char *)column_text(stmt, 1);
+    g->sealed = (uint8_t *)sqlite3_column_blob(stmt, 2);
+    g->sealed_len = g->sealed ? (size_t)sqlite3_column_bytes(stmt, 2) : 0;
+    g->state = sqlite3_column_int(stmt, 3) == GRANT_AUTHORIZED ? GRANT_AUTHORIZED
+                                                               : GRANT_NEEDS_AUTHORIZATION;
+    g->reason = (char *)column_text(stmt, 4);
+    g->updated_at = sqlite3_column_int64(stmt, 5);
+}
+
+static enum store_status sqlite_grant_put(struct store *st, const struct grant_record *g)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_GRANT_PUT);
+    int bad = bind_text(stmt, 1, g->user) || bind_text(stmt, 2, g->provider) ||
+              (g->sealed ? sqlite3_bind_blob64(stmt, 3, g->sealed, g->sealed_len, SQLITE_TRANSIENT)
+                         : sqlite3_bind_null(stmt, 3)) ||
+              sqlite3_bind_int(stmt, 4, (int)g->state) ||
+              bind_text(stmt, 5, g->reason ? g->reason : "") ||
+              sqlite3_bind_int64(stmt, 6, g->updated_at);
+    if (bad || sqlite3_step(stmt) != SQLITE_DONE)
+        return stmt_end(stmt, db_error(s, "storing an authorization"));
+    return stmt_end(stmt, STORE_OK);
+}
+
+static enum store_status sqlite_grant_get(struct store *st, const char *user, const char *provider,
+                                          struct grant_record *out)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_GRANT_GET);
+    if (bind_text(stmt, 1, user) || bind_text(stmt, 2, provider))
+        return stmt_end(stmt, db_error(s, "looking up an authorization"));
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE)
+        return stmt_end(stmt, STORE_NOT_FOUND);
+    if (rc != SQLITE_ROW)
+        return stmt_end(stmt, db_error(s, "looking up an authorization"));
+    struct grant_record view;
+    grant_row_view(stmt, &view);
+    *out = view;
+    out->user = mg_strdup(view.user);
+    out->provider = mg_strdup(view.provider);
+    out->reason = mg_strdup(view.reason);
+    if (view.sealed) {
+        out->sealed = mg_malloc(view.sealed_len ? view.sealed_len : 1);
+        memcpy(out->sealed, view.sealed, view.sealed_len);
+    }
+    return stmt_end(stmt, STORE_OK);
+}
+
+static enum store_status sqlite_grant_set_state(struct store *st, const char *user,
+                                                const char *provider, enum grant_state state,
+                                                const char *reason, int64_t now)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_GRANT_SET_STATE);
+    if (bind_text(stmt, 1, user) || bind_text(stmt, 2, provider) ||
+        sqlite3_bind_int(stmt, 3, (int)state) || bind_text(stmt, 4, reason ? reason : "") ||
+        sqlite3_bind_int64(stmt, 5, now))
+        return stmt_end(stmt, db_error(s, "changing an authorization"));
+    return step_change(s, stmt, "changing an authorization");
+}
+
+static enum store_status sqlite_grant_delete(struct store *st, const char *user)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_GRANT_DELETE);
+    if (bind_text(stmt, 1, user))
+        return stmt_end(stmt, db_error(s, "deleting authorizations"));
+    return step_change(s, stmt, "deleting authorizations");
+}
+
+static enum store_status
+sqlite_grant_list(struct store *st, int (*cb)(const struct grant_record *g, void *arg), void *arg)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_GRANT_LIST);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct grant_record view;
+        grant_row_view(stmt, &view);
+        if (cb(&view, arg) != 0)
+            return stmt_end(stmt, STORE_OK);
+    }
+    if (rc != SQLITE_DONE)
+        return stmt_end(stmt, db_error(s, "listing authorizations"));
+    return stmt_end(stmt, STORE_OK);
+}
+
+/* ---- audit ---- */
+
+static int bind_text_or_null(sqlite3_stmt *stmt, int index, const char *text)
+{
+    return text ? bind_text(stmt, index, text) : sqlite3_bind_null(stmt, index);
+}
+
+static char *column_text_or_null(sqlite3_stmt *stmt, int col)
+{
+    return (char *)sqlite3_column_text(stmt, col);
+}
+
+static enum store_status sqlite_audit_add(struct store *st, const struct audit_record *a)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_AUDIT_ADD);
+    int bad = sqlite3_bind_int64(stmt, 1, a->at) || bind_text(stmt, 2, a->event) ||
+              bind_text_or_null(stmt, 3, a->user) || bind_text_or_null(stmt, 4, a->provider) ||
+              bind_text_or_null(stmt, 5, a->detail);
+    if (bad || sqlite3_step(stmt) != SQLITE_DONE)
+        return stmt_end(stmt, db_error(s, "adding an audit event"));
+    return stmt_end(stmt, STORE_OK);
+}
+
+static enum store_status sqlite_audit_list(struct store *st, int64_t limit, const char *user,
+                                           int (*cb)(const struct audit_record *a, void *arg),
+                                           void *arg)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt = stmt_begin(s, STMT_AUDIT_LIST);
+    if (bind_text_or_null(stmt, 1, user) || sqlite3_bind_int64(stmt, 2, limit > 0 ? limit : -1))
+        return stmt_end(stmt, db_error(s, "listing audit events"));
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        struct audit_record view = {.id = sqlite3_column_int64(stmt, 0),
+                                    .at = sqlite3_column_int64(stmt, 1),
+                                    .event = (char *)column_text(stmt, 2),
+                                    .user = column_text_or_null(stmt, 3),
+                                    .provider = column_text_or_null(stmt, 4),
+                                    .detail = column_text_or_null(stmt, 5)};
+        if (cb(&view, arg) != 0)
+            return stmt_end(stmt, STORE_OK);
+    }
+    if (rc != SQLITE_DONE)
+        return stmt_end(stmt, db_error(s, "listing audit events"));
+    return stmt_end(stmt, STORE_OK);
+}
+
 static enum store_status sqlite_exec(struct store *st, const char *what)
 {
     struct sqlite_store *s = sqlite_of(st);
@@ -436,6 +632,14 @@ static const struct store_ops sqlite_ops = {
     .token_get = sqlite_token_get,
     .token_delete = sqlite_token_delete,
     .token_list = sqlite_token_list,
+    .token_delete_principal = sqlite_token_delete_principal,
+    .grant_put = sqlite_grant_put,
+    .grant_get = sqlite_grant_get,
+    .grant_set_state = sqlite_grant_set_state,
+    .grant_delete = sqlite_grant_delete,
+    .grant_list = sqlite_grant_list,
+    .audit_add = sqlite_audit_add,
+    .audit_list = sqlite_audit_list,
     .exec = sqlite_exec,
 };
 

@@ -281,6 +281,197 @@ static void test_tokens(void **state)
     assert_int_equal(store_token_put(f->st, &t), STORE_ERROR);
 }
 
+/* ---- grants and audit ---- */
+
+static int collect_grant_users(const struct grant_record *g, void *arg)
+{
+    char *out = arg;
+    strcat(out, g->user);
+    strcat(out, g->state == GRANT_AUTHORIZED ? "+" : "-");
+    strcat(out, g->provider);
+    strcat(out, " ");
+    return 0;
+}
+
+static void test_grants(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t blob[] = {7, 0, 7, 7};
+    struct grant_record g = {.user = "Alice",
+                             .provider = "entra",
+                             .sealed = blob,
+                             .sealed_len = sizeof blob,
+                             .state = GRANT_AUTHORIZED};
+    assert_int_equal(store_grant_put(f->st, &g), STORE_OK);
+    struct grant_record got;
+    /* User names compare without case, as in the users table. */
+    assert_int_equal(store_grant_get(f->st, "alice", "entra", &got), STORE_OK);
+    assert_int_equal(got.sealed_len, sizeof blob);
+    assert_memory_equal(got.sealed, blob, sizeof blob);
+    assert_int_equal(got.state, GRANT_AUTHORIZED);
+    assert_string_equal(got.reason, "");
+    assert_true(got.updated_at > 0);
+    grant_record_clear(&got);
+    assert_int_equal(store_grant_get(f->st, "alice", "google", &got), STORE_NOT_FOUND);
+    /* Replace: still one row, the new token. */
+    blob[0] = 8;
+    g.user = "alice";
+    assert_int_equal(store_grant_put(f->st, &g), STORE_OK);
+    char listed[256] = "";
+    assert_int_equal(store_grant_list(f->st, collect_grant_users, listed), STORE_OK);
+    assert_string_equal(listed, "alice+entra "); /* the new spelling */
+    assert_int_equal(store_grant_get(f->st, "ALICE", "entra", &got), STORE_OK);
+    assert_int_equal(got.sealed[0], 8);
+    grant_record_clear(&got);
+    /* Needs authorization: the useless refresh token goes. */
+    assert_int_equal(store_grant_set_state(f->st, "alice", "entra", GRANT_NEEDS_AUTHORIZATION,
+                                           "invalid_grant: AADSTS50173: revoked"),
+                     STORE_OK);
+    assert_int_equal(store_grant_get(f->st, "alice", "entra", &got), STORE_OK);
+    assert_int_equal(got.state, GRANT_NEEDS_AUTHORIZATION);
+    assert_null(got.sealed);
+    assert_int_equal(got.sealed_len, 0);
+    assert_string_equal(got.reason, "invalid_grant: AADSTS50173: revoked");
+    grant_record_clear(&got);
+    assert_int_equal(
+        store_grant_set_state(f->st, "nobody", "entra", GRANT_NEEDS_AUTHORIZATION, "x"),
+        STORE_NOT_FOUND);
+    /* An authorized grant without a token is refused. */
+    g.sealed = NULL;
+    assert_int_equal(store_grant_put(f->st, &g), STORE_ERROR);
+    g.sealed = blob;
+    g.user = "bob";
+    assert_int_equal(store_grant_put(f->st, &g), STORE_OK);
+    g.provider = "google";
+    assert_int_equal(store_grant_put(f->st, &g), STORE_OK);
+    listed[0] = '\0';
+    assert_int_equal(store_grant_list(f->st, collect_grant_users, listed), STORE_OK);
+    assert_string_equal(listed, "alice-entra bob+entra bob+google ");
+    /* Delete: every provider of the user. */
+    assert_int_equal(store_grant_delete(f->st, "BOB"), STORE_OK);
+    assert_int_equal(store_grant_delete(f->st, "bob"), STORE_NOT_FOUND);
+    listed[0] = '\0';
+    assert_int_equal(store_grant_list(f->st, collect_grant_users, listed), STORE_OK);
+    assert_string_equal(listed, "alice-entra ");
+}
+
+static void test_token_delete_principal(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t blob[] = {1};
+    struct token_record t = {.provider = "ms",
+                             .principal = "user:alice",
+                             .scope = "a",
+                             .sealed = blob,
+                             .sealed_len = 1,
+                             .expires_at = 1};
+    assert_int_equal(store_token_put(f->st, &t), STORE_OK);
+    t.scope = "b";
+    assert_int_equal(store_token_put(f->st, &t), STORE_OK);
+    t.provider = "google";
+    assert_int_equal(store_token_put(f->st, &t), STORE_OK);
+    t.principal = "user:alicex";
+    assert_int_equal(store_token_put(f->st, &t), STORE_OK);
+    t.principal = "";
+    assert_int_equal(store_token_put(f->st, &t), STORE_OK);
+    assert_int_equal(store_token_delete_principal(f->st, "user:Alice"), STORE_OK);
+    int n = 0;
+    assert_int_equal(store_token_list(f->st, count_tokens, &n), STORE_OK);
+    assert_int_equal(n, 2); /* user:alicex and the app-only one stay */
+    assert_int_equal(store_token_delete_principal(f->st, "user:alice"), STORE_NOT_FOUND);
+}
+
+struct audit_seen {
+    char text[512];
+    int64_t last_id;
+    int n;
+};
+
+static int collect_audit(const struct audit_record *a, void *arg)
+{
+    struct audit_seen *seen = arg;
+    if (seen->n++ > 0)
+        assert_true(a->id < seen->last_id); /* newest first */
+    seen->last_id = a->id;
+    assert_true(a->at > 0);
+    char line[128];
+    snprintf(line, sizeof line, "%s/%s/%s/%s;", a->event, a->user ? a->user : "-",
+             a->provider ? a->provider : "-", a->detail ? a->detail : "-");
+    strcat(seen->text, line);
+    return 0;
+}
+
+static void test_audit(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_audit_add(f->st, "authorized", "alice", "entra", "device code"),
+                     STORE_OK);
+    assert_int_equal(store_audit_add(f->st, "authorized", "bob", "entra", NULL), STORE_OK);
+    assert_int_equal(store_audit_add(f->st, "refresh_token_revoked", "Alice", "entra", "why"),
+                     STORE_OK);
+    assert_int_equal(store_audit_add(f->st, "key_rotated", NULL, NULL, NULL), STORE_OK);
+    assert_int_equal(store_audit_add(f->st, NULL, "x", NULL, NULL), STORE_ERROR);
+    struct audit_seen seen = {0};
+    assert_int_equal(store_audit_list(f->st, 0, NULL, collect_audit, &seen), STORE_OK);
+    assert_string_equal(seen.text, "key_rotated/-/-/-;refresh_token_revoked/Alice/entra/why;"
+                                   "authorized/bob/entra/-;authorized/alice/entra/device code;");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(store_audit_list(f->st, 2, NULL, collect_audit, &seen), STORE_OK);
+    assert_string_equal(seen.text, "key_rotated/-/-/-;refresh_token_revoked/Alice/entra/why;");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(store_audit_list(f->st, -1, "ALICE", collect_audit, &seen), STORE_OK);
+    assert_string_equal(
+        seen.text, "refresh_token_revoked/Alice/entra/why;authorized/alice/entra/device code;");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(store_audit_list(f->st, 1, "alice", collect_audit, &seen), STORE_OK);
+    assert_int_equal(seen.n, 1);
+}
+
+/* A database written by the previous release (schema version 2, built here with its SQL) is
+ * migrated on open: its users and tokens stay, grants and audit work. */
+static void test_migration_from_version_2(void **state)
+{
+    struct fixture *f = *state;
+    store_close(&f->st);
+    char *old_dir = mg_printf("%s/old", f->dir);
+    assert_int_equal(mkdir(old_dir, 0700), 0);
+    char *cmd = mg_printf(
+        "sqlite3 '%s/mailgate.db' \"CREATE TABLE users (name TEXT NOT NULL PRIMARY KEY COLLATE "
+        "NOCASE, mailbox TEXT NOT NULL, provider TEXT NOT NULL, password_hash TEXT NOT NULL, "
+        "created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL); PRAGMA user_version = 1; "
+        "CREATE TABLE tokens (provider TEXT NOT NULL, principal TEXT NOT NULL, scope TEXT NOT "
+        "NULL, sealed BLOB NOT NULL, expires_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, "
+        "PRIMARY KEY (provider, principal, scope)); PRAGMA user_version = 2; "
+        "INSERT INTO users VALUES ('olduser', 'old@example.test', 'ms', '\\$argon2id\\$x', 1, 2); "
+        "INSERT INTO tokens VALUES ('ms', '', 's', x'0102', 3, 4);\"",
+        old_dir);
+    int rc = system(cmd);
+    free(cmd);
+    if (rc != 0) {
+        free(old_dir);
+        skip(); /* no sqlite3 shell */
+    }
+    char err[256] = "";
+    f->st = store_open(old_dir, err, sizeof err);
+    free(old_dir);
+    assert_non_null(f->st);
+    struct user_record u;
+    assert_int_equal(store_user_get(f->st, "OLDUSER", &u), STORE_OK);
+    assert_string_equal(u.mailbox, "old@example.test");
+    assert_int_equal(u.updated_at, 2);
+    user_record_clear(&u);
+    int n = 0;
+    assert_int_equal(store_token_list(f->st, count_tokens, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    uint8_t blob[] = {5};
+    struct grant_record g = {.user = "olduser", .provider = "ms", .sealed = blob, .sealed_len = 1};
+    assert_int_equal(store_grant_put(f->st, &g), STORE_OK);
+    assert_int_equal(store_audit_add(f->st, "authorized", "olduser", "ms", NULL), STORE_OK);
+    struct audit_seen seen = {0};
+    assert_int_equal(store_audit_list(f->st, 0, NULL, collect_audit, &seen), STORE_OK);
+    assert_int_equal(seen.n, 1);
+}
+
 /* ---- passwords ---- */
 
 static void test_password_hash_verify(void **state)
@@ -354,6 +545,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_delete_principal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_version_2, setup, teardown),
         cmocka_unit_test(test_password_hash_verify),
         cmocka_unit_test(test_password_verify_garbage),
         cmocka_unit_test(test_password_generate),
