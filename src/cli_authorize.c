@@ -183,8 +183,7 @@ static int request_device_code(struct auth_ctx *c, struct event_base *base,
                 a.error);
         rc = 1;
     } else if (device_code_parse(a.status, a.body, a.len, d) != 0) {
-        fprintf(stderr, "mailgate: provider %s refused the device authorization: %s\n", c->p->name,
-                d->reason);
+        fprintf(stderr, "mailgate: no device code from provider %s: %s\n", c->p->name, d->reason);
         const char *hint = aadsts_hint_for_text(d->reason);
         if (hint && !strstr(d->reason, hint))
             fprintf(stderr, "mailgate: fix: %s\n", hint);
