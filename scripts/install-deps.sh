@@ -8,7 +8,7 @@ PACKAGES=(
     libssl-dev libevent-dev libcurl4-openssl-dev libjansson-dev libinih-dev libsqlite3-dev
     libargon2-dev libcmocka-dev
     dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
-    python3 python3-pytest curl openssl ca-certificates swaks
+    python3 python3-pytest python3-cryptography curl openssl ca-certificates swaks
 )
 
 missing=()

@@ -6,6 +6,8 @@
 - rogue.pem / rogue.key: self-signed, same names, NOT signed by the CA (bad-certificate case)
 - app.pem / app.key: the app registration's certificate credential (self-signed, CN=mailgate,
   registered with the fake IdP); app-other.pem / app-other.key: one that is not registered
+- google-sa.pem / google-sa.key: the Google service account's key pair (PKCS#8 key, as in a
+  Google JSON key file; the fake IdP gets the certificate)
 """
 import os
 import subprocess
@@ -29,6 +31,8 @@ class CertSet:
     app_key: str = None
     app_other_cert: str = None
     app_other_key: str = None
+    google_sa_cert: str = None
+    google_sa_key: str = None
 
 
 def _openssl(*args, cwd):
@@ -84,12 +88,14 @@ def make_certs(directory):
         _make_server(directory)
     if not os.path.exists(cs.rogue_cert):
         _make_rogue(directory)
-    for name in ("app", "app-other"):
+    for name in ("app", "app-other", "google-sa"):
         if not os.path.exists(os.path.join(directory, f"{name}.pem")):
             _make_app_cert(directory, name)
     cs.app_cert, cs.app_key = (os.path.join(directory, n) for n in ("app.pem", "app.key"))
     cs.app_other_cert, cs.app_other_key = (os.path.join(directory, n)
                                            for n in ("app-other.pem", "app-other.key"))
+    cs.google_sa_cert, cs.google_sa_key = (os.path.join(directory, n)
+                                           for n in ("google-sa.pem", "google-sa.key"))
     # Keys are read by Dovecot's config process and by a possibly unprivileged gateway.
     for k in (cs.key, cs.rogue_key):
         os.chmod(k, 0o644)

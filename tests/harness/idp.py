@@ -1,73 +1,147 @@
 #!/usr/bin/python3
-"""A fake Microsoft Entra ID v2.0 token endpoint (client credentials) for tests.
+"""A fake Microsoft Entra ID v2.0 and Google OAuth 2.0 for tests (one process, two ports).
 
 Run as its own process, stopped by its PID:
     python3 tests/harness/idp.py --port P --intro-port Q --cert C --key K --config JSON|FILE
+Modules: idp.py (servers, routing, control API), idp_entra.py (errors, client authentication,
+access tokens, client credentials, introspection), idp_delegated.py (user flows),
+idp_google.py (Google), idp_jwt.py (JWS helpers), idp_client.py (the tests' client).
 
-HTTPS on --port:
-    POST /{tenant}/oauth2/v2.0/token      client credentials grant (form body)
-    GET  /_control/stats                  request counters, last introspection headers
-    POST /_control/reset                  counters, faults and config overrides back to start
-    POST /_control/fault                  {"status":500|503|429, "count":N|-1, "retry_after":S,
-                                           "delay":SECONDS, "drop":true}
-    POST /_control/config                 {"token_lifetime":S, "revoke_all":true,
+HTTPS on --port, Entra ID (tenant = a key of "tenants"):
+    POST /{tenant}/oauth2/v2.0/token       grant_type = client_credentials (secret or
+                                           certificate assertion), password (ROPC),
+                                           refresh_token, urn:ietf:params:oauth:grant-type:
+                                           device_code (a poll)
+    POST /{tenant}/oauth2/v2.0/devicecode  client_id, scope [, client_secret] -> device_code,
+                                           user_code (9 chars), verification_uri, expires_in,
+                                           interval, message
+    GET  /{tenant}/discovery/v2.0/keys     JWKS of the key that signs every access token
+    GET  /{tenant}/v2.0/.well-known/openid-configuration
+HTTPS on --port, Google:
+    POST /google/token                     grant_type = urn:ietf:params:oauth:grant-type:
+                                           jwt-bearer (service account, domain-wide
+                                           delegation) or refresh_token (+ client_id/secret)
+    POST /google/device/code               the Gmail scope -> 400 {"error": "invalid_scope"}
+    GET  /google/oauth2/v3/certs           JWKS of the Google-side key
+Control (HTTPS, from 127.0.0.1 only):
+    GET  /_control/stats                   counters (token_requests, tokens_issued,
+                                           token_errors, device_codes_issued, device_polls,
+                                           slow_down_sent, device_codes_pending, refresh_grants,
+                                           refresh_tokens_valid, password_grants,
+                                           google_jwt_grants, google_refresh_grants,
+                                           google_tokens_issued, introspect_requests, ...),
+                                           last_introspect_headers, last_token_error
+    GET  /_control/refresh_tokens          {mailbox: number of valid Entra refresh tokens}
+    GET  /_control/google_refresh_tokens   {mailbox: number of valid Google refresh tokens}
+    GET  /_control/device_codes            [{user_code, client_id, status, interval, ...}]
+    POST /_control/reset                   counters, faults, tokens, codes, config overrides
+                                           back to start (the signing keys stay)
+    POST /_control/fault                   {"status":500|503|429, "count":N|-1, "retry_after":S,
+                                           "delay":SECONDS, "drop":true, "path_contains":TEXT}
+                                           on every token-issuing POST (Entra token and
+                                           devicecode, Google token and device code) whose
+                                           path contains path_contains (default: all)
+    POST /_control/config                  {"token_lifetime":S, "revoke_all":true,
                                            "revoke_app":CLIENT_ID, "secrets":{client_id:S},
                                            "grants":{client_id:[mailbox,...]},
-                                           "certificates":{client_id:[PEM,...]}}
+                                           "certificates":{client_id:[PEM,...]},
+                                           "rotate_refresh":BOOL, "revoke_refresh":MAILBOX,
+                                           "device_code_lifetime":S, "device_interval":S,
+                                           "force_slow_down":N, "users":{mailbox:{...}} (merged)}
+    POST /_control/tokens                  {"tokens": [every access token issued, unrevoked]}
+    POST /_control/device                  {"user_code":C, "action":"approve"|"deny",
+                                           "user":MAILBOX}: what the user does in the browser;
+                                           without user_code the newest pending code
+    POST /_control/device_auto             {"user":MAILBOX, "action":..., "after":SECONDS}: the
+                                           next device code issued is approved/denied that
+                                           long after it was issued
+    POST /_control/google_refresh          {"client_id", "mailbox"} -> {"refresh_token": ...}
 Plain HTTP on --intro-port (for Dovecot's oauth2 passdb, introspection_mode = post):
     POST /introspect  token=...           RFC 7662 style answer
 
 Config JSON: {"tenants": {"contoso.onmicrosoft.com": {"tid": UUID, "domain": "example.test"}},
               "apps": {CLIENT_ID: {"tenant": NAME, "secret": S, "name": S, "roles": [...],
-                                   "mailboxes": [...], "certificates": [PEM, ...]}},
-              "token_lifetime": 3599}
+                                   "mailboxes": [...], "certificates": [PEM, ...],
+                                   "public_client": BOOL, "delegated_scopes": [...]}},
+              "users": {MAILBOX: {"password": S, "mfa": BOOL, "disabled": BOOL}},
+              "google": {"service_accounts": {CLIENT_EMAIL: {"certificate" or "public_key": PEM,
+                                              "private_key_id": KID, "client_id": DIGITS,
+                                              "mailboxes": [...], "scopes": [...]}},
+                         "clients": {CLIENT_ID: {"secret": S}}},
+              "token_lifetime": 3599, "rotate_refresh": true, "device_code_lifetime": 900,
+              "device_interval": 5}
 
-Exchange lets an app token open every mailbox the app was granted FullAccess on, while Dovecot
-compares the SASL user with one "username" from introspection (through username_format) and does
-not tell us the SASL user. So the answer's username is "<app>@<domain of its grants>" and the
-harness configures Dovecot with username_format = %Ld (domain only); which mailboxes the app may
-open is checked by a second Dovecot passdb (a "grants" file, see dovecot.py). Revoking tokens or
-removing all of an app's grants here makes introspection answer {"active": false}.
+App-only tokens (client credentials). Exchange lets an app token open every mailbox the app was
+granted FullAccess on, while Dovecot compares the SASL user with one "username" from
+introspection (through username_format) and does not tell us the SASL user. So the answer's
+username is "<app>@<domain of its grants>" and the harness configures Dovecot with
+username_format = %Ld (domain only); which mailboxes the app may open is checked by a second
+Dovecot passdb (a "grants" file, see dovecot.py). Revoking tokens or removing all of an app's
+grants here makes introspection answer {"active": false}.
+
+Access tokens are RS256 JWTs signed with a key made at start (kid = x5t in the header and in
+the JWKS). App tokens carry roles; delegated tokens (device code, ROPC, refresh) carry
+aud https://outlook.office.com, scp (e.g. "IMAP.AccessAsUser.All SMTP.Send"), upn =
+unique_name = the mailbox, oid (stable per user), tid, appid and no roles. The token answer's
+"scope" lists the granted scopes without the resource prefix; offline_access adds a
+refresh_token. An app without "delegated_scopes" may get the three Exchange scopes; a scope
+it may not have -> AADSTS65001. A public client runs user flows without a secret (and must not
+send one: AADSTS700025); a confidential one without a secret -> 401 AADSTS7000218.
+
+Delegated tokens in introspection: active only while the user exists and is enabled and scp
+has the service's scope (imap IMAP.AccessAsUser.All, pop3 POP.AccessAsUser.All, submission
+SMTP.Send); username = the upn, so username_format = %Ld passes and the grants passdb checks
+the SASL user. Dovecot does not send the SASL user to introspection (send_auth_headers gives
+service, local and remote address only), so this harness cannot refuse alice's token used
+with user=bob; the gateway's own tests must check that it sends the token's user.
+
+Device codes: a poll sooner than the code's interval after its previous poll (the first poll
+is never too soon) or while force_slow_down > 0 -> slow_down and interval += 5. Order of
+answers: unknown -> invalid_grant 70000, used -> 54005, expired -> expired_token 70020,
+too fast -> slow_down, denied -> authorization_declined, pending -> authorization_pending
+70016, approved -> tokens (the code is used up). Refresh tokens: each use returns a new one;
+with rotate_refresh the old one then fails (70000); revoke_refresh -> 50173. ROPC: wrong
+password 50126, unknown user 50034, disabled 50057, mfa 50076 (suberror basic_action).
+
+Google: the JWT bearer assertion must be RS256 by a configured service account (kid =
+private_key_id), aud = the URL it was posted to, exp - iat <= 3600, scope within the SA's
+scopes, sub one of its mailboxes (unknown sub -> "Invalid email or User ID"; known but not
+delegated -> unauthorized_client). Access tokens are opaque "ya29." strings; introspection
+answers username = the mailbox, active when the scope has https://mail.google.com/. Refresh
+tokens are never rotated; revoke_refresh revokes Google's too.
 
 Certificate credentials: a request with client_assertion_type = ...:jwt-bearer and a signed
 client_assertion (RS256 or PS256) is checked like Entra ID does: x5t#S256 (else x5t) names one of
 the app's "certificates" (else AADSTS700027), the signature verifies with that certificate's key
-(the openssl CLI does the RSA; else AADSTS700027), aud is the token endpoint, iss = sub = the
-client id (AADSTS700021), nbf/exp hold now (AADSTS700024) and the jti was not seen before.
+(else AADSTS700027), aud is the token endpoint, iss = sub = the client id (AADSTS700021),
+nbf/exp hold now (AADSTS700024) and the jti was not seen before.
 """
 import argparse
-import base64
-import datetime
-import functools
-import hashlib
 import json
-import math
 import os
-import secrets
 import ssl
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
-import urllib.request
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-GOOD_SCOPES = ("https://outlook.office365.com/.default", "https://ps.outlook.com/.default",
-               "https://outlook.office.com/.default")
-SERVICE_ROLES = {"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp",
-                 "submission": "SMTP.SendAsApp"}
-DEFAULT_ROLES = ["IMAP.AccessAsApp", "POP.AccessAsApp", "SMTP.SendAsApp"]
+try:  # imported as harness.idp
+    from . import idp_delegated as delegated, idp_entra as entra, idp_google as google
+    from .idp_client import IdpClient  # noqa: F401  (re-exported for older imports)
+    from .idp_jwt import SigningKey
+except ImportError:  # run as a script: tests/harness is sys.path[0]
+    import idp_delegated as delegated
+    import idp_entra as entra
+    import idp_google as google
+    from idp_jwt import SigningKey
 
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def utc_now_text():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# grant_type -> (handler, stats counter)
+ENTRA_GRANTS = {"client_credentials": (entra.client_credentials, None),
+                "password": (delegated.password_grant, "password_grants"),
+                "refresh_token": (delegated.refresh_grant, "refresh_grants"),
+                DEVICE_GRANT: (delegated.device_code_grant, None)}
 
 
 class State:
@@ -76,19 +150,34 @@ class State:
     def __init__(self, config):
         self.lock = threading.Lock()
         self.initial = json.loads(json.dumps(config))
+        self.signing_key = SigningKey("fake Entra ID token signing")
+        self.google_key = SigningKey("fake Google token signing")
         self.reset()
 
     def reset(self):
         cfg = json.loads(json.dumps(self.initial))
         self.tenants = cfg.get("tenants", {})
         self.apps = cfg.get("apps", {})
+        self.users = {m.lower(): u for m, u in cfg.get("users", {}).items()}
+        self.google = cfg.get("google", {})
         self.token_lifetime = int(cfg.get("token_lifetime", 3599))
-        self.tokens = {}  # access token -> claims
+        self.rotate_refresh = bool(cfg.get("rotate_refresh", True))
+        self.device_code_lifetime = float(cfg.get("device_code_lifetime", 900))
+        self.device_interval = int(cfg.get("device_interval", 5))
+        self.force_slow_down = 0
+        self.tokens = {}  # access token -> {"kind", "claims", "app_id", ...}
+        self.refresh_tokens = {}  # Entra refresh token -> entry (idp_delegated)
+        self.google_refresh = {}  # Google refresh token -> entry (idp_google)
+        self.device_codes = {}  # device_code -> entry (idp_delegated)
+        self.device_auto = None
         self.seen_jti = set()  # client assertion ids (replay check)
         self.fault = None
         self.stats = {"token_requests": 0, "tokens_issued": 0, "token_errors": 0,
                       "token_faults": 0, "introspect_requests": 0, "introspect_active": 0,
-                      "control_requests": 0, "per_endpoint": {},
+                      "control_requests": 0, "device_codes_issued": 0, "device_polls": 0,
+                      "slow_down_sent": 0, "refresh_grants": 0, "password_grants": 0,
+                      "google_jwt_grants": 0, "google_refresh_grants": 0,
+                      "google_tokens_issued": 0, "per_endpoint": {},
                       "last_introspect_headers": {}, "last_token_error": None}
 
     def count(self, key, amount=1):
@@ -98,10 +187,16 @@ class State:
         per = self.stats["per_endpoint"]
         per[path] = per.get(path, 0) + 1
 
-    def take_fault(self):
+    def snapshot_stats(self):
+        stats = json.loads(json.dumps(self.stats))
+        stats["device_codes_pending"] = len(delegated.pending_device_codes(self))
+        stats["refresh_tokens_valid"] = sum(delegated.valid_refresh_counts(self).values())
+        return stats
+
+    def take_fault(self, path):
         """The fault to apply to this token request, if any (and counts it down)."""
         f = self.fault
-        if not f:
+        if not f or f.get("path_contains", "") not in path:
             return None
         if f.get("count", -1) == 0:
             self.fault = None
@@ -110,198 +205,62 @@ class State:
             f["count"] -= 1
         return dict(f)
 
-
-def make_token(state, app_id, app, tenant_name):
-    tenant = state.tenants[tenant_name]
-    tid = tenant["tid"]
-    now = int(time.time())
-    lifetime = state.token_lifetime
-    header = {"typ": "JWT", "nonce": b64url(secrets.token_bytes(32)), "alg": "RS256",
-              "x5t": b64url(secrets.token_bytes(20)), "kid": b64url(secrets.token_bytes(20))}
-    claims = {"aud": "https://outlook.office.com", "iss": f"https://sts.windows.net/{tid}/",
-              # rounded up: a token must not expire before the expires_in it is sold with
-              "iat": now, "nbf": now, "exp": math.ceil(time.time() + lifetime),
-              "aio": b64url(secrets.token_bytes(48)),
-              "app_displayname": app.get("name", "mailgate test app"), "appid": app_id,
-              "appidacr": "1", "idp": f"https://sts.windows.net/{tid}/",
-              "oid": str(uuid.uuid4()), "rh": "0." + b64url(secrets.token_bytes(40)) + ".",
-              "roles": app.get("roles", DEFAULT_ROLES), "sid": str(uuid.uuid4()),
-              "sub": str(uuid.uuid4()), "tid": tid, "uti": b64url(secrets.token_bytes(16)),
-              "ver": "1.0", "wids": ["0997a1d0-0d1d-4acb-b408-d5ca73121e90"],
-              "xms_tcdt": now - 86400 * 400}
-    token = ".".join([b64url(json.dumps(header).encode()), b64url(json.dumps(claims).encode()),
-                      b64url(secrets.token_bytes(256))])
-    state.tokens[token] = {"claims": claims, "tenant": tenant_name, "app_id": app_id}
-    return token, lifetime
+    def apply_config(self, args):
+        """POST /_control/config."""
+        for key, kind in (("token_lifetime", int), ("rotate_refresh", bool),
+                          ("device_code_lifetime", float), ("device_interval", int),
+                          ("force_slow_down", int)):
+            if key in args:
+                setattr(self, key, kind(args[key]))
+        if args.get("revoke_all"):
+            self.tokens.clear()
+        if args.get("revoke_app"):  # one app's tokens only
+            self.tokens = {t: e for t, e in self.tokens.items()
+                           if e["app_id"] != args["revoke_app"]}
+        if args.get("revoke_refresh"):
+            delegated.revoke_refresh(self, args["revoke_refresh"])
+            google.revoke_refresh(self, args["revoke_refresh"])
+        for mailbox, changes in args.get("users", {}).items():
+            self.users.setdefault(mailbox.lower(), {}).update(changes)
+        for field, key in (("grants", "mailboxes"), ("secrets", "secret"),
+                           ("certificates", "certificates")):
+            for app_id, value in args.get(field, {}).items():
+                self.apps[app_id][key] = list(value) if isinstance(value, list) else value
 
 
-def aad_error(status, error, code, description):
-    trace, corr = str(uuid.uuid4()), str(uuid.uuid4())
-    stamp = utc_now_text()
-    body = {"error": error,
-            "error_description": f"AADSTS{code}: {description}\r\nTrace ID: {trace}\r\n"
-                                 f"Correlation ID: {corr}\r\nTimestamp: {stamp}",
-            "error_codes": [code], "timestamp": stamp, "trace_id": trace,
-            "correlation_id": corr}
-    if code == 7000215:
-        body["error_uri"] = "https://login.microsoftonline.com/error?code=7000215"
-    return status, body
-
-
-JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-CLOCK_SKEW = 300  # seconds of nbf/exp leeway, as Entra allows
-
-
-def b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-@functools.lru_cache(maxsize=64)
-def cert_info(pem):
-    """{"x5t", "x5t#S256", "pubkey"} of a registered PEM certificate."""
-    der = ssl.PEM_cert_to_DER_cert(pem)
-    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=pem.encode(),
-                         capture_output=True, check=True).stdout.decode()
-    return {"x5t": b64url(hashlib.sha1(der).digest()),
-            "x5t#S256": b64url(hashlib.sha256(der).digest()), "pubkey": pub}
-
-
-def rsa_verify(pubkey_pem, alg, signing_input, signature):
-    """True when signature (RS256 or PS256, PSS salt = digest length) verifies."""
-    with tempfile.TemporaryDirectory(prefix="idp-jws-") as d:
-        files = {"pub.pem": pubkey_pem.encode(), "input": signing_input, "sig": signature}
-        for name, data in files.items():
-            with open(os.path.join(d, name), "wb") as f:
-                f.write(data)
-        cmd = ["openssl", "dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig"]
-        if alg == "PS256":
-            cmd += ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-1"]
-        r = subprocess.run(cmd + ["input"], cwd=d, capture_output=True)
-        return r.returncode == 0
-
-
-def check_client_assertion(state, app_id, app, form, audience):
-    """None when the client assertion is good, else an aad_error (status, body)."""
-    def bad(code, text, status=401):
-        return aad_error(status, "invalid_client", code, text)
-
-    if form.get("client_assertion_type") != JWT_BEARER:
-        return aad_error(400, "invalid_request", 700023,
-                         "Invalid client_assertion_type: expected " + JWT_BEARER)
-    try:
-        h64, c64, s64 = form.get("client_assertion", "").split(".")
-        header, claims = json.loads(b64url_decode(h64)), json.loads(b64url_decode(c64))
-        signature = b64url_decode(s64)
-    except (ValueError, TypeError):
-        return bad(50027, "JWT token is invalid or is malformed.", 400)
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        return bad(50027, "JWT token is invalid or is malformed.", 400)
-    alg = header.get("alg")
-    if alg not in ("RS256", "PS256"):
-        return bad(5002738, f"Invalid JWT token. '{alg}' is not a supported signature algorithm.")
-    registered = [cert_info(pem) for pem in app.get("certificates", [])]
-    if header.get("x5t#S256"):
-        match = [c for c in registered if c["x5t#S256"] == header["x5t#S256"]]
-        used = header["x5t#S256"]
-    else:
-        match = [c for c in registered if c["x5t"] == header.get("x5t")]
-        used = header.get("x5t")
-    if not match:
-        return bad(700027, f"The certificate with identifier used to sign the client assertion "
-                           f"is not registered on application. [Reason - The key was not found., "
-                           f"Thumbprint of key used by client: '{used}', Please visit the Azure "
-                           f"Portal, Graph Explorer or directly use MS Graph to see configured "
-                           f"keys for app Id '{app_id}'.]")
-    if not rsa_verify(match[0]["pubkey"], alg, f"{h64}.{c64}".encode(), signature):
-        return bad(700027, "Client assertion failed signature validation.")
-    if claims.get("iss") != app_id or claims.get("sub") != app_id:
-        return bad(700021, "Client assertion application identifier doesn't match 'client_id' "
-                           "parameter.")
-    if claims.get("aud") != audience:
-        return bad(50027, f"Invalid JWT token. Audience '{claims.get('aud')}' is not the token "
-                          f"endpoint '{audience}'.", 400)
-    now = time.time()
-    exp, nbf = claims.get("exp"), claims.get("nbf", 0)
-    if not isinstance(exp, int) or not isinstance(nbf, int):
-        return bad(50027, "JWT token is invalid or is malformed (exp/nbf).", 400)
-    if exp + CLOCK_SKEW < now or nbf - CLOCK_SKEW > now:
-        return bad(700024, f"Client assertion is not within its valid time range. Current time: "
-                           f"{utc_now_text()}, assertion valid from {nbf}, expiry time of "
-                           f"assertion {exp}.")
-    jti = claims.get("jti")
-    if not jti or not isinstance(jti, str) or jti in state.seen_jti:
-        return bad(50027, "Invalid JWT token. The jti was already used (replay)."
-                   if jti else "Invalid JWT token. No jti.", 400)
-    state.seen_jti.add(jti)
-    state.count("assertions_accepted")
-    state.stats["last_assertion_alg"] = alg
-    return None
-
-
-def check_token_request(state, tenant_name, form, audience=None):
-    """Returns (status, body) for a client credentials request: a token or an AADSTS error."""
+def entra_token(state, tenant_name, form, audience):
+    """POST /{tenant}/oauth2/v2.0/token: (status, body)."""
     if tenant_name not in state.tenants:
-        return aad_error(400, "invalid_request", 90002,
-                         f"Tenant '{tenant_name}' not found. Check to make sure you have the "
-                         "correct tenant ID and are signing into the correct cloud.")
-    for field in ("grant_type", "client_id"):
-        if not form.get(field):
-            return aad_error(400, "invalid_request", 900144,
-                             f"The request body must contain the following parameter: "
-                             f"'{field}'.")
-    if form["grant_type"] != "client_credentials":
-        return aad_error(400, "unsupported_grant_type", 70003,
-                         "The app requested an unsupported grant type "
-                         f"'{form['grant_type']}'.")
-    app_id = form["client_id"]
-    app = state.apps.get(app_id)
-    if app is None or app.get("tenant") != tenant_name:
-        return aad_error(400, "unauthorized_client", 700016,
-                         f"Application with identifier '{app_id}' was not found in the "
-                         f"directory '{tenant_name}'. This can happen if the application has "
-                         "not been installed by the administrator of the tenant or consented "
-                         "to by any user in the tenant. You may have sent your authentication "
-                         "request to the wrong tenant.")
-    if "client_assertion" in form or "client_assertion_type" in form:
-        problem = check_client_assertion(state, app_id, app, form, audience)
-        if problem:
-            return problem
-    elif not secrets.compare_digest(form.get("client_secret", ""), app.get("secret", "")):
-        return aad_error(401, "invalid_client", 7000215,
-                         "Invalid client secret provided. Ensure the secret being sent in the "
-                         "request is the client secret value, not the client secret ID, for a "
-                         f"secret added to app '{app_id}'.")
-    scope = form.get("scope", "")
-    if not scope:
-        return aad_error(400, "invalid_scope", 70011,
-                         "The provided request must include a 'scope' input parameter.")
-    if scope not in GOOD_SCOPES:
-        return aad_error(400, "invalid_scope", 70011,
-                         f"The provided value for the input parameter 'scope' is not valid. "
-                         f"The scope {scope} is not valid.")
-    token, lifetime = make_token(state, app_id, app, tenant_name)
-    return 200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-                 "access_token": token}
+        return entra.find_app(state, tenant_name, form)[2]
+    grant = form.get("grant_type")
+    if not grant:
+        return entra.missing_parameter("grant_type")
+    if grant not in ENTRA_GRANTS:
+        return entra.aad_error(400, "unsupported_grant_type", 70003,
+                               f"The app requested an unsupported grant type '{grant}'.")
+    handler, counter = ENTRA_GRANTS[grant]
+    if counter:
+        state.count(counter)
+    return handler(state, tenant_name, form, audience)
 
 
 def introspect(state, token, service):
     entry = state.tokens.get(token)
     if entry is None or entry["claims"]["exp"] <= time.time():
         return {"active": False}
-    claims = entry["claims"]
-    app = state.apps.get(entry["app_id"])
-    role = SERVICE_ROLES.get(service or "imap")
-    if app is None or (role and role not in claims["roles"]):
-        return {"active": False}
-    mailboxes = app.get("mailboxes", [])
-    if not mailboxes:
-        return {"active": False}
-    domain = mailboxes[0].rpartition("@")[2]
-    return {"active": True, "username": f"{entry['app_id']}@{domain}",
-            "client_id": entry["app_id"], "token_type": "Bearer", "scope": "",
-            "aud": claims["aud"], "iss": claims["iss"], "exp": claims["exp"],
-            "iat": claims["iat"], "tid": claims["tid"], "roles": " ".join(claims["roles"]),
-            "grants": " ".join(mailboxes)}
+    if entry["kind"] == "google":
+        return google.introspect(entry)
+    return entra.introspect(state, entry, service)
+
+
+def openid_configuration(base, tenant_name, tid):
+    root = f"{base}/{tenant_name}"
+    return {"issuer": f"https://login.microsoftonline.com/{tid}/v2.0",
+            "token_endpoint": f"{root}/oauth2/v2.0/token",
+            "device_authorization_endpoint": f"{root}/oauth2/v2.0/devicecode",
+            "jwks_uri": f"{root}/discovery/v2.0/keys",
+            "grant_types_supported": list(ENTRA_GRANTS),
+            "id_token_signing_alg_values_supported": ["RS256"]}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -333,15 +292,51 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def local_client(self):
+        return self.client_address[0] == "127.0.0.1"
+
+    def base_url(self):
+        return f"https://{self.headers.get('Host', '')}"
+
     def do_GET(self):
         path = urllib.parse.urlparse(self.path).path
-        if path == "/_control/stats" and self.server.control:
-            if not self.local_client():
-                return self.send_json(403, {"error": "forbidden"})
-            with self.state.lock:
-                self.state.count("control_requests")
-                return self.send_json(200, json.loads(json.dumps(self.state.stats)))
+        if not self.server.control:
+            return self.send_json(404, {"error": "not_found"})
+        if path.startswith("/_control/"):
+            return self.control_get(path[len("/_control/"):])
+        if path == "/google/oauth2/v3/certs":
+            return self.send_json(200, {"keys": [self.state.google_key.jwk(alg="RS256")]})
+        parts = path.strip("/").split("/")
+        tenant = self.state.tenants.get(parts[0])
+        if tenant and parts[1:] == ["discovery", "v2.0", "keys"]:
+            issuer = f"https://login.microsoftonline.com/{tenant['tid']}/v2.0"
+            return self.send_json(200, {"keys": [self.state.signing_key.jwk(issuer=issuer)]})
+        if tenant and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+            return self.send_json(200, openid_configuration(self.base_url(), parts[0],
+                                                            tenant["tid"]))
         self.send_json(404, {"error": "not_found"})
+
+    def control_get(self, command):
+        if not self.local_client():
+            return self.send_json(403, {"error": "forbidden"})
+        with self.state.lock:
+            st = self.state
+            st.count("control_requests")
+            if command == "stats":
+                answer = st.snapshot_stats()
+            elif command == "refresh_tokens":
+                answer = delegated.valid_refresh_counts(st)
+            elif command == "google_refresh_tokens":
+                answer = google.valid_refresh_counts(st)
+            elif command == "device_codes":
+                answer = [{"user_code": c["user_code"], "client_id": c["app_id"],
+                           "status": c["status"], "interval": c["interval"],
+                           "user": c["user"], "scopes": c["scopes"],
+                           "expires_in": round(c["expires"] - time.time(), 1)}
+                          for c in st.device_codes.values()]
+            else:
+                return self.send_json(404, {"error": "unknown control command"})
+        self.send_json(200, answer)
 
     def do_POST(self):
         path = urllib.parse.urlparse(self.path).path
@@ -355,47 +350,68 @@ class Handler(BaseHTTPRequestHandler):
         if not self.server.control and path == "/introspect":
             return self.introspect(body)
         parts = path.strip("/").split("/")
-        if (self.server.control and len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]):
-            return self.token(parts[0], body)
+        if self.server.control and len(parts) == 4 and parts[1:3] == ["oauth2", "v2.0"] \
+                and parts[3] in ("token", "devicecode"):
+            return self.token(path, body, parts[0], parts[3])
+        if self.server.control and path in ("/google/token", "/google/device/code"):
+            return self.token(path, body, None, path)
         self.send_json(404, {"error": "not_found"})
 
-    def local_client(self):
-        return self.client_address[0] == "127.0.0.1"
+    def apply_fault(self, fault):
+        """Sends the injected failure; False when the fault only delays the request."""
+        if fault.get("delay"):
+            time.sleep(float(fault["delay"]))
+        if fault.get("drop"):
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return True
+        if not fault.get("status"):
+            return False
+        headers = []
+        if fault.get("retry_after") is not None:
+            headers.append(("Retry-After", str(fault["retry_after"])))
+        status = int(fault["status"])
+        err = "temporarily_unavailable" if status != 429 else "throttled"
+        self.send_json(status, entra.aad_error(status, err, 90033 if status != 429 else 50196,
+                                               "Injected fault.")[1], headers)
+        return True
 
-    def token(self, tenant_name, body):
+    def token(self, path, body, tenant_name, endpoint):
+        """Every token-issuing endpoint: counting, faults, then the endpoint's logic."""
         form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace"),
                                                           keep_blank_values=True).items()}
         with self.state.lock:
             self.state.count("token_requests")
             self.state.count_endpoint(self.path)
-            fault = self.state.take_fault()
+            fault = self.state.take_fault(path)
             if fault:
                 self.state.count("token_faults")
-        if fault:
-            if fault.get("delay"):
-                time.sleep(float(fault["delay"]))
-            if fault.get("drop"):
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return
-            if fault.get("status"):
-                headers = []
-                if fault.get("retry_after") is not None:
-                    headers.append(("Retry-After", str(fault["retry_after"])))
-                status = int(fault["status"])
-                err = "temporarily_unavailable" if status != 429 else "throttled"
-                return self.send_json(status, aad_error(status, err, 90033 if status != 429
-                                                        else 50196, "Injected fault.")[1],
-                                      headers)
+        if fault and self.apply_fault(fault):
+            return
         with self.state.lock:
-            audience = f"https://{self.headers.get('Host', '')}{self.path}"
-            status, answer = check_token_request(self.state, tenant_name, form, audience)
-            if status == 200:
+            status, answer = self.dispatch(path, form, tenant_name, endpoint)
+            if "access_token" in answer:
                 self.state.count("tokens_issued")
-            else:
+            elif status != 200:
                 self.state.count("token_errors")
                 self.state.stats["last_token_error"] = answer["error"]
         self.send_json(status, answer)
+
+    def dispatch(self, path, form, tenant_name, endpoint):
+        st, audience = self.state, self.base_url() + path
+        if endpoint == "token":
+            return entra_token(st, tenant_name, form, audience)
+        if endpoint == "devicecode":
+            return delegated.device_code_request(st, tenant_name, form, audience)
+        if endpoint == "/google/device/code":
+            return google.device_code(st, form)
+        port = self.server.server_address[1]
+        audiences = [audience] + [f"https://{h}:{port}{path}" for h in ("127.0.0.1", "localhost")]
+        return google.token(st, form, audiences)
+
+    CONTROL_POSTS = {"device": delegated.control_device,
+                     "device_auto": delegated.control_device_auto,
+                     "google_refresh": google.control_refresh}
 
     def control(self, command, body):
         if not self.local_client():
@@ -406,31 +422,20 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(400, {"error": "bad json"})
         with self.state.lock:
             st = self.state
+            st.count("control_requests")
+            if command in self.CONTROL_POSTS:
+                status, answer = self.CONTROL_POSTS[command](st, args)
+                return self.send_json(status, answer)
             if command == "reset":
                 st.reset()
             elif command == "fault":
                 st.fault = args if args else None
             elif command == "tokens":  # every access token issued and not revoked (tests)
-                st.count("control_requests")
-                issued = list(st.tokens)
-                return self.send_json(200, {"tokens": issued})
+                return self.send_json(200, {"tokens": list(st.tokens)})
             elif command == "config":
-                if "token_lifetime" in args:
-                    st.token_lifetime = int(args["token_lifetime"])
-                if args.get("revoke_all"):
-                    st.tokens.clear()
-                if args.get("revoke_app"):  # one app's tokens only
-                    st.tokens = {t: e for t, e in st.tokens.items()
-                                 if e["app_id"] != args["revoke_app"]}
-                for app_id, mailboxes in args.get("grants", {}).items():
-                    st.apps[app_id]["mailboxes"] = list(mailboxes)
-                for app_id, secret in args.get("secrets", {}).items():
-                    st.apps[app_id]["secret"] = secret
-                for app_id, pems in args.get("certificates", {}).items():
-                    st.apps[app_id]["certificates"] = list(pems)
+                st.apply_config(args)
             else:
                 return self.send_json(404, {"error": "unknown control command"})
-            st.count("control_requests")
         self.send_json(200, {"ok": True})
 
     def introspect(self, body):
@@ -500,73 +505,6 @@ def main():
         https.serve_forever()
     except KeyboardInterrupt:
         pass
-
-
-# ---- client side, for tests -------------------------------------------------------------------
-
-class IdpClient:
-    """Talks to a running fake IdP: control API and (for direct upstream logins) the token
-    endpoint."""
-
-    def __init__(self, port, intro_port, ca_file):
-        self.port, self.intro_port = port, intro_port
-        self.base = f"https://127.0.0.1:{port}"
-        self.ctx = ssl.create_default_context(cafile=ca_file)
-
-    def _request(self, path, body=None, form=False, timeout=10):
-        data = None
-        headers = {}
-        if body is not None:
-            if form:
-                data = urllib.parse.urlencode(body).encode()
-                headers["Content-Type"] = "application/x-www-form-urlencoded"
-            else:
-                data = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.base + path, data=data, headers=headers,
-                                     method="POST" if data is not None else "GET")
-        try:
-            with urllib.request.urlopen(req, context=self.ctx, timeout=timeout) as r:
-                return r.status, json.loads(r.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
-
-    def stats(self):
-        return self._request("/_control/stats")[1]
-
-    def reset(self):
-        return self._request("/_control/reset", {})[1]
-
-    def fault(self, **spec):
-        """fault(status=503, count=-1, retry_after=5, delay=2.0, drop=True); fault() clears."""
-        return self._request("/_control/fault", spec)[1]
-
-    def config(self, **changes):
-        return self._request("/_control/config", changes)[1]
-
-    def issued_tokens(self):
-        """Every access token the IdP has issued (and not revoked) since its last reset."""
-        return self._request("/_control/tokens", {})[1]["tokens"]
-
-    def token_request(self, tenant, client_id, client_secret, scope=GOOD_SCOPES[0],
-                      grant_type="client_credentials"):
-        return self._request(f"/{tenant}/oauth2/v2.0/token",
-                             {"grant_type": grant_type, "client_id": client_id,
-                              "client_secret": client_secret, "scope": scope}, form=True)
-
-    def token(self, tenant, client_id, client_secret):
-        status, body = self.token_request(tenant, client_id, client_secret)
-        if status != 200:
-            raise RuntimeError(f"token request failed: {status} {body.get('error')}")
-        return body["access_token"]
-
-    def introspect(self, token, service="imap"):
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.intro_port}/introspect",
-            data=urllib.parse.urlencode({"token": token}).encode(),
-            headers={"X-Dovecot-Auth-Service": service})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
 
 
 if __name__ == "__main__":

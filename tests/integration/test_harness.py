@@ -58,7 +58,7 @@ def test_token_is_jwt_shaped_and_realistic(idp):
      "invalid_request", 90002),
     (S.TENANT, S.CLIENT_ID, S.CLIENT_SECRET, "https://graph.microsoft.com/Mail.Read",
      "client_credentials", 400, "invalid_scope", 70011),
-    (S.TENANT, S.CLIENT_ID, S.CLIENT_SECRET, S.SCOPE, "password", 400,
+    (S.TENANT, S.CLIENT_ID, S.CLIENT_SECRET, S.SCOPE, "implicit", 400,
      "unsupported_grant_type", 70003),
 ])
 def test_token_errors_are_microsoft_shaped(idp, tenant, client_id, secret, scope, grant, status,
