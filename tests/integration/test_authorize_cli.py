@@ -238,6 +238,20 @@ def test_audit(gw):
     assert gw.cli("audit", "--limit", "x").returncode == 2
 
 
+def test_polling_survives_token_endpoint_failures(gw, device):
+    idp = device
+    before = idp.stats()
+    idp.device_auto("approve", user=ALICE, after=0)
+    idp.fault(status=503, count=2, path_contains="/token")
+    r, elapsed = authorize(gw, "alice")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stderr.count("still trying") == 2, r.stderr
+    # backoff: 1 s, then 2 s, then 4 s before the poll that succeeds
+    assert elapsed >= 1 + 2 + 4 - 1, elapsed
+    assert idp.stats()["device_codes_issued"] == before["device_codes_issued"] + 1
+    assert auth_column(gw, "alice") == "authorized"
+
+
 def test_rotate_key_reseals_refresh_tokens(gw):
     before = query(gw, "SELECT user, provider, sealed FROM grants ORDER BY user")
     assert before, "earlier tests store grants"
