@@ -446,7 +446,7 @@ static enum token_status start_request(struct token_entry *e, const struct token
         mg_free_secret(&body); /* token_http has its own copy: the password ends here */
         if (e->inflight) {
             e->tc->requests++;
-            log_debug("token request provider=%s principal=%s started", e->creds->conf.name,
+            log_debug("token request provider=%s started principal=%s", e->creds->conf.name,
                       e->log_name);
             return TOKEN_OK;
         }
