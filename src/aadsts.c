@@ -7,6 +7,9 @@
 
 #include "util.h"
 
+#define NO_MFA                                                                                     \
+    "the password flow cannot do MFA; use the delegated flow or exclude the account with a "       \
+    "Conditional Access policy."
 #define REAUTHORIZE                                                                                \
     "re-authorize the user (mailgate user authorize NAME); until then its logins fail."
 
@@ -48,10 +51,8 @@ static const struct {
     {70043,
      "The refresh token expired under a Conditional Access sign-in frequency policy: " REAUTHORIZE},
     /* the user account: password and device-code flows */
-    {50076, "Multi-factor authentication is required for the account: the password flow cannot "
-            "be used for it; authorize it with the device code flow instead."},
-    {50079, "The account must register for multi-factor authentication: the password flow "
-            "cannot be used for it; authorize it with the device code flow instead."},
+    {50076, "Multi-factor authentication is required for the account: " NO_MFA},
+    {50079, "The account must register for multi-factor authentication: " NO_MFA},
     {50057, "The user account is disabled in Entra ID: enable it or use another account."},
     {50055, "The user's password has expired: the user must change it first."},
     {50053, "The account is locked after too many failed sign-ins (or the sign-in came from a "

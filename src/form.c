@@ -14,14 +14,17 @@ static int is_unreserved(unsigned char c)
 }
 
 /* Writes name=encoded(value) at dst (when dst is not NULL); returns the length either way. */
-static size_t put_form_field(char *dst, const char *name, const char *value)
+static size_t put_form_field(char *dst, const struct form_field *f)
 {
+    const char *name = f->name;
+    const unsigned char *value = (const unsigned char *)(f->value ? f->value : "");
+    size_t len = f->value && f->value_len ? f->value_len : strlen((const char *)value);
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(name);
     if (dst)
         memcpy(dst, name, n), dst[n] = '=';
     n++;
-    for (const unsigned char *p = (const unsigned char *)(value ? value : ""); *p; p++) {
+    for (const unsigned char *p = value; p < value + len; p++) {
         if (is_unreserved(*p)) {
             if (dst)
                 dst[n] = (char)*p;
@@ -39,12 +42,12 @@ char *form_encode(const struct form_field *fields, size_t n)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += (i ? 1 : 0) + put_form_field(NULL, fields[i].name, fields[i].value);
+        total += (i ? 1 : 0) + put_form_field(NULL, &fields[i]);
     char *body = mg_malloc(total + 1), *o = body;
     for (size_t i = 0; i < n; i++) {
         if (i)
             *o++ = '&';
-        o += put_form_field(o, fields[i].name, fields[i].value);
+        o += put_form_field(o, &fields[i]);
     }
     *o = '\0';
     return body;

@@ -6,6 +6,8 @@
 
 struct form_field {
     const char *name, *value; /* a NULL value is sent as empty */
+    size_t value_len;         /* 0: value is NUL-terminated; else its length (a password may
+                                 contain any byte) */
 };
 
 /* name=value&... with every byte outside RFC 3986's unreserved set percent-encoded ('+', '&',

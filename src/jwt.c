@@ -149,15 +149,58 @@ static size_t sign(enum jwt_alg alg, EVP_PKEY *key, const char *data, unsigned c
     return ok ? len : 0;
 }
 
+/* Builds and signs base64url(header).base64url(claims).signature; steals header and claims.
+ * what names the token in messages ("client assertion", "service account assertion"). */
+static char *sign_jwt(enum jwt_alg alg, EVP_PKEY *key, json_t *header, json_t *claims,
+                      const char *what, char *error, size_t error_size)
+{
+    char *header_text = encode_json(header);
+    char *claims_text = encode_json(claims);
+    if (!header_text || !claims_text) {
+        free(header_text);
+        free(claims_text);
+        snprintf(error, error_size, "cannot encode the %s", what);
+        return NULL;
+    }
+    char *input = mg_printf("%s.%s", header_text, claims_text);
+    free(header_text);
+    free(claims_text);
+    unsigned char sig[JWT_SIGNATURE_MAX];
+    size_t sig_len = sign(alg, key, input, sig, sizeof sig);
+    if (sig_len == 0) {
+        char what_sign[64];
+        snprintf(what_sign, sizeof what_sign, "cannot sign the %s", what);
+        set_error(error, error_size, what_sign);
+        free(input);
+        return NULL;
+    }
+    char *sig_text = jwt_base64url(sig, sig_len);
+    char *jwt = mg_printf("%s.%s", input, sig_text);
+    free(sig_text);
+    free(input);
+    return jwt;
+}
+
+/* The key must be RSA and its signature fit our buffer. what: "client" or "service account". */
+static int check_rsa_key(EVP_PKEY *key, const char *what, char *error, size_t error_size)
+{
+    if (!key || !EVP_PKEY_is_a(key, "RSA")) {
+        snprintf(error, error_size, "the %s private key is not an RSA key", what);
+        return -1;
+    }
+    if ((size_t)EVP_PKEY_get_size(key) > JWT_SIGNATURE_MAX) {
+        snprintf(error, error_size, "the %s private key is too large", what);
+        return -1;
+    }
+    return 0;
+}
+
 char *jwt_client_assertion(const struct jwt_assertion *a, char *error, size_t error_size)
 {
     error[0] = '\0';
-    if (!a->key || !EVP_PKEY_is_a(a->key, "RSA")) {
-        snprintf(error, error_size, "the client private key is not an RSA key");
+    if (check_rsa_key(a->key, "client", error, error_size) != 0)
         return NULL;
-    }
-    if ((size_t)EVP_PKEY_get_size(a->key) > JWT_SIGNATURE_MAX || !a->x5t || !a->x5t_s256 ||
-        !a->client_id || !a->audience) {
+    if (!a->x5t || !a->x5t_s256 || !a->client_id || !a->audience) {
         snprintf(error, error_size, "incomplete client assertion parameters");
         return NULL;
     }
@@ -168,30 +211,31 @@ char *jwt_client_assertion(const struct jwt_assertion *a, char *error, size_t er
     }
     json_int_t now = (json_int_t)a->now;
     json_int_t exp = now + (a->lifetime > 0 ? a->lifetime : JWT_ASSERTION_LIFETIME);
-    char *header = encode_json(json_pack("{s:s, s:s, s:s, s:s}", "alg", jwt_alg_name(a->alg), "typ",
-                                         "JWT", "x5t", a->x5t, "x5t#S256", a->x5t_s256));
-    char *claims = encode_json(json_pack(
-        "{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "aud", a->audience, "iss", a->client_id, "sub",
-        a->client_id, "jti", a->jti ? a->jti : jti, "iat", now, "nbf", now, "exp", exp));
-    if (!header || !claims) {
-        free(header);
-        free(claims);
-        snprintf(error, error_size, "cannot encode the client assertion");
+    json_t *header = json_pack("{s:s, s:s, s:s, s:s}", "alg", jwt_alg_name(a->alg), "typ", "JWT",
+                               "x5t", a->x5t, "x5t#S256", a->x5t_s256);
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "aud", a->audience, "iss",
+                               a->client_id, "sub", a->client_id, "jti", a->jti ? a->jti : jti,
+                               "iat", now, "nbf", now, "exp", exp);
+    return sign_jwt(a->alg, a->key, header, claims, "client assertion", error, error_size);
+}
+
+char *jwt_service_account_assertion(const struct jwt_sa_assertion *a, char *error,
+                                    size_t error_size)
+{
+    error[0] = '\0';
+    if (check_rsa_key(a->key, "service account", error, error_size) != 0)
+        return NULL;
+    if (!a->client_email || !a->scope || !a->audience || !a->subject) {
+        snprintf(error, error_size, "incomplete service account assertion parameters");
         return NULL;
     }
-    char *input = mg_printf("%s.%s", header, claims);
-    free(header);
-    free(claims);
-    unsigned char sig[JWT_SIGNATURE_MAX];
-    size_t sig_len = sign(a->alg, a->key, input, sig, sizeof sig);
-    if (sig_len == 0) {
-        set_error(error, error_size, "cannot sign the client assertion");
-        free(input);
-        return NULL;
-    }
-    char *sig_text = jwt_base64url(sig, sig_len);
-    char *jwt = mg_printf("%s.%s", input, sig_text);
-    free(sig_text);
-    free(input);
-    return jwt;
+    json_int_t now = (json_int_t)a->now;
+    json_t *header = json_pack("{s:s, s:s}", "alg", "RS256", "typ", "JWT");
+    if (header && a->key_id && a->key_id[0])
+        json_object_set_new(header, "kid", json_string(a->key_id));
+    json_t *claims =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "iss", a->client_email, "scope", a->scope,
+                  "aud", a->audience, "sub", a->subject, "iat", now, "exp", now + JWT_SA_LIFETIME);
+    return sign_jwt(JWT_RS256, a->key, header, claims, "service account assertion", error,
+                    error_size);
 }

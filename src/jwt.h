@@ -1,8 +1,9 @@
-/* Signed JWT client assertions (RFC 7523, RFC 7515/7518): what Entra ID calls certificate
- * credentials. Pure: no I/O, no global state. The header carries alg (RS256 or PS256), typ JWT
- * and the certificate's thumbprints x5t (SHA-1) and x5t#S256 (SHA-256), base64url of the DER
- * digest; the claims are aud (the token endpoint), iss = sub (the client id), a unique jti, iat,
- * nbf and a short exp. */
+/* Signed JWTs (RFC 7523, RFC 7515/7518). Pure: no I/O, no global state.
+ *
+ * Client assertions: what Entra ID calls certificate credentials. The header carries alg (RS256 or
+ * PS256), typ JWT and the certificate's thumbprints x5t (SHA-1) and x5t#S256 (SHA-256), base64url
+ * of the DER digest; the claims are aud (the token endpoint), iss = sub (the client id), a unique
+ * jti, iat, nbf and a short exp. */
 #ifndef MG_JWT_H
 #define MG_JWT_H
 
@@ -47,5 +48,26 @@ struct jwt_assertion {
 /* Builds and signs header.claims.signature. Returns a malloc'd string (the caller wipes and
  * frees it: it is a bearer credential for its lifetime) or NULL with a message in error. */
 char *jwt_client_assertion(const struct jwt_assertion *a, char *error, size_t error_size);
+
+/* Google service account assertions (RFC 7523 JWT bearer grant, domain-wide delegation): header
+ * alg RS256, typ JWT, kid = the key file's private_key_id; claims iss = client_email, scope, aud
+ * = the token endpoint, sub = the mailbox to act as, iat and exp = iat + one hour (Google's
+ * maximum). */
+#define JWT_SA_LIFETIME 3600
+
+struct jwt_sa_assertion {
+    EVP_PKEY *key;            /* the key file's RSA private_key */
+    const char *key_id;       /* kid; NULL or "": no kid */
+    const char *client_email; /* iss */
+    const char *scope;        /* space separated */
+    const char *audience;     /* aud: the token endpoint (the key file's token_uri) */
+    const char *subject;      /* sub: the mailbox */
+    int64_t now;              /* iat, Unix seconds */
+};
+
+/* Returns header.claims.signature (malloc'd; the caller wipes and frees it) or NULL with a
+ * message in error. */
+char *jwt_service_account_assertion(const struct jwt_sa_assertion *a, char *error,
+                                    size_t error_size);
 
 #endif

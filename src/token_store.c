@@ -21,6 +21,7 @@ struct token_store {
     const struct config *cfg;
     struct store *st;
     const struct secretbox *box;
+    size_t seeded; /* tokens loaded at attach */
 };
 
 char *token_store_context(const char *provider, const char *principal, const char *scope)
@@ -28,67 +29,85 @@ char *token_store_context(const char *provider, const char *principal, const cha
     return mg_printf("token:%s:%s:%s", provider, principal, scope);
 }
 
-/* App-only tokens are stored under the app that obtained them, so that a changed client_id or
- * tenant never picks up the previous app's token after a restart. malloc'd. */
-static char *app_principal(const struct provider_conf *p)
-{
-    return mg_printf("app:%s@%s", p->client_id ? p->client_id : "", p->tenant ? p->tenant : "");
-}
-
-static void on_obtained(const char *provider, const char *scope, const char *token, size_t len,
-                        int64_t expires_in, void *arg)
+static void on_obtained(const char *provider, const char *principal, const char *scope,
+                        const char *token, size_t len, int64_t expires_in, void *arg)
 {
     struct token_store *ts = arg;
-    const struct provider_conf *p = config_provider(ts->cfg, provider);
-    if (!p)
-        return;
-    char *principal = app_principal(p);
     char *ad = token_store_context(provider, principal, scope);
     struct token_record t = {.provider = (char *)provider,
-                             .principal = principal,
+                             .principal = (char *)principal,
                              .scope = (char *)scope,
                              .expires_at = (int64_t)time(NULL) + expires_in};
     t.sealed = secretbox_seal(ts->box, ad, token, len, &t.sealed_len);
     free(ad);
     if (!t.sealed) {
         log_error("cannot encrypt the token of provider %s for the store", provider);
-        free(principal);
         return;
     }
     if (store_token_put(ts->st, &t) != STORE_OK)
         log_warn("cannot store the token of provider %s: %s", provider, store_last_error(ts->st));
     free(t.sealed);
-    free(principal);
 }
 
-static void load_one(struct token_store *ts, const struct provider_conf *p)
+/* Which grant a stored row belongs to, by the provider's flow and the principal's kind:
+ * app-only tokens are stored under the app that obtained them (so a changed client_id or
+ * tenant never picks up the previous app's token), delegated ones under "user:NAME", service
+ * account ones under "mailbox:MAILBOX". Password tokens are never stored. Returns 0 when the
+ * row is one to seed, filling subj (whose strings point into principal). */
+static int subject_of(const struct provider_conf *p, const char *principal, const char *app,
+                      struct token_subject *subj)
 {
-    const char *scope = p->scope ? p->scope : "";
-    struct token_record t;
-    char *principal = app_principal(p);
-    enum store_status found = store_token_get(ts->st, p->name, principal, scope, &t);
-    char *ad = token_store_context(p->name, principal, scope);
-    free(principal);
-    if (found != STORE_OK) {
-        free(ad);
-        return;
+    memset(subj, 0, sizeof *subj);
+    subj->principal = principal;
+    switch (p->flow) {
+    case MG_FLOW_CLIENT_CREDENTIALS:
+        subj->grant = TOKEN_GRANT_CLIENT_CREDENTIALS;
+        return strcmp(principal, app) == 0 ? 0 : -1;
+    case MG_FLOW_DELEGATED:
+        subj->grant = TOKEN_GRANT_REFRESH_TOKEN;
+        return strncmp(principal, "user:", 5) == 0 && principal[5] ? 0 : -1;
+    case MG_FLOW_SERVICE_ACCOUNT:
+        subj->grant = TOKEN_GRANT_JWT_BEARER;
+        subj->subject = principal + 8;
+        return strncmp(principal, "mailbox:", 8) == 0 && principal[8] ? 0 : -1;
+    case MG_FLOW_PASSWORD:
+        break;
     }
-    int64_t left = t.expires_at - (int64_t)time(NULL);
+    return -1;
+}
+
+/* Seeds one stored row into the token client when it belongs to a configured provider's
+ * current flow, app and scope, and has enough life left. Never stops the listing. */
+static int load_one(const struct token_record *t, void *arg)
+{
+    struct token_store *ts = arg;
+    const struct provider_conf *p = config_provider(ts->cfg, t->provider);
+    if (!p || strcmp(t->scope, p->scope ? p->scope : "") != 0)
+        return 0;
+    char *app = token_app_principal(p);
+    struct token_subject subj;
+    int wanted = subject_of(p, t->principal, app, &subj) == 0;
+    free(app);
+    int64_t left = t->expires_at - (int64_t)time(NULL);
+    if (!wanted || left <= MIN_LEFT_S)
+        return 0;
+    char *ad = token_store_context(t->provider, t->principal, t->scope);
     size_t len = 0;
-    char *token =
-        left > MIN_LEFT_S ? secretbox_open_blob(ts->box, ad, t.sealed, t.sealed_len, &len) : NULL;
+    char *token = secretbox_open_blob(ts->box, ad, t->sealed, t->sealed_len, &len);
     free(ad);
-    if (token) {
-        token_client_seed(ts->tc, p, token, len, left);
-        log_info("provider %s: reusing the stored token (%lld s left)", p->name, (long long)left);
-        mg_wipe(token, len);
-        free(token);
-    } else if (left > MIN_LEFT_S) {
-        log_warn("provider %s: the stored token cannot be decrypted with the current key; "
+    if (!token) {
+        log_warn("provider %s: the stored token of %s cannot be decrypted with the current key; "
                  "a new one will be requested",
-                 p->name);
+                 p->name, t->principal);
+        return 0;
     }
-    token_record_clear(&t);
+    token_client_seed(ts->tc, p, &subj, token, len, left);
+    ts->seeded++;
+    log_debug("provider %s: reusing the stored token of %s (%lld s left)", p->name, t->principal,
+              (long long)left);
+    mg_wipe(token, len);
+    free(token);
+    return 0;
 }
 
 struct token_store *token_store_attach(struct token_client *tc, const struct config *cfg,
@@ -99,8 +118,10 @@ struct token_store *token_store_attach(struct token_client *tc, const struct con
     ts->cfg = cfg;
     ts->st = st;
     ts->box = box;
-    for (size_t i = 0; i < cfg->n_providers; i++)
-        load_one(ts, &cfg->providers[i]);
+    if (store_token_list(st, load_one, ts) != STORE_OK)
+        log_warn("cannot read the stored tokens: %s", store_last_error(st));
+    else if (ts->seeded)
+        log_info("reusing the stored tokens of %zu principal(s)", ts->seeded);
     token_client_set_observer(tc, on_obtained, ts);
     return ts;
 }

@@ -40,8 +40,9 @@ static void test_table(void **state)
 {
     (void)state;
     /* every code the issue names has a fix, one sentence ending in '.' */
-    static const long codes[] = {7000215, 700016, 90002, 70011, 7000222, 700027, 700024, 50173,
-                                 70000,   700082, 50076, 50079, 50057,   53003,  65001};
+    static const long codes[] = {7000215, 700016, 90002,  70011, 7000222, 700027, 700024,
+                                 50173,   70000,  700082, 50076, 50079,   50057,  53003,
+                                 65001,   50126,  50053,  50055, 70008};
     for (size_t i = 0; i < MG_ARRAY_LEN(codes); i++) {
         const char *h = aadsts_hint(codes[i]);
         assert_non_null(h);
@@ -56,6 +57,10 @@ static void test_table(void **state)
     assert_non_null(strstr(aadsts_hint(700027), "certificate"));
     assert_non_null(strstr(aadsts_hint(65001), "admin consent"));
     assert_non_null(strstr(aadsts_hint(50076), "ulti-factor"));
+    assert_non_null(strstr(aadsts_hint(50079), "the password flow cannot do MFA"));
+    assert_non_null(strstr(aadsts_hint(50076), "Conditional Access"));
+    assert_non_null(strstr(aadsts_hint(50126), "password"));
+    assert_non_null(strstr(aadsts_hint(700082), "mailgate user authorize"));
     for (size_t i = 0; i < 3; i++)
         assert_non_null(strstr(aadsts_hint((long[]){50173, 70000, 700082}[i]), "re-authorize"));
     assert_null(aadsts_hint(0));

@@ -1,5 +1,6 @@
-/* Unit tests of jwt.c (client assertions) and the assertion form body of token.c. Signatures
- * are verified here with OpenSSL and the certificate's public key, independently of jwt.c. */
+/* Unit tests of jwt.c (client and service account assertions) and the bodies of token_parse.c
+ * that carry them. Signatures are verified here with OpenSSL and the certificate's public key,
+ * independently of jwt.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,12 +9,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "config.h"
 #include "jwt.h"
 #include "token.h"
 #include "util.h"
@@ -331,17 +334,120 @@ static void test_refuses_non_rsa_key(void **state)
     EVP_PKEY_free(ec);
 }
 
+/* A provider with certificate credentials, as config.c loads it. */
+static struct provider_conf cert_provider(void)
+{
+    struct provider_conf p = {.name = "contoso",
+                              .client_id = "app-1",
+                              .token_endpoint = AUD,
+                              .scope = "https://x/.default",
+                              .client_key = key,
+                              .client_assertion_alg = JWT_RS256,
+                              .client_cert_der = der,
+                              .client_cert_der_len = (size_t)der_len};
+    return p;
+}
+
+/* The body carries a fresh, verifiable assertion for the client, and no secret. */
 static void test_assertion_body(void **state)
 {
     (void)state;
-    char *body = token_client_assertion_body("app-1", "aa.bb.c-_", "https://x/.default");
-    assert_string_equal(body, "grant_type=client_credentials&client_id=app-1"
-                              "&scope=https%3A%2F%2Fx%2F.default"
-                              "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3A"
-                              "client-assertion-type%3Ajwt-bearer"
-                              "&client_assertion=aa.bb.c-_");
+    struct provider_conf p = cert_provider();
+    p.client_secret = "ignored-when-a-key-is-loaded";
+    char err[256] = "";
+    char *body = token_app_body(&p, err, sizeof err);
+    assert_non_null(body);
+    static const char prefix[] = "grant_type=client_credentials&client_id=app-1"
+                                 "&scope=https%3A%2F%2Fx%2F.default"
+                                 "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3A"
+                                 "client-assertion-type%3Ajwt-bearer"
+                                 "&client_assertion=";
+    assert_true(strncmp(body, prefix, strlen(prefix)) == 0);
     assert_null(strstr(body, "client_secret"));
-    free(body);
+    struct parts q = split(body + strlen(prefix));
+    assert_true(verify(&q, -1));
+    assert_string_equal(str(q.claims, "iss"), "app-1");
+    assert_string_equal(str(q.claims, "aud"), AUD);
+    parts_free(&q);
+    mg_free_secret(&body);
+}
+
+#define SA_EMAIL "mailgate@project-1.iam.gserviceaccount.com"
+#define SA_AUD "https://oauth2.googleapis.com/token"
+
+static void check_sa_claims(const struct parts *q, const char *mailbox, int64_t now)
+{
+    assert_string_equal(str(q->header, "alg"), "RS256");
+    assert_string_equal(str(q->header, "typ"), "JWT");
+    assert_string_equal(str(q->header, "kid"), "0123abcd");
+    assert_int_equal(json_object_size(q->header), 3);
+    assert_string_equal(str(q->claims, "iss"), SA_EMAIL);
+    assert_string_equal(str(q->claims, "scope"), "https://mail.google.com/");
+    assert_string_equal(str(q->claims, "aud"), SA_AUD);
+    assert_string_equal(str(q->claims, "sub"), mailbox);
+    assert_int_equal(num(q->claims, "iat"), now);
+    assert_int_equal(num(q->claims, "exp"), now + 3600);
+    assert_int_equal(json_object_size(q->claims), 6);
+    assert_true(verify(q, -1));
+    assert_false(verify(q, 32));
+}
+
+static void test_service_account(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    struct jwt_sa_assertion a = {.key = key,
+                                 .key_id = "0123abcd",
+                                 .client_email = SA_EMAIL,
+                                 .scope = "https://mail.google.com/",
+                                 .audience = SA_AUD,
+                                 .subject = "alice@example.com",
+                                 .now = 1700000000};
+    char *jwt = jwt_service_account_assertion(&a, err, sizeof err);
+    assert_non_null(jwt);
+    struct parts q = split(jwt);
+    check_sa_claims(&q, "alice@example.com", 1700000000);
+    q.signing_input[3] ^= 1;
+    assert_false(verify(&q, -1));
+    parts_free(&q);
+    mg_free_secret(&jwt);
+    a.subject = NULL;
+    assert_null(jwt_service_account_assertion(&a, err, sizeof err));
+    assert_non_null(strstr(err, "incomplete"));
+    a.subject = "bob@example.com";
+    EVP_PKEY *ec = EVP_EC_gen("P-256");
+    a.key = ec;
+    assert_null(jwt_service_account_assertion(&a, err, sizeof err));
+    assert_non_null(strstr(err, "not an RSA key"));
+    EVP_PKEY_free(ec);
+}
+
+static void test_jwt_bearer_body(void **state)
+{
+    (void)state;
+    struct provider_conf p = {.name = "google",
+                              .token_endpoint = SA_AUD,
+                              .scope = "https://mail.google.com/",
+                              .sa_client_email = SA_EMAIL,
+                              .sa_key_id = "0123abcd",
+                              .sa_key = key};
+    char err[256] = "";
+    int64_t before = (int64_t)time(NULL);
+    char *body = token_jwt_bearer_body(&p, "carol@example.com", err, sizeof err);
+    int64_t after = (int64_t)time(NULL);
+    assert_non_null(body);
+    static const char prefix[] =
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=";
+    assert_true(strncmp(body, prefix, strlen(prefix)) == 0);
+    struct parts q = split(body + strlen(prefix));
+    int64_t iat = num(q.claims, "iat");
+    assert_true(iat >= before && iat <= after);
+    check_sa_claims(&q, "carol@example.com", iat);
+    parts_free(&q);
+    mg_free_secret(&body);
+    p.sa_key = NULL; /* a worker-side config */
+    assert_null(token_jwt_bearer_body(&p, "carol@example.com", err, sizeof err));
+    assert_string_equal(err, "no service account key loaded");
 }
 
 int main(void)
@@ -355,6 +461,8 @@ int main(void)
         cmocka_unit_test(test_jti_unique),
         cmocka_unit_test(test_refuses_non_rsa_key),
         cmocka_unit_test(test_assertion_body),
+        cmocka_unit_test(test_service_account),
+        cmocka_unit_test(test_jwt_bearer_body),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

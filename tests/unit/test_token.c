@@ -241,18 +241,131 @@ static void test_huge_description(void **state)
     assert_string_equal(r.reason + strlen(r.reason) - 3, "...");
 }
 
-static void test_body_escaping(void **state)
+static struct provider_conf secret_provider(void)
+{
+    struct provider_conf p = {.name = "contoso",
+                              .tenant = "contoso.onmicrosoft.com",
+                              .client_id = "id-1_2.3~",
+                              .client_secret = "a&b=c+d e/\xc3\xa9%",
+                              .token_endpoint = "https://login.example/token",
+                              .scope = "https://outlook.office365.com/.default"};
+    return p;
+}
+
+static void check_body(char *body, const char *expected)
+{
+    assert_non_null(body);
+    assert_string_equal(body, expected);
+    mg_free_secret(&body);
+}
+
+static void test_app_body(void **state)
 {
     (void)state;
-    char *b = token_client_credentials_body("id-1_2.3~", "a&b=c+d e/\xc3\xa9%",
-                                            "https://outlook.office365.com/.default");
-    assert_string_equal(b, "grant_type=client_credentials&client_id=id-1_2.3~"
-                           "&client_secret=a%26b%3Dc%2Bd%20e%2F%C3%A9%25"
-                           "&scope=https%3A%2F%2Foutlook.office365.com%2F.default");
-    mg_free_secret(&b);
-    b = token_client_credentials_body("", "", "");
-    assert_string_equal(b, "grant_type=client_credentials&client_id=&client_secret=&scope=");
-    mg_free_secret(&b);
+    struct provider_conf p = secret_provider();
+    char err[256] = "";
+    check_body(token_app_body(&p, err, sizeof err),
+               "grant_type=client_credentials&client_id=id-1_2.3~"
+               "&scope=https%3A%2F%2Foutlook.office365.com%2F.default"
+               "&client_secret=a%26b%3Dc%2Bd%20e%2F%C3%A9%25");
+    p.client_secret = NULL; /* client credentials need the client's own credentials */
+    assert_null(token_app_body(&p, err, sizeof err));
+    assert_string_equal(err, "no client secret loaded");
+    p = secret_provider();
+    p.client_id = NULL;
+    assert_null(token_app_body(&p, err, sizeof err));
+    assert_string_equal(err, "no client_id");
+}
+
+static void test_refresh_body(void **state)
+{
+    (void)state;
+    struct provider_conf p = secret_provider();
+    p.scope = "https://outlook.office.com/IMAP.AccessAsUser.All offline_access";
+    char err[256] = "";
+    check_body(token_refresh_body(&p, "0.AXk-r+t/1=", err, sizeof err),
+               "grant_type=refresh_token&client_id=id-1_2.3~&refresh_token=0.AXk-r%2Bt%2F1%3D"
+               "&scope=https%3A%2F%2Foutlook.office.com%2FIMAP.AccessAsUser.All%20offline_access"
+               "&client_secret=a%26b%3Dc%2Bd%20e%2F%C3%A9%25");
+    p.client_secret = NULL; /* a public client: no client authentication */
+    check_body(token_refresh_body(&p, "rt", err, sizeof err),
+               "grant_type=refresh_token&client_id=id-1_2.3~&refresh_token=rt"
+               "&scope=https%3A%2F%2Foutlook.office.com%2FIMAP.AccessAsUser.All%20offline_access");
+    p.client_secret_file = "/etc/mailgate/secret"; /* configured, but not loaded here */
+    assert_null(token_refresh_body(&p, "rt", err, sizeof err));
+    assert_string_equal(err, "no client secret loaded");
+    p.client_secret_file = NULL;
+    p.token_endpoint = NULL;
+    assert_null(token_refresh_body(&p, "rt", err, sizeof err));
+    assert_string_equal(err, "no token endpoint");
+}
+
+static void test_password_body(void **state)
+{
+    (void)state;
+    struct provider_conf p = secret_provider();
+    p.client_secret = NULL;
+    char err[256] = "";
+    static const char password[] = "p&ss w\0rd=\xc3\xa9"; /* any byte, NUL included */
+    check_body(token_password_body(&p, "alice@contoso.com", password, sizeof password - 1, err,
+                                   sizeof err),
+               "grant_type=password&client_id=id-1_2.3~&username=alice%40contoso.com"
+               "&password=p%26ss%20w%00rd%3D%C3%A9"
+               "&scope=https%3A%2F%2Foutlook.office365.com%2F.default");
+    p.client_secret = "s";
+    check_body(token_password_body(&p, "bob", "", 0, err, sizeof err),
+               "grant_type=password&client_id=id-1_2.3~&username=bob&password="
+               "&scope=https%3A%2F%2Foutlook.office365.com%2F.default&client_secret=s");
+}
+
+/* invalid_grant is the user's problem for the refresh and password grants only. */
+static void test_grant_status(void **state)
+{
+    (void)state;
+    struct token_response r;
+    parse(400,
+          "{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS50126: Error validating "
+          "credentials due to invalid username or password.\"}",
+          NULL, &r);
+    assert_int_equal(r.status, TOKEN_PERMFAIL);
+    assert_string_equal(r.error, "invalid_grant");
+    assert_int_equal(token_grant_status(TOKEN_GRANT_PASSWORD, &r), TOKEN_DENIED);
+    assert_int_equal(token_grant_status(TOKEN_GRANT_REFRESH_TOKEN, &r), TOKEN_NEEDS_AUTH);
+    assert_int_equal(token_grant_status(TOKEN_GRANT_CLIENT_CREDENTIALS, &r), TOKEN_PERMFAIL);
+    assert_int_equal(token_grant_status(TOKEN_GRANT_JWT_BEARER, &r), TOKEN_PERMFAIL);
+    parse(400, "{\"error\":\"invalid_client\"}", NULL, &r);
+    assert_int_equal(token_grant_status(TOKEN_GRANT_PASSWORD, &r), TOKEN_PERMFAIL);
+    assert_int_equal(token_grant_status(TOKEN_GRANT_REFRESH_TOKEN, &r), TOKEN_PERMFAIL);
+    parse(503, "{\"error\":\"invalid_grant\"}", NULL, &r); /* a 5xx is never permanent */
+    assert_int_equal(token_grant_status(TOKEN_GRANT_REFRESH_TOKEN, &r), TOKEN_TEMPFAIL);
+    /* Device code polling states stay recognisable by their error. */
+    parse(400, "{\"error\":\"authorization_pending\"}", NULL, &r);
+    assert_string_equal(r.error, "authorization_pending");
+    parse(400, "{\"error\":\"slow_down\"}", NULL, &r);
+    assert_int_equal(r.status, TOKEN_TEMPFAIL);
+    assert_string_equal(r.error, "slow_down");
+}
+
+static void test_principals(void **state)
+{
+    (void)state;
+    struct provider_conf p = secret_provider();
+    char *app = token_app_principal(&p);
+    assert_string_equal(app, "app:id-1_2.3~@contoso.onmicrosoft.com");
+    free(app);
+    char *a = token_password_principal("alice", "secret", 6);
+    char *b = token_password_principal("alice", "secret", 6);
+    char *c = token_password_principal("alice", "secreT", 6);
+    char *d = token_password_principal("bob", "secret", 6);
+    assert_string_equal(a, b); /* the same password: the same entry */
+    assert_string_not_equal(a, c);
+    assert_true(strncmp(a, "password:alice:", 15) == 0);
+    assert_int_equal(strlen(a), 15 + 64);
+    for (const char *h = strrchr(a, ':') + 1; *h; h++)
+        assert_non_null(strchr("0123456789abcdef", *h));
+    assert_null(strstr(a, "secret"));
+    assert_string_equal(strchr(d + 9, ':'), strchr(a + 9, ':')); /* keyed by password only */
+    free(a), free(b), free(c), free(d);
 }
 
 /* ---- the async client, against endpoints that fail fast ---- */
@@ -407,10 +520,11 @@ static void record_token(const struct token_result *res, void *arg)
 
 static int observed;
 
-static void observer(const char *provider, const char *scope, const char *token, size_t len,
-                     int64_t expires_in, void *arg)
+static void observer(const char *provider, const char *principal, const char *scope,
+                     const char *token, size_t len, int64_t expires_in, void *arg)
 {
-    (void)provider, (void)scope, (void)token, (void)len, (void)expires_in, (void)arg;
+    (void)provider, (void)principal, (void)scope, (void)token, (void)len, (void)expires_in;
+    (void)arg;
     observed++;
 }
 
@@ -421,7 +535,10 @@ static void test_seed(void **state)
     struct fixture *f = *state;
     observed = 0;
     token_client_set_observer(f->tc, observer, NULL);
-    token_client_seed(f->tc, &f->p, "seeded-token", 12, 3600);
+    char *app = token_app_principal(&f->p);
+    struct token_subject subj = {.grant = TOKEN_GRANT_CLIENT_CREDENTIALS, .principal = app};
+    token_client_seed(f->tc, &f->p, &subj, "seeded-token", 12, 3600);
+    free(app);
     char got[64] = "";
     assert_null(token_get(f->tc, &f->p, record_token, got));
     assert_string_equal(got, "seeded-token");
@@ -450,7 +567,11 @@ int main(void)
         cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_other_failures),
         cmocka_unit_test(test_huge_description),
-        cmocka_unit_test(test_body_escaping),
+        cmocka_unit_test(test_app_body),
+        cmocka_unit_test(test_refresh_body),
+        cmocka_unit_test(test_password_body),
+        cmocka_unit_test(test_grant_status),
+        cmocka_unit_test(test_principals),
         cmocka_unit_test_setup_teardown(test_single_flight_and_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_waiters, setup, teardown),
