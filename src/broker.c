@@ -22,6 +22,7 @@
 
 #include "authcache.h"
 #include "config.h"
+#include "grant_store.h"
 #include "ipc.h"
 #include "log.h"
 #include "password.h"
@@ -56,7 +57,10 @@ struct auth_job {
     uint32_t id;
     int known_user;
     struct user_record rec;
-    char *pw; /* kept for auth_cache_remember until the verification is back */
+    enum mg_proto protocol;
+    /* Kept for auth_cache_remember until the verification is back, or for the password flow
+     * until the token request is sent. */
+    char *pw;
     size_t pw_len;
     struct token_wait *token_wait;
 };
@@ -92,6 +96,24 @@ static struct auth_job *job_new(struct worker_conn *conn, uint32_t id)
     return job;
 }
 
+static void keep_password(struct auth_job *job, const char *pw, size_t len)
+{
+    job->pw = mg_malloc(len + 1);
+    memcpy(job->pw, pw, len);
+    job->pw[len] = '\0';
+    job->pw_len = len;
+}
+
+static void forget_password(struct auth_job *job)
+{
+    if (job->pw) {
+        mg_wipe(job->pw, job->pw_len);
+        free(job->pw);
+    }
+    job->pw = NULL;
+    job->pw_len = 0;
+}
+
 static void job_free(struct auth_job *job)
 {
     struct broker *b = job->b;
@@ -104,10 +126,7 @@ static void job_free(struct auth_job *job)
     if (job->conn)
         job->conn->pending--;
     user_record_clear(&job->rec);
-    if (job->pw) {
-        mg_wipe(job->pw, job->pw_len);
-        free(job->pw);
-    }
+    forget_password(job);
     mg_wipe(job, sizeof *job);
     free(job);
 }
@@ -215,27 +234,75 @@ static void on_token(const struct token_result *tr, void *arg)
 {
     struct auth_job *job = arg;
     job->token_wait = NULL;
-    if (tr->status == TOKEN_OK)
+    switch (tr->status) {
+    case TOKEN_OK:
         finish(job, AUTH_OK, "", tr->access_token, tr->token_len);
-    else
-        fail(job, AUTH_TEMPFAIL, tr->reason);
+        return;
+    case TOKEN_NEEDS_AUTH: /* the user must be authorized (again): not a passing problem */
+    case TOKEN_DENIED:     /* the IdP refused the user's own password */
+        fail(job, AUTH_FAIL, tr->reason);
+        return;
+    case TOKEN_TEMPFAIL:
+    case TOKEN_PERMFAIL:
+        break;
+    }
+    fail(job, AUTH_TEMPFAIL, tr->reason);
+}
+
+/* Whose token the login needs, by the provider's flow (token.h). Returns the principal
+ * (malloc'd) and fills subj. */
+static char *login_subject(const struct auth_job *job, const struct provider_conf *p,
+                           struct token_subject *subj)
+{
+    memset(subj, 0, sizeof *subj);
+    switch (p->flow) {
+    case MG_FLOW_DELEGATED:
+        subj->grant = TOKEN_GRANT_REFRESH_TOKEN;
+        return grant_store_principal(job->rec.name);
+    case MG_FLOW_SERVICE_ACCOUNT:
+        subj->grant = TOKEN_GRANT_JWT_BEARER;
+        subj->subject = job->rec.mailbox;
+        return mg_printf("mailbox:%s", job->rec.mailbox);
+    case MG_FLOW_PASSWORD:
+        subj->grant = TOKEN_GRANT_PASSWORD;
+        subj->subject = job->rec.mailbox;
+        subj->password = job->pw;
+        subj->password_len = job->pw_len;
+        return token_password_principal(job->rec.name, job->pw, job->pw_len);
+    case MG_FLOW_CLIENT_CREDENTIALS:
+        break;
+    }
+    subj->grant = TOKEN_GRANT_CLIENT_CREDENTIALS;
+    return token_app_principal(p);
 }
 
 static void request_token(struct auth_job *job)
 {
     struct broker *b = job->b;
     const struct provider_conf *p = config_provider(b->cfg, job->rec.provider);
+    char reason[IPC_REASON_MAX];
     if (!p) {
-        char reason[IPC_REASON_MAX];
         snprintf(reason, sizeof reason, "provider %s is not configured", job->rec.provider);
         fail(job, AUTH_TEMPFAIL, reason);
         return;
     }
-    /* When token_get answers synchronously (cached token, backoff), on_token has already run
-     * and freed the job by the time it returns NULL: do not touch the job then. */
-    struct token_wait *w = token_get(b->tokens, p, on_token, job);
-    if (w)
+    if (!provider_server(p, job->protocol)) {
+        snprintf(reason, sizeof reason, "provider %s has no %s_server", p->name,
+                 mg_proto_name(job->protocol));
+        fail(job, AUTH_DISABLED, reason);
+        return;
+    }
+    struct token_subject subj;
+    char *principal = login_subject(job, p, &subj);
+    subj.principal = principal;
+    /* When token_get_for answers synchronously (cached token, backoff), on_token has already
+     * run and freed the job by the time it returns NULL: do not touch the job then. */
+    struct token_wait *w = token_get_for(b->tokens, p, &subj, on_token, job);
+    free(principal);
+    if (w) {
         job->token_wait = w;
+        forget_password(job); /* the token client copied what it needs */
+    }
 }
 
 static void on_verified(int result, void *arg)
@@ -263,7 +330,7 @@ static void on_verified(int result, void *arg)
     struct broker *b = job->b;
     auth_cache_remember(b->cache, job->rec.name, job->rec.password_hash, job->pw, job->pw_len,
                         mg_now_ms());
-    mg_wipe(job->pw, job->pw_len);
+    forget_password(job);
     request_token(job);
 }
 
@@ -271,20 +338,23 @@ static void verify_in_pool(struct auth_job *job, const char *pw, size_t len)
 {
     struct broker *b = job->b;
     const char *hash = job->known_user ? job->rec.password_hash : b->dummy_hash;
-    if (job->known_user) {
-        job->pw = mg_malloc(len + 1);
-        memcpy(job->pw, pw, len);
-        job->pw[len] = '\0';
-        job->pw_len = len;
-    }
+    if (job->known_user)
+        keep_password(job, pw, len);
     if (verify_pool_submit(b->pool, hash, pw, len, on_verified, job) != 0)
         fail(job, AUTH_TEMPFAIL, "too many logins waiting for password verification");
+}
+
+static int uses_password_flow(const struct broker *b, const struct user_record *u)
+{
+    const struct provider_conf *p = config_provider(b->cfg, u->provider);
+    return p && p->flow == MG_FLOW_PASSWORD;
 }
 
 static void handle_auth_request(struct worker_conn *conn, const struct ipc_auth_request *req)
 {
     struct broker *b = conn->b;
     struct auth_job *job = job_new(conn, req->id);
+    job->protocol = req->protocol;
     size_t len = req->password_len;
     if (len == 0) {
         fail(job, AUTH_FAIL, "empty password");
@@ -300,6 +370,11 @@ static void handle_auth_request(struct worker_conn *conn, const struct ipc_auth_
     } else if (st != STORE_NOT_FOUND) {
         log_error("user store: %s", store_last_error(b->st));
         fail(job, AUTH_TEMPFAIL, "user store error");
+        return;
+    }
+    if (job->known_user && uses_password_flow(b, &job->rec)) {
+        keep_password(job, req->password, len); /* the IdP checks it: nothing local to verify */
+        request_token(job);
         return;
     }
     if (job->known_user && auth_cache_check(b->cache, job->rec.name, job->rec.password_hash,

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "grant_store.h"
 #include "log.h"
 #include "secretbox.h"
 #include "store.h"
@@ -48,6 +49,39 @@ static void on_obtained(const char *provider, const char *principal, const char 
         log_warn("cannot store the token of provider %s: %s", provider, store_last_error(ts->st));
     free(t.sealed);
 }
+
+/* ---- refresh tokens: the token client's hooks onto grant_store.c ---- */
+
+/* "user:NAME" -> NAME; NULL for any other principal. */
+static const char *user_of(const char *principal)
+{
+    return strncmp(principal, "user:", 5) == 0 && principal[5] ? principal + 5 : NULL;
+}
+
+static char *load_refresh(void *arg, const char *provider, const char *principal, size_t *len)
+{
+    struct token_store *ts = arg;
+    const char *user = user_of(principal);
+    return user ? grant_store_load(ts->st, ts->box, provider, user, len) : NULL;
+}
+
+static int store_rotated(void *arg, const char *provider, const char *principal,
+                         const char *refresh, size_t len)
+{
+    struct token_store *ts = arg;
+    const char *user = user_of(principal);
+    return user ? grant_store_save(ts->st, ts->box, provider, user, refresh, len) : -1;
+}
+
+static void mark_revoked(void *arg, const char *provider, const char *principal, const char *reason)
+{
+    struct token_store *ts = arg;
+    const char *user = user_of(principal);
+    if (user)
+        grant_store_revoke(ts->st, provider, user, reason);
+}
+
+static const struct token_refresh_ops refresh_ops = {load_refresh, store_rotated, mark_revoked};
 
 /* Which grant a stored row belongs to, by the provider's flow and the principal's kind:
  * app-only tokens are stored under the app that obtained them (so a changed client_id or
@@ -123,6 +157,7 @@ struct token_store *token_store_attach(struct token_client *tc, const struct con
     else if (ts->seeded)
         log_info("reusing the stored tokens of %zu principal(s)", ts->seeded);
     token_client_set_observer(tc, on_obtained, ts);
+    token_client_set_refresh_ops(tc, &refresh_ops, ts);
     return ts;
 }
 
@@ -131,6 +166,7 @@ void token_store_detach(struct token_store **tsp)
     if (!tsp || !*tsp)
         return;
     token_client_set_observer((*tsp)->tc, NULL, NULL);
+    token_client_set_refresh_ops((*tsp)->tc, NULL, NULL);
     free(*tsp);
     *tsp = NULL;
 }

@@ -14,7 +14,8 @@ struct token_client;
 struct token_store;
 
 /* Loads the cached tokens of cfg's providers into tc and installs the observer that persists
- * new ones. cfg, st, box and tc must outlive the returned handle. */
+ * new ones, and the refresh-token hooks (grant_store.h: load, store a rotated one, mark a
+ * revoked one "needs authorization" with an audit event). cfg, st, box and tc must outlive the returned handle. */
 struct token_store *token_store_attach(struct token_client *tc, const struct config *cfg,
                                        struct store *st, const struct secretbox *box);
 void token_store_detach(struct token_store **ts);

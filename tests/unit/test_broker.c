@@ -41,6 +41,8 @@ static struct {
     int gets, cancels, outstanding;
     uint64_t last_get_ms;
     const char *last_provider;
+    enum token_grant last_grant;
+    char last_principal[128], last_subject[128], last_password[64];
 } fake;
 
 struct token_client {
@@ -87,12 +89,29 @@ static void fire(evutil_socket_t fd, short what, void *arg)
     answer(w.cb, w.arg, w.token);
 }
 
-struct token_wait *token_get(struct token_client *tc, const struct provider_conf *p, token_cb cb,
-                             void *arg)
+char *token_app_principal(const struct provider_conf *p)
+{
+    return mg_printf("app:%s@%s", p->client_id, p->tenant);
+}
+
+char *token_password_principal(const char *user, const char *password, size_t len)
+{
+    (void)password;
+    return mg_printf("password:%s:%zu", user, len);
+}
+
+struct token_wait *token_get_for(struct token_client *tc, const struct provider_conf *p,
+                                 const struct token_subject *subj, token_cb cb, void *arg)
 {
     fake.gets++;
     fake.last_get_ms = mg_now_ms();
     fake.last_provider = p->name;
+    fake.last_grant = subj->grant;
+    mg_strlcpy(fake.last_principal, subj->principal, sizeof fake.last_principal);
+    mg_strlcpy(fake.last_subject, subj->subject ? subj->subject : "", sizeof fake.last_subject);
+    size_t pw_len = subj->password_len < sizeof fake.last_password ? subj->password_len : 0;
+    memcpy(fake.last_password, subj->password ? subj->password : "", pw_len);
+    fake.last_password[pw_len] = '\0';
     char token[64];
     snprintf(token, sizeof token, "%s-token-for-%s", fake.mode == TOK_SYNC ? "sync" : "async",
              p->name);
@@ -137,6 +156,7 @@ static struct {
     struct peer w;       /* worker 7 */
     struct peer more[3]; /* workers 8, 9, 10 when a test adds them */
     int ready_index;
+    const char *mailbox, *provider; /* expected in AUTH_OK answers; NULL: alice's */
 } fx;
 
 /* Computed once: Argon2id hashing costs ~150 ms. */
@@ -206,7 +226,19 @@ static int setup(void **state)
             "type = microsoft\n"
             "tenant = contoso.onmicrosoft.com\n"
             "client_id = 11111111-2222-3333-4444-555555555555\n"
-            "client_secret = not-a-real-secret\n",
+            "client_secret = not-a-real-secret\n"
+            "\n"
+            "[provider delegated]\n"
+            "type = microsoft\n"
+            "flow = delegated\n"
+            "tenant = contoso.onmicrosoft.com\n"
+            "client_id = 11111111-2222-3333-4444-555555555555\n"
+            "\n"
+            "[provider ropc]\n"
+            "type = microsoft\n"
+            "flow = password\n"
+            "tenant = contoso.onmicrosoft.com\n"
+            "client_id = 11111111-2222-3333-4444-555555555555\n",
             fx.dir);
     fclose(f);
     fx.cfg = config_load(path, CONFIG_LOAD_SECRETS, stderr);
@@ -218,7 +250,9 @@ static int setup(void **state)
     assert_non_null(fx.st);
     /* bob's provider is not in the config. */
     struct user_record users[] = {{"alice", "alice@contoso.com", "contoso", pw_hash, 0, 0},
-                                  {"bob", "bob@contoso.com", "nowhere", pw_hash, 0, 0}};
+                                  {"bob", "bob@contoso.com", "nowhere", pw_hash, 0, 0},
+                                  {"Dora", "dora@contoso.com", "delegated", pw_hash, 0, 0},
+                                  {"erin", "erin@contoso.com", "ropc", "", 0, 0}};
     for (size_t i = 0; i < MG_ARRAY_LEN(users); i++)
         assert_int_equal(store_user_add(fx.st, &users[i]), STORE_OK);
     fx.base = event_base_new();
@@ -359,8 +393,8 @@ static void expect(struct peer *p, uint32_t id, enum auth_status status, const c
     if (reason)
         assert_string_equal(m.u.res.reason, reason);
     if (status == AUTH_OK) {
-        assert_string_equal(m.u.res.mailbox, "alice@contoso.com");
-        assert_string_equal(m.u.res.provider, "contoso");
+        assert_string_equal(m.u.res.mailbox, fx.mailbox ? fx.mailbox : "alice@contoso.com");
+        assert_string_equal(m.u.res.provider, fx.provider ? fx.provider : "contoso");
         if (token) {
             assert_int_equal(m.u.res.token_len, strlen(token));
             assert_memory_equal(m.u.res.token, token, strlen(token));
@@ -472,6 +506,62 @@ static void test_provider_not_configured(void **state)
     send_request(&fx.w, 1, "bob", "right");
     expect(&fx.w, 1, AUTH_TEMPFAIL, "provider nowhere is not configured", NULL);
     assert_int_equal(fake.gets, 0);
+}
+
+static void test_login_ok_app_principal(void **state)
+{
+    (void)state;
+    send_request(&fx.w, 1, "alice", "right");
+    expect(&fx.w, 1, AUTH_OK, "", NULL);
+    assert_int_equal(fake.last_grant, TOKEN_GRANT_CLIENT_CREDENTIALS);
+    assert_string_equal(fake.last_principal,
+                        "app:11111111-2222-3333-4444-555555555555@contoso.onmicrosoft.com");
+    assert_string_equal(fake.last_password, "");
+}
+
+/* Delegated: the local password is checked, then the user's own token (refresh grant). */
+static void test_delegated_login(void **state)
+{
+    (void)state;
+    send_request(&fx.w, 1, "dora", "wrong");
+    expect(&fx.w, 1, AUTH_FAIL, "wrong password", NULL);
+    assert_int_equal(fake.gets, 0);
+    fx.mailbox = "dora@contoso.com";
+    fx.provider = "delegated";
+    send_request(&fx.w, 2, "dora", "right");
+    expect(&fx.w, 2, AUTH_OK, "", "sync-token-for-delegated");
+    assert_int_equal(fake.last_grant, TOKEN_GRANT_REFRESH_TOKEN);
+    assert_string_equal(fake.last_principal, "user:dora"); /* lower case: names ignore case */
+    assert_string_equal(fake.last_password, "");
+    /* Not authorized (or revoked): an authentication failure, not "try later". */
+    fake.status = TOKEN_NEEDS_AUTH;
+    fake.reason = "user dora is not authorized: run mailgate user authorize";
+    send_request(&fx.w, 3, "dora", "right");
+    expect(&fx.w, 3, AUTH_FAIL, "user dora is not authorized: run mailgate user authorize", NULL);
+}
+
+/* Password flow: no local hash; the password goes to the IdP with the mailbox as user name. */
+static void test_password_flow(void **state)
+{
+    (void)state;
+    fake.mode = TOK_ASYNC;
+    fx.mailbox = "erin@contoso.com";
+    fx.provider = "ropc";
+    send_request(&fx.w, 1, "erin", "entra-pass");
+    expect(&fx.w, 1, AUTH_OK, "", "async-token-for-ropc");
+    assert_int_equal(fake.last_grant, TOKEN_GRANT_PASSWORD);
+    assert_string_equal(fake.last_subject, "erin@contoso.com");
+    assert_string_equal(fake.last_password, "entra-pass");
+    assert_string_equal(fake.last_principal, "password:erin:10");
+    fake.status = TOKEN_DENIED;
+    fake.reason = "invalid_grant: AADSTS50126: Error validating credentials";
+    send_request(&fx.w, 2, "erin", "nope");
+    expect(&fx.w, 2, AUTH_FAIL, "invalid_grant: AADSTS50126: Error validating credentials", NULL);
+    /* An unknown user still costs an Argon2 verification and never reaches the IdP. */
+    int gets = fake.gets;
+    send_request(&fx.w, 3, "nobody", "entra-pass");
+    expect(&fx.w, 3, AUTH_FAIL, "unknown user", NULL);
+    assert_int_equal(fake.gets, gets);
 }
 
 static void test_token_tempfail(void **state)
@@ -612,6 +702,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_ready_reported),
         T(test_login_ok),
+        T(test_login_ok_app_principal),
+        T(test_delegated_login),
+        T(test_password_flow),
         T(test_second_login_from_cache),
         T(test_wrong_password),
         T(test_unknown_user),
