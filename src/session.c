@@ -547,6 +547,13 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
         hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response", 0);
         return;
     }
+    const struct server_addr *server = provider_server(p, s->ops->protocol);
+    if (!server) { /* the broker refuses such logins; should one get here, fail cleanly */
+        s->state = SESSION_UPSTREAM;
+        session_upstream_failedf(s, UPSTREAM_CONNECT_FAILED, "provider has no %s_server",
+                                 mg_proto_name(s->ops->protocol));
+        return;
+    }
     SSL_CTX *ctx = tls_client_ctx(s->w->client_tls, p->ca_file);
     if (!ctx) {
         hold_failure(s, LOGIN_FAIL_INTERNAL, "no TLS context for the provider", 0);
@@ -560,7 +567,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
         .base = s->w->base,
         .dns = s->w->dns,
         .tls_ctx = ctx,
-        .server = provider_server(p, s->ops->protocol),
+        .server = server,
         .timeout_ms = upstream_timeout_ms(s),
     };
     s->state = SESSION_UPSTREAM;

@@ -76,7 +76,7 @@ static void init(struct worker_ctx *w)
     g.entries = mg_calloc(w->cfg->n_providers ? w->cfg->n_providers : 1, sizeof *g.entries);
     for (size_t i = 0; i < w->cfg->n_providers; i++) {
         const struct provider_conf *p = &w->cfg->providers[i];
-        if (!entry_for(p))
+        if (provider_server(p, MG_PROTO_SMTP) && !entry_for(p)) /* none: no SMTP logins */
             g.entries[g.n++].p = p;
     }
 }
