@@ -42,7 +42,7 @@ static void check_plain(const uint8_t *data, size_t size)
 static void check_xoauth2(const uint8_t *data, size_t size)
 {
     char out[512];
-    sasl_xoauth2_describe_error((const char *)data, size, out, sizeof out);
+    sasl_describe_error((const char *)data, size, out, sizeof out);
     for (const char *c = out; *c; c++) {
         if (*c < 0x20 || *c > 0x7e)
             abort(); /* goes to the log: printable only */

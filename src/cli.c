@@ -49,8 +49,8 @@ int cli_check_config(const char *config_path)
         for (enum mg_proto proto = MG_PROTO_IMAP; proto <= MG_PROTO_SMTP; proto++) {
             const struct server_addr *srv = provider_server(p, proto);
             if (srv)
-                printf("    %s: %s:%u (%s)\n", mg_proto_name(proto), srv->host,
-                       (unsigned)srv->port, mg_tls_mode_name(srv->tls));
+                printf("    %s: %s:%u (%s)\n", mg_proto_name(proto), srv->host, (unsigned)srv->port,
+                       mg_tls_mode_name(srv->tls));
             else
                 printf("    %s: none (logins refused)\n", mg_proto_name(proto));
         }

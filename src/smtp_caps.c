@@ -161,8 +161,9 @@ static void probe_ready(struct probe *pr)
             words[n++] = *c == '\n' ? ' ' : *c;
     }
     words[n] = '\0';
-    log_debug("smtp capabilities of %s:%u: %s%s", e->p->smtp.host, e->p->smtp.port, words,
-              e->caps.auth_xoauth2 ? "AUTH XOAUTH2" : "(no AUTH XOAUTH2)");
+    log_debug("smtp capabilities of %s:%u: %sAUTH%s%s", e->p->smtp.host, e->p->smtp.port, words,
+              e->caps.auth & SMTP_AUTH_XOAUTH2 ? " XOAUTH2" : "",
+              e->caps.auth & SMTP_AUTH_OAUTHBEARER ? " OAUTHBEARER" : "");
     pr->quitting = 1;
     upstream_write(pr->u, "QUIT\r\n", 6);
     notify_waiters();
