@@ -18,8 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "config_internal.h"
 #include "util.h"
 

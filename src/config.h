@@ -122,8 +122,9 @@ enum config_secrets { CONFIG_LOAD_SECRETS, CONFIG_SKIP_SECRETS };
  * "PATH:LINE: message" (LINE 0 when the problem is not tied to a line, e.g. a missing
  * required section) and returns NULL. Checks: unknown sections and keys, bad values, duplicate
  * names, files that must exist (tls certificate/key, client_secret_file, client_certificate and
- * client_private_key, ca_file), at least one
- * listener and one provider, listener addresses that parse. */
+ * client_private_key, service_account_file, ca_file), at least one listener and one provider,
+ * listener addresses that parse, each provider's keys for its type and flow (config_provider.c).
+ */
 struct config *config_load(const char *path, enum config_secrets secrets, FILE *errors);
 void config_free(struct config **cfg); /* wipes client secrets, frees client keys */
 
