@@ -94,7 +94,10 @@ def test_rejected_token_is_authentication_failure(bearer, stack, idp):
         assert done.startswith("f1 " + AUTH_FAILED), done
         # the error challenge was read (and answered: else Dovecot would not say NO)
         bearer.wait_for_log(r"login .*result=fail .*challenge: .*status", offset)
-        assert "method=OAUTHBEARER" in dovecot_log_since(stack, dc_offset)
+        # Dovecot logs the failed login once the connection is gone
+        wait_until(lambda: re.search(r"auth failed.*method=OAUTHBEARER",
+                                     dovecot_log_since(stack, dc_offset)),
+                   timeout=10, what="Dovecot's failed OAUTHBEARER login")
     finally:
         idp.config(grants={CLIENT_ID2: MAILBOXES})
 
