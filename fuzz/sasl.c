@@ -1,4 +1,5 @@
-/* base64 must round-trip exactly; PLAIN and the XOAUTH2 error text must not misbehave. */
+/* base64 must round-trip exactly; PLAIN, the error challenge text and the XOAUTH2 and
+ * OAUTHBEARER responses must not misbehave. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,7 +43,7 @@ static void check_plain(const uint8_t *data, size_t size)
 static void check_xoauth2(const uint8_t *data, size_t size)
 {
     char out[512];
-    sasl_xoauth2_describe_error((const char *)data, size, out, sizeof out);
+    sasl_describe_error((const char *)data, size, out, sizeof out);
     for (const char *c = out; *c; c++) {
         if (*c < 0x20 || *c > 0x7e)
             abort(); /* goes to the log: printable only */
@@ -55,6 +56,32 @@ static void check_xoauth2(const uint8_t *data, size_t size)
         if (n >= 0 && (size_t)n != strlen(enc))
             abort();
     }
+}
+
+/* The size bound is never too small, and the authzid never holds a bare ',' (RFC 5801). */
+static void check_oauthbearer(const uint8_t *data, size_t size)
+{
+    if (size == 0 || size >= 200)
+        return;
+    char mailbox[100] = {0}, enc[2048];
+    unsigned char raw[1536];
+    size_t half = size / 2 < sizeof mailbox - 1 ? size / 2 : sizeof mailbox - 1;
+    memcpy(mailbox, data, half);
+    const char *token = (const char *)data + half;
+    size_t need = sasl_oauthbearer_size(mailbox, "imap.example", size - half);
+    if (need > sizeof enc)
+        abort();
+    long n = sasl_oauthbearer_encode(mailbox, "imap.example", 993, token, size - half, enc, need);
+    if (n < 0) {
+        if (sasl_oauthbearer_encode(mailbox, "imap.example", 993, token, size - half, enc,
+                                    sizeof enc) >= 0)
+            abort(); /* refused only for lack of room: the bound is wrong */
+        return;
+    }
+    long len = b64_decode(enc, (size_t)n, raw, sizeof raw);
+    const unsigned char *end = len > 4 ? memchr(raw + 4, ',', (size_t)len - 4) : NULL;
+    if (len < 4 || memcmp(raw, "n,a=", 4) != 0 || !end || end[1] != 0x01)
+        abort();
 }
 
 static void check_login(const uint8_t *data, size_t size)
@@ -70,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_b64_round_trip(data, size);
     check_plain(data, size);
     check_xoauth2(data, size);
+    check_oauthbearer(data, size);
     check_login(data, size);
     return 0;
 }

@@ -49,6 +49,20 @@ int cli_check_config(const char *config_path)
         return 1;
     printf("%s: configuration OK (%zu listeners, %zu providers)\n", config_path, cfg->n_listeners,
            cfg->n_providers);
+    for (size_t i = 0; i < cfg->n_providers; i++) {
+        const struct provider_conf *p = &cfg->providers[i];
+        printf("  provider %s: type=%s flow=%s sasl=%s token_endpoint=%s\n", p->name,
+               mg_provider_type_name(p->type), mg_flow_name(p->flow), mg_sasl_name(p->sasl),
+               p->token_endpoint);
+        for (enum mg_proto proto = MG_PROTO_IMAP; proto <= MG_PROTO_SMTP; proto++) {
+            const struct server_addr *srv = provider_server(p, proto);
+            if (srv)
+                printf("    %s: %s:%u (%s)\n", mg_proto_name(proto), srv->host, (unsigned)srv->port,
+                       mg_tls_mode_name(srv->tls));
+            else
+                printf("    %s: none (logins refused)\n", mg_proto_name(proto));
+        }
+    }
     config_free(&cfg);
     return 0;
 }

@@ -18,14 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "config_internal.h"
 #include "util.h"
 
 #define CONFIG_LINE_MAX 4096 /* longer lines are an error, not silently split */
 #define CONFIG_NAME_MAX 63   /* listener/provider names travel in IPC (IPC_NAME_MAX - 1) */
-#define CLIENT_SECRET_MAX 4096
 
 enum section_kind { SEC_INVALID, SEC_GATEWAY, SEC_TLS, SEC_LISTEN, SEC_PROVIDER, SEC_KINDS };
 
@@ -63,14 +60,20 @@ static const struct key_def listen_keys[] = {
 
 static const struct key_def provider_keys[] = {
     KEY(provider_conf, "type", V_PROVIDER, type, true),
-    KEY(provider_conf, "tenant", V_IDENT, tenant, true),
-    KEY(provider_conf, "client_id", V_IDENT, client_id, true),
+    KEY(provider_conf, "flow", V_FLOW, flow, false),
+    KEY(provider_conf, "sasl", V_SASL, sasl, false),
+    /* Required or refused by type and flow: config_provider.c. */
+    KEY(provider_conf, "tenant", V_IDENT, tenant, false),
+    KEY(provider_conf, "client_id", V_IDENT, client_id, false),
     KEY(provider_conf, "client_secret", V_SECRET, client_secret, false),
     KEY(provider_conf, "client_secret_file", V_SECRET_FILE, client_secret_file, false),
     KEY(provider_conf, "client_certificate", V_PATH, client_certificate, false),
     KEY(provider_conf, "client_private_key", V_PATH, client_private_key, false),
     KEY(provider_conf, "client_assertion_alg", V_JWT_ALG, client_assertion_alg, false),
     KEY(provider_conf, "token_endpoint", V_URL, token_endpoint, false),
+    KEY(provider_conf, "device_authorization_endpoint", V_URL, device_authorization_endpoint,
+        false),
+    KEY(provider_conf, "service_account_file", V_PATH, service_account_file, false),
     KEY(provider_conf, "scope", V_STRING, scope, false),
     KEY(provider_conf, "imap_server", V_SERVER, imap, false),
     KEY(provider_conf, "pop3_server", V_SERVER, pop3, false),
@@ -79,9 +82,6 @@ static const struct key_def provider_keys[] = {
     KEY(provider_conf, "pop3_tls", V_TLS_MODE, pop3.tls, false),
     KEY(provider_conf, "smtp_tls", V_TLS_MODE, smtp.tls, false),
     KEY(provider_conf, "ca_file", V_PATH, ca_file, false),
-    KEY(provider_conf, "flow", V_FLOW, flow, false),
-    KEY(provider_conf, "device_authorization_endpoint", V_URL, device_authorization_endpoint,
-        false),
     {NULL, 0, 0, false}};
 
 _Static_assert(MG_ARRAY_LEN(provider_keys) <= MAX_KEYS + 1, "raise MAX_KEYS");
@@ -172,8 +172,31 @@ static void print_errors(struct parser *p, FILE *out)
     free(p->errors);
 }
 
-/* Line where the key was set in that section, 0 when it was not. */
-static int key_line(const struct section *s, const char *name)
+bool conf_error_at(const struct parser *p, int line)
+{
+    for (size_t i = 0; i < p->n_errors; i++) {
+        if (p->errors[i].line == line)
+            return true;
+    }
+    return false;
+}
+
+enum config_secrets conf_secrets(const struct parser *p)
+{
+    return p->secrets;
+}
+
+int conf_section_line(const struct section *s)
+{
+    return s->line;
+}
+
+const char *conf_section_title(const struct section *s)
+{
+    return s->title;
+}
+
+int conf_key_line(const struct section *s, const char *name)
 {
     const struct key_def *keys = section_kinds[s->kind].keys;
     for (size_t k = 0; keys && keys[k].name; k++) {
@@ -344,7 +367,7 @@ static char *read_line(char *buf, int size, void *arg)
 
 /* ---- keys (their values: config_values.c) ---- */
 
-static bool has_control_char(const char *s)
+bool conf_has_control_char(const char *s)
 {
     for (; *s; s++) {
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -393,7 +416,7 @@ static void handle_key(struct parser *p, const char *name, const char *value, in
     s->key_line[k] = line;
     if (*value == '\0')
         conf_error(p, line, "'%s' needs a value", name);
-    else if (has_control_char(value))
+    else if (conf_has_control_char(value))
         conf_error(p, line, "'%s' contains a control character", name);
     else
         config_set_value(p, line, &keys[k], section_struct(p, s), value, p->secrets);
@@ -439,135 +462,17 @@ static void finish_listener(struct parser *p, const struct section *s)
             mg_strlcpy(host, "localhost", sizeof host);
         l->hostname = mg_strdup(host);
     }
-    if (!key_line(s, "login_timeout"))
+    if (!conf_key_line(s, "login_timeout"))
         l->login_timeout_ms = cfg->gateway.login_timeout_ms;
-    if (!key_line(s, "idle_timeout"))
+    if (!conf_key_line(s, "idle_timeout"))
         l->idle_timeout_ms = cfg->gateway.idle_timeout_ms;
     for (size_t i = 0; l->addrlen && i < s->index; i++) {
         const struct listener_conf *o = &cfg->listeners[i];
         if (o->addrlen == l->addrlen && memcmp(&o->addr, &l->addr, l->addrlen) == 0)
-            conf_error(p, key_line(s, "address"),
+            conf_error(p, conf_key_line(s, "address"),
                        "address %s is already used by [listen %s] (line %d)", l->address, o->name,
                        o->line);
     }
-}
-
-static char *replace_all(const char *s, const char *from, const char *to)
-{
-    size_t from_len = strlen(from), to_len = strlen(to), n = 0;
-    for (const char *q = strstr(s, from); q; q = strstr(q + from_len, from))
-        n++;
-    char *out = mg_malloc(strlen(s) + n * to_len + 1), *w = out;
-    for (const char *q; (q = strstr(s, from)); s = q + from_len) {
-        memcpy(w, s, (size_t)(q - s));
-        w += q - s;
-        memcpy(w, to, to_len);
-        w += to_len;
-    }
-    strcpy(w, s);
-    return out;
-}
-
-/* How an upstream server is reached when the file does not say: its Microsoft default, and
- * its TLS mode guessed from the port (one well-known port has the other mode). */
-struct server_default {
-    const char *host;
-    uint16_t port;
-    enum mg_tls_mode usual_tls;
-    uint16_t exception_port; /* e.g. 143 for IMAP: STARTTLS */
-};
-
-static void finish_server(struct server_addr *srv, int tls_line, const struct server_default *d)
-{
-    if (!srv->host) {
-        srv->host = mg_strdup(d->host);
-        srv->port = d->port;
-    }
-    if (!tls_line) {
-        enum mg_tls_mode other =
-            d->usual_tls == MG_TLS_IMPLICIT ? MG_TLS_STARTTLS : MG_TLS_IMPLICIT;
-        srv->tls = srv->port == d->exception_port ? other : d->usual_tls;
-    }
-}
-
-static void load_client_secret(struct parser *p, const struct section *s, struct provider_conf *pr)
-{
-    size_t len = 0;
-    char *secret = mg_read_file(pr->client_secret_file, CLIENT_SECRET_MAX, 1, &len);
-    if (!secret)
-        conf_error(p, key_line(s, "client_secret_file"), "cannot read %s: %s",
-                   pr->client_secret_file, strerror(errno));
-    else if (len == 0 || strlen(secret) != len || has_control_char(secret))
-        conf_error(p, key_line(s, "client_secret_file"),
-                   "%s must hold the secret on one line (and nothing else)",
-                   pr->client_secret_file);
-    else
-        pr->client_secret = secret;
-    if (secret && pr->client_secret != secret)
-        mg_free_secret(&secret);
-}
-
-/* client_certificate + client_private_key (+ client_assertion_alg): all or nothing. */
-static void finish_certificate(struct parser *p, const struct section *s, struct provider_conf *pr)
-{
-    int cert = key_line(s, "client_certificate"), pkey = key_line(s, "client_private_key");
-    int alg = key_line(s, "client_assertion_alg");
-    if (!cert && !pkey) {
-        if (alg)
-            conf_error(p, alg, "client_assertion_alg needs 'client_certificate'");
-        return;
-    }
-    if (!cert || !pkey) {
-        conf_error(p, cert ? cert : pkey,
-                   "[%s] needs both 'client_certificate' and "
-                   "'client_private_key'",
-                   s->title);
-        return;
-    }
-    if (pr->client_certificate && pr->client_private_key)
-        config_load_client_certificate(p, pr, cert, pkey, p->secrets == CONFIG_LOAD_SECRETS);
-}
-
-static void finish_provider(struct parser *p, const struct section *s)
-{
-    struct provider_conf *pr = &p->cfg->providers[s->index];
-    bool inline_secret = key_line(s, "client_secret"),
-         secret_file = key_line(s, "client_secret_file"),
-         certificate = key_line(s, "client_certificate") || key_line(s, "client_private_key");
-    /* Delegated and password flows may use a public client (no credentials). */
-    bool public_ok = pr->flow == MG_FLOW_DELEGATED || pr->flow == MG_FLOW_PASSWORD;
-    if (inline_secret + secret_file + certificate > 1 ||
-        (inline_secret + secret_file + certificate == 0 && !public_ok))
-        conf_error(p, s->line,
-                   "[%s] needs exactly one of 'client_secret', 'client_secret_file' and "
-                   "'client_certificate' with 'client_private_key'",
-                   s->title);
-    else if (secret_file && pr->client_secret_file && p->secrets == CONFIG_LOAD_SECRETS)
-        load_client_secret(p, s, pr);
-    finish_certificate(p, s, pr);
-    const char *endpoint = pr->token_endpoint
-                               ? pr->token_endpoint
-                               : "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
-    char *expanded = replace_all(endpoint, "{tenant}", pr->tenant ? pr->tenant : "");
-    free(pr->token_endpoint);
-    pr->token_endpoint = expanded;
-    const char *device = pr->device_authorization_endpoint
-                             ? pr->device_authorization_endpoint
-                             : "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode";
-    expanded = replace_all(device, "{tenant}", pr->tenant ? pr->tenant : "");
-    free(pr->device_authorization_endpoint);
-    pr->device_authorization_endpoint = expanded;
-    if (!pr->scope)
-        pr->scope = mg_strdup("https://outlook.office365.com/.default");
-    static const struct server_default imap = {"outlook.office365.com", 993, MG_TLS_IMPLICIT, 143};
-    static const struct server_default pop3 = {"outlook.office365.com", 995, MG_TLS_IMPLICIT, 110};
-    static const struct server_default smtp = {"smtp.office365.com", 587, MG_TLS_STARTTLS, 465};
-    finish_server(&pr->imap, key_line(s, "imap_tls"), &imap);
-    finish_server(&pr->pop3, key_line(s, "pop3_tls"), &pop3);
-    finish_server(&pr->smtp, key_line(s, "smtp_tls"), &smtp);
-    if (pr->imap.tls == MG_TLS_STARTTLS)
-        conf_error(p, key_line(s, "imap_tls") ? key_line(s, "imap_tls") : s->line,
-                   "STARTTLS to an IMAP upstream is not supported yet");
 }
 
 static void finish_tls(struct parser *p)
@@ -580,13 +485,13 @@ static void finish_tls(struct parser *p)
         return;
     }
     /* Required only when there is a listener, so not marked required in the key table. */
-    if (!key_line(tls, "certificate"))
+    if (!conf_key_line(tls, "certificate"))
         conf_error(p, tls->line, "[tls] needs 'certificate'");
-    if (!key_line(tls, "private_key"))
+    if (!conf_key_line(tls, "private_key"))
         conf_error(p, tls->line, "[tls] needs 'private_key'");
     if (p->cfg->tls.certificate && p->cfg->tls.private_key)
-        config_check_tls_pair(p, &p->cfg->tls, tls->line, key_line(tls, "certificate"),
-                              key_line(tls, "private_key"));
+        config_check_tls_pair(p, &p->cfg->tls, tls->line, conf_key_line(tls, "certificate"),
+                              conf_key_line(tls, "private_key"));
 }
 
 static void finish(struct parser *p)
@@ -599,7 +504,7 @@ static void finish(struct parser *p)
         if (s->kind == SEC_LISTEN)
             finish_listener(p, s);
         else if (s->kind == SEC_PROVIDER)
-            finish_provider(p, s);
+            config_finish_provider(p, s, &p->cfg->providers[s->index]);
     }
     finish_tls(p);
     struct gateway_conf *g = &p->cfg->gateway;
@@ -668,11 +573,6 @@ struct config *config_load(const char *path, enum config_secrets secrets, FILE *
     return cfg;
 }
 
-static void free_server(struct server_addr *srv)
-{
-    free(srv->host);
-}
-
 void config_free(struct config **cfgp)
 {
     struct config *cfg = cfgp ? *cfgp : NULL;
@@ -686,23 +586,7 @@ void config_free(struct config **cfgp)
         free(l->hostname);
     }
     for (size_t i = 0; i < cfg->n_providers; i++) {
-        struct provider_conf *pr = &cfg->providers[i];
-        free(pr->name);
-        free(pr->tenant);
-        free(pr->client_id);
-        mg_free_secret(&pr->client_secret);
-        free(pr->client_secret_file);
-        free(pr->client_certificate);
-        free(pr->client_private_key);
-        free(pr->client_cert_der);
-        EVP_PKEY_free(pr->client_key); /* OpenSSL clears the private key's numbers */
-        free(pr->token_endpoint);
-        free(pr->device_authorization_endpoint);
-        free(pr->scope);
-        free_server(&pr->imap);
-        free_server(&pr->pop3);
-        free_server(&pr->smtp);
-        free(pr->ca_file);
+        config_free_provider(&cfg->providers[i]);
     }
     free(cfg->listeners);
     free(cfg->providers);
@@ -729,19 +613,6 @@ const struct listener_conf *config_listener(const struct config *cfg, const char
     for (size_t i = 0; cfg && name && i < cfg->n_listeners; i++) {
         if (strcmp(cfg->listeners[i].name, name) == 0)
             return &cfg->listeners[i];
-    }
-    return NULL;
-}
-
-const struct server_addr *provider_server(const struct provider_conf *p, enum mg_proto proto)
-{
-    switch (proto) {
-    case MG_PROTO_IMAP:
-        return &p->imap;
-    case MG_PROTO_POP3:
-        return &p->pop3;
-    case MG_PROTO_SMTP:
-        return &p->smtp;
     }
     return NULL;
 }

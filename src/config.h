@@ -61,7 +61,9 @@ enum mg_flow {
 enum mg_sasl { MG_SASL_XOAUTH2 = 0, MG_SASL_OAUTHBEARER = 1 };
 
 struct server_addr {
-    char *host; /* never NULL once loaded (defaults filled in for type=microsoft) */
+    /* Defaults are filled in for type = microsoft and google. NULL only for a type = generic
+     * provider's pop3_server or smtp_server that the file does not set (no such service). */
+    char *host;
     uint16_t port;
     enum mg_tls_mode tls; /* imap_tls= etc., else by port: IMAP/POP3 implicit unless 143/110, SMTP
                              starttls unless 465 */
@@ -70,8 +72,8 @@ struct server_addr {
 struct provider_conf {
     char *name; /* from [provider NAME] */
     enum mg_provider_type type;
-    char *tenant;
-    char *client_id;
+    char *tenant;    /* type = microsoft only (required there) */
+    char *client_id; /* NULL only for flow = service_account */
     /* The client secret. Only loaded with CONFIG_LOAD_SECRETS (the broker); workers load the
      * config with CONFIG_SKIP_SECRETS and never see it (NULL). Read from client_secret_file
      * when that is set. */
@@ -88,14 +90,16 @@ struct provider_conf {
     EVP_PKEY *client_key;
     enum mg_flow flow;
     enum mg_sasl sasl;
-    char *device_authorization_endpoint; /* delegated; "{tenant}" already replaced */
+    /* RFC 8628 device authorization, for flow = delegated; "{tenant}" already replaced.
+     * Defaults for microsoft and google; NULL for a generic provider that does not set it. */
+    char *device_authorization_endpoint;
     /* Google service account (flow = service_account): Google's JSON key file. The e-mail and
      * key id are loaded in both modes, the private key only with CONFIG_LOAD_SECRETS. */
     char *service_account_file;
-    char *sa_client_email;
-    char *sa_key_id;
-    EVP_PKEY *sa_key;
-    char *token_endpoint; /* "{tenant}" already replaced */
+    char *sa_client_email; /* client_email, both modes */
+    char *sa_key_id;       /* private_key_id, both modes */
+    EVP_PKEY *sa_key;      /* RSA >= 2048, only with CONFIG_LOAD_SECRETS, else NULL */
+    char *token_endpoint;  /* "{tenant}" already replaced */
     char *scope;
     struct server_addr imap, pop3, smtp;
     char *ca_file; /* NULL: system trust store. Used for upstream servers and token endpoint. */
@@ -118,15 +122,23 @@ enum config_secrets { CONFIG_LOAD_SECRETS, CONFIG_SKIP_SECRETS };
  * "PATH:LINE: message" (LINE 0 when the problem is not tied to a line, e.g. a missing
  * required section) and returns NULL. Checks: unknown sections and keys, bad values, duplicate
  * names, files that must exist (tls certificate/key, client_secret_file, client_certificate and
- * client_private_key, ca_file), at least one
- * listener and one provider, listener addresses that parse. */
+ * client_private_key, service_account_file, ca_file), at least one listener and one provider,
+ * listener addresses that parse, each provider's keys for its type and flow (config_provider.c).
+ */
 struct config *config_load(const char *path, enum config_secrets secrets, FILE *errors);
 void config_free(struct config **cfg); /* wipes client secrets, frees client keys */
 
 const struct provider_conf *config_provider(const struct config *cfg, const char *name);
 const struct listener_conf *config_listener(const struct config *cfg, const char *name);
-/* The upstream server of a provider for a protocol. */
+/* The upstream server of a provider for a protocol; NULL when the provider has none for that
+ * protocol (a type = generic provider without pop3_server or smtp_server): such logins must be
+ * refused, and a session never connects anywhere for them. */
 const struct server_addr *provider_server(const struct provider_conf *p, enum mg_proto proto);
+
+/* Names as written in the file. */
+const char *mg_flow_name(enum mg_flow f);                   /* "client_credentials", ... */
+const char *mg_provider_type_name(enum mg_provider_type t); /* "microsoft", "google", "generic" */
+const char *mg_sasl_name(enum mg_sasl m);                   /* "XOAUTH2", "OAUTHBEARER" */
 
 /* "host:port", "[v6]:port" -> sockaddr. Returns 0 or -1. Numeric hosts only ("*" = 0.0.0.0). */
 int config_parse_listen_address(const char *s, struct sockaddr_storage *ss, socklen_t *len);

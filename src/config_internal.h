@@ -1,5 +1,6 @@
 /* What config.c (the file reader: lines, sections, keys, checks across sections) shares with
- * config_values.c (one key's value: its syntax, files it names, addresses, the TLS key pair).
+ * config_values.c (one key's value: its syntax, files it names, addresses, the TLS key pair)
+ * and config_provider.c (a [provider] section's rules and defaults, per type and flow).
  * Only config*.c include this; the public interface is config.h. */
 #ifndef MG_CONFIG_INTERNAL_H
 #define MG_CONFIG_INTERNAL_H
@@ -9,11 +10,22 @@
 
 #include "config.h"
 
-struct parser; /* config.c's reader state; value checks only report through conf_error() */
+struct parser;  /* config.c's reader state; value checks only report through conf_error() */
+struct section; /* config.c: one [section] as read, with the line of each key */
 
 /* Records a problem at `line` (0: not tied to a line); all are printed, sorted, at the end. */
 void conf_error(struct parser *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A problem was recorded at that line (e.g. a bad value: rules depending on it are skipped). */
+bool conf_error_at(const struct parser *p, int line);
+enum config_secrets conf_secrets(const struct parser *p);
+
+/* Line where the key was set in the section, 0 when it was not. */
+int conf_key_line(const struct section *s, const char *name);
+int conf_section_line(const struct section *s);
+const char *conf_section_title(const struct section *s); /* "provider NAME" */
+/* Any byte below 0x20, or DEL. */
+bool conf_has_control_char(const char *s);
 
 enum value_kind {
     V_STRING,      /* char * */
@@ -33,6 +45,7 @@ enum value_kind {
     V_SECRET_FILE, /* client_secret_file: must be readable and non-empty */
     V_JWT_ALG,     /* enum jwt_alg: RS256 or PS256 */
     V_FLOW,        /* enum mg_flow */
+    V_SASL,        /* enum mg_sasl */
 };
 
 struct key_def {
@@ -59,5 +72,14 @@ void config_check_tls_pair(struct parser *p, const struct tls_conf *tls, int sec
  * key (kept in pr->client_key); checks both are RSA, at least 2048 bits, and that they match. */
 void config_load_client_certificate(struct parser *p, struct provider_conf *pr, int cert_line,
                                     int key_line, bool load_key);
+
+/* The PEM private key in pem[0..len) (wiped by the caller): RSA of at least 2048 bits, or NULL
+ * after reporting "<what> ..." at line. */
+EVP_PKEY *config_parse_rsa_key(struct parser *p, int line, const char *what, const char *pem,
+                               size_t len);
+
+/* Once the whole file is read: a [provider] section's rules and defaults (config_provider.c). */
+void config_finish_provider(struct parser *p, const struct section *s, struct provider_conf *pr);
+void config_free_provider(struct provider_conf *pr);
 
 #endif

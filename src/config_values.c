@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -147,6 +148,64 @@ static void parse_secret_file(struct parser *p, int line, const char *value, cha
         set_string(field, value);
 }
 
+/* ---- words: type =, flow =, sasl = ---- */
+
+static const char *const provider_type_names[] = {
+    [MG_PROVIDER_MICROSOFT] = "microsoft",
+    [MG_PROVIDER_GOOGLE] = "google",
+    [MG_PROVIDER_GENERIC] = "generic",
+};
+static const char *const flow_names[] = {
+    [MG_FLOW_CLIENT_CREDENTIALS] = "client_credentials",
+    [MG_FLOW_DELEGATED] = "delegated",
+    [MG_FLOW_PASSWORD] = "password",
+    [MG_FLOW_SERVICE_ACCOUNT] = "service_account",
+};
+static const char *const sasl_words[] = {
+    [MG_SASL_XOAUTH2] = "xoauth2", [MG_SASL_OAUTHBEARER] = "oauthbearer"};
+static const char *const sasl_mechanisms[] = {
+    [MG_SASL_XOAUTH2] = "XOAUTH2", [MG_SASL_OAUTHBEARER] = "OAUTHBEARER"};
+
+#define NAME_OF(table, i) ((size_t)(i) < MG_ARRAY_LEN(table) ? (table)[i] : "?")
+
+const char *mg_provider_type_name(enum mg_provider_type t)
+{
+    return NAME_OF(provider_type_names, t);
+}
+
+const char *mg_flow_name(enum mg_flow f)
+{
+    return NAME_OF(flow_names, f);
+}
+
+const char *mg_sasl_name(enum mg_sasl m)
+{
+    return NAME_OF(sasl_mechanisms, m);
+}
+
+/* Stores the index of `value` in words[] (an enum) or reports the words allowed. */
+static void parse_word(struct parser *p, int line, const char *key, const char *value,
+                       const char *const words[], size_t n, int *field)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(value, words[i]) == 0) {
+            *field = (int)i;
+            return;
+        }
+    }
+    char allowed[128] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
+                 i == 0       ? ""
+                 : i + 1 == n ? " or "
+                              : ", ",
+                 words[i]);
+    conf_error(p, line, "%s: unknown value '%s' (use %s)", key, value, allowed);
+}
+
+#define PARSE_WORD(p, line, key, value, table, field)                                              \
+    parse_word(p, line, key, value, table, MG_ARRAY_LEN(table), (int *)(field))
+
 static void parse_ident(struct parser *p, int line, const char *key, const char *value,
                         char **field)
 {
@@ -155,21 +214,6 @@ static void parse_ident(struct parser *p, int line, const char *key, const char 
         conf_error(p, line, "%s: only letters, digits, '.', '-' and '_' are allowed", key);
     else
         set_string(field, value);
-}
-
-static void parse_flow(struct parser *p, int line, const char *value, void *field)
-{
-    static const char *const names[] = {[MG_FLOW_CLIENT_CREDENTIALS] = "client_credentials",
-                                        [MG_FLOW_DELEGATED] = "delegated",
-                                        [MG_FLOW_PASSWORD] = "password",
-                                        [MG_FLOW_SERVICE_ACCOUNT] = "service_account"};
-    for (size_t i = 0; i < MG_ARRAY_LEN(names); i++) {
-        if (strcmp(value, names[i]) == 0) {
-            *(enum mg_flow *)field = (enum mg_flow)i;
-            return;
-        }
-    }
-    conf_error(p, line, "flow: unknown flow '%s' (client_credentials, delegated, password)", value);
 }
 
 void config_set_value(struct parser *p, int line, const struct key_def *key, void *base,
@@ -218,10 +262,13 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
         parse_server(p, line, key->name, value, field);
         break;
     case V_PROVIDER:
-        if (strcmp(value, "microsoft") != 0)
-            conf_error(p, line, "type: unknown provider type '%s' (use microsoft)", value);
-        else
-            *(enum mg_provider_type *)field = MG_PROVIDER_MICROSOFT;
+        PARSE_WORD(p, line, key->name, value, provider_type_names, field);
+        break;
+    case V_FLOW:
+        PARSE_WORD(p, line, key->name, value, flow_names, field);
+        break;
+    case V_SASL:
+        PARSE_WORD(p, line, key->name, value, sasl_words, field);
         break;
     case V_SECRET:
         if (secrets == CONFIG_LOAD_SECRETS)
@@ -237,9 +284,6 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
             *(enum jwt_alg *)field = JWT_PS256;
         else
             conf_error(p, line, "%s: expected RS256 or PS256, not '%s'", key->name, value);
-        break;
-    case V_FLOW:
-        parse_flow(p, line, value, field);
         break;
     }
 }
@@ -318,6 +362,26 @@ static X509 *read_client_certificate(struct parser *p, int line, const char *pat
     return x;
 }
 
+EVP_PKEY *config_parse_rsa_key(struct parser *p, int line, const char *what, const char *pem,
+                               size_t len)
+{
+    BIO *bio = len <= INT_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+    BIO_free(bio);
+    if (!key) {
+        conf_error(p, line, "cannot load %s (PEM, not encrypted): %s", what, openssl_reason());
+        ERR_clear_error();
+        return NULL;
+    }
+    const char *problem = rsa_key_problem(key);
+    if (problem) {
+        conf_error(p, line, "%s %s", what, problem);
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+}
+
 /* Read through our own buffer (wiped), not stdio's, so no copy of the key lingers. */
 static EVP_PKEY *read_client_key(struct parser *p, int line, const char *path)
 {
@@ -327,23 +391,11 @@ static EVP_PKEY *read_client_key(struct parser *p, int line, const char *path)
         conf_error(p, line, "cannot read %s: %s", path, strerror(errno));
         return NULL;
     }
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
-    BIO_free(bio);
+    char *what = mg_printf("the private key %s", path);
+    EVP_PKEY *key = config_parse_rsa_key(p, line, what, pem, len);
+    free(what);
     mg_wipe(pem, len);
     free(pem);
-    if (!key) {
-        conf_error(p, line, "cannot load the private key %s (PEM, not encrypted): %s", path,
-                   openssl_reason());
-        ERR_clear_error();
-        return NULL;
-    }
-    const char *problem = rsa_key_problem(key);
-    if (problem) {
-        conf_error(p, line, "the private key %s %s", path, problem);
-        EVP_PKEY_free(key);
-        return NULL;
-    }
     return key;
 }
 

@@ -1,4 +1,4 @@
-/* IMAP before login, private to imap_front.c (client side) and imap_upstream.c (the XOAUTH2
+/* IMAP before login, private to imap_front.c (client side) and imap_upstream.c (the SASL
  * login at the server). Both share one struct imap_state per session: the session core frees
  * it at the switch to relay. */
 #ifndef MG_IMAP_H
@@ -27,7 +27,7 @@ enum imap_upstream_state {
     IMAP_UP_STARTTLS,       /* "A0 STARTTLS" sent */
     IMAP_UP_TLS_HANDSHAKE,  /* upgrade in progress */
     IMAP_UP_CAPABILITY,     /* "A0 CAPABILITY" sent */
-    IMAP_UP_AUTH,           /* "A1 AUTHENTICATE XOAUTH2" sent */
+    IMAP_UP_AUTH,           /* "A1 AUTHENTICATE <mechanism>" sent */
     IMAP_UP_POST_CAPABILITY /* "A2 CAPABILITY" sent after A1 OK */
 };
 
@@ -39,8 +39,8 @@ struct imap_state {
 
     enum imap_upstream_state up;
     struct server_lines lines;
-    char *caps;                   /* the server's latest capability list */
-    struct login_xoauth2 xoauth2; /* waits for "+" when the server has no SASL-IR */
+    char *caps;                      /* the server's latest capability list */
+    struct login_sasl upstream_sasl; /* waits for "+" when the server has no SASL-IR */
 };
 
 extern const struct proto_ops imap_proto_ops;

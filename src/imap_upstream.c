@@ -1,11 +1,12 @@
-/* The IMAP login at the upstream server with SASL XOAUTH2:
+/* The IMAP login at the upstream server with SASL XOAUTH2 or OAUTHBEARER (MECH below):
  *
  *   greeting (* OK [CAPABILITY ...])  [A0 STARTTLS when the server wants it]  [A0 CAPABILITY]
- *   A1 AUTHENTICATE XOAUTH2 <b64>      (or without SASL-IR: wait for "+", then the b64 line)
- *   error challenge "+ <b64 json>"  -> empty line -> A1 NO      (Dovecot; Exchange says NO at once)
+ *   A1 AUTHENTICATE MECH <b64>         (or without SASL-IR: wait for "+", then the b64 line)
+ *   error challenge "+ <b64 json>"  -> empty line or AQ== -> A1 NO   (Exchange says NO at once)
  *   A1 OK [CAPABILITY ...]  or untagged * CAPABILITY before it (Gmail)  or  A2 CAPABILITY
  *
  * Server lines are parsed with imap_reply (pure, fuzzed) and bounded in length and number. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,34 +25,35 @@ static void remember_caps(struct imap_state *st, const struct imap_reply *r)
 
 void imap_upstream_reset(struct imap_state *st)
 {
-    login_xoauth2_reset(&st->xoauth2);
+    login_sasl_reset(&st->upstream_sasl);
     free(st->caps);
     st->caps = NULL;
     server_lines_stop(&st->lines);
     st->up = IMAP_UP_IDLE;
 }
 
-/* Sends AUTHENTICATE XOAUTH2 with the response (SASL-IR), or without it; then the response
- * waits for the server's "+". */
+/* Sends AUTHENTICATE with the response (SASL-IR), or without it; then the response waits for
+ * the server's "+". */
 static void send_authenticate(struct session *s, struct imap_state *st)
 {
-    if (!st->caps || !imap_caps_has(st->caps, strlen(st->caps), "AUTH=XOAUTH2")) {
-        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR,
-                                 "the server does not offer AUTH=XOAUTH2");
+    char cap[32];
+    snprintf(cap, sizeof cap, "AUTH=%s", session_sasl_mechanism(s));
+    if (!st->caps || !imap_caps_has(st->caps, strlen(st->caps), cap)) {
+        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "the server does not offer %s", cap);
         return;
     }
     int sasl_ir = imap_caps_has(st->caps, strlen(st->caps), "SASL-IR");
-    if (login_xoauth2_build(s, &st->xoauth2) != 0)
+    if (login_sasl_build(s, &st->upstream_sasl) != 0)
         return;
     free(st->caps); /* what the server says after login counts from here */
     st->caps = NULL;
     st->up = IMAP_UP_AUTH;
     if (sasl_ir) {
-        upstream_send(s->upstream, "A1 AUTHENTICATE XOAUTH2 ");
-        login_xoauth2_send(s, &st->xoauth2);
+        login_sasl_say(s, "A1 AUTHENTICATE ", " ");
+        login_sasl_send(s, &st->upstream_sasl);
         return;
     }
-    upstream_send(s->upstream, "A1 AUTHENTICATE XOAUTH2\r\n");
+    login_sasl_say(s, "A1 AUTHENTICATE ", "\r\n");
 }
 
 /* After the greeting or STARTTLS: capabilities are needed before authenticating. */
@@ -143,15 +145,15 @@ static void auth_refused(struct session *s, struct imap_state *st, const struct 
         session_upstream_failedf(s, UPSTREAM_AUTH_REJECTED, "AUTHENTICATE: NO %s%s%s%.*s%s",
                                  r->code[0] ? "[" : "", r->code, r->code[0] ? "] " : "",
                                  login_text_len(r->text_len), r->text,
-                                 login_xoauth2_note(&st->xoauth2));
+                                 login_sasl_note(&st->upstream_sasl));
 }
 
 static void on_continuation(struct session *s, struct imap_state *st, const struct imap_reply *r)
 {
-    if (login_xoauth2_pending(&st->xoauth2))
-        login_xoauth2_send(s, &st->xoauth2);
+    if (login_sasl_pending(&st->upstream_sasl))
+        login_sasl_send(s, &st->upstream_sasl);
     else /* an error challenge: the NO follows */
-        login_xoauth2_challenge(s, &st->xoauth2, r->text, r->text_len);
+        login_sasl_challenge(s, &st->upstream_sasl, r->text, r->text_len);
 }
 
 static void on_auth_reply(struct session *s, struct imap_state *st, const struct imap_reply *r)

@@ -1,4 +1,4 @@
-/* The shared parts of the upstream XOAUTH2 login (see login_dialog.h). */
+/* The shared parts of the upstream SASL login (see login_dialog.h). */
 #include "login_dialog.h"
 
 #include <stdio.h>
@@ -48,19 +48,27 @@ int session_upstream_line(struct session *s, struct server_lines *l, size_t *len
     return r;
 }
 
-/* ---- XOAUTH2 ---- */
+/* ---- the SASL exchange ---- */
 
-int login_xoauth2_build(struct session *s, struct login_xoauth2 *x)
+void login_sasl_say(struct session *s, const char *before, const char *after)
 {
-    login_xoauth2_reset(x);
-    size_t size = session_xoauth2_size(s) + 2; /* and CRLF */
+    upstream_send(s->upstream, before);
+    upstream_send(s->upstream, session_sasl_mechanism(s));
+    upstream_send(s->upstream, after);
+}
+
+int login_sasl_build(struct session *s, struct login_sasl *x)
+{
+    login_sasl_reset(x);
+    size_t size = session_sasl_response_size(s) + 2; /* and CRLF */
     char *b64 = mg_malloc(size);
-    long n = session_xoauth2(s, b64, size - 2);
+    long n = session_sasl_response(s, b64, size - 2);
     if (n < 0) {
         mg_wipe(b64, size);
         free(b64);
-        session_upstream_failed(s, UPSTREAM_PROTOCOL_ERROR,
-                                "cannot build XOAUTH2 (bad mailbox or token)");
+        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR,
+                                 "cannot build %s (bad mailbox or token)",
+                                 session_sasl_mechanism(s));
         return -1;
     }
     x->b64 = b64;
@@ -69,12 +77,12 @@ int login_xoauth2_build(struct session *s, struct login_xoauth2 *x)
     return 0;
 }
 
-int login_xoauth2_pending(const struct login_xoauth2 *x)
+int login_sasl_pending(const struct login_sasl *x)
 {
     return x->b64 != NULL;
 }
 
-static void forget_response(struct login_xoauth2 *x)
+static void forget_response(struct login_sasl *x)
 {
     if (x->b64) {
         mg_wipe(x->b64, x->size);
@@ -85,7 +93,7 @@ static void forget_response(struct login_xoauth2 *x)
 }
 
 /* Bytes handed to the connection cannot be wiped; our copy is, at once. */
-void login_xoauth2_send(struct session *s, struct login_xoauth2 *x)
+void login_sasl_send(struct session *s, struct login_sasl *x)
 {
     if (!x->b64)
         return;
@@ -94,24 +102,23 @@ void login_xoauth2_send(struct session *s, struct login_xoauth2 *x)
     forget_response(x);
 }
 
-void login_xoauth2_challenge(struct session *s, struct login_xoauth2 *x, const char *b64,
-                             size_t len)
+void login_sasl_challenge(struct session *s, struct login_sasl *x, const char *b64, size_t len)
 {
     char text[LOGIN_CHALLENGE_MAX];
-    sasl_xoauth2_describe_error(b64, len, text, sizeof text);
+    sasl_describe_error(b64, len, text, sizeof text);
     if (text[0])
         snprintf(x->note, sizeof x->note, " challenge: %s", text);
     else
         x->note[0] = '\0';
-    upstream_send(s->upstream, "\r\n");
+    upstream_send(s->upstream, s->sasl == MG_SASL_OAUTHBEARER ? "AQ==\r\n" : "\r\n");
 }
 
-const char *login_xoauth2_note(const struct login_xoauth2 *x)
+const char *login_sasl_note(const struct login_sasl *x)
 {
     return x->note;
 }
 
-void login_xoauth2_reset(struct login_xoauth2 *x)
+void login_sasl_reset(struct login_sasl *x)
 {
     forget_response(x);
     x->note[0] = '\0';

@@ -1,4 +1,4 @@
-/* POP3 before login, private to pop3_front.c (client side) and pop3_upstream.c (the XOAUTH2
+/* POP3 before login, private to pop3_front.c (client side) and pop3_upstream.c (the SASL
  * login at the server). Both share one struct pop3_state per session: the session core frees
  * it at the switch to relay. */
 #ifndef MG_POP3_H
@@ -26,7 +26,7 @@ enum pop3_upstream_state {
     POP3_UP_GREETING,
     POP3_UP_STLS,          /* "STLS" sent (plain connection to a port-110 style server) */
     POP3_UP_TLS_HANDSHAKE, /* upgrade in progress */
-    POP3_UP_AUTH,          /* "AUTH XOAUTH2" sent, waiting for "+ " */
+    POP3_UP_AUTH,          /* "AUTH <mechanism>" sent, waiting for "+ " */
     POP3_UP_RESPONSE,      /* our base64 line sent */
     POP3_UP_CHALLENGE      /* error challenge answered with an empty line, waiting for -ERR */
 };
@@ -38,7 +38,7 @@ struct pop3_state {
 
     enum pop3_upstream_state up;
     struct server_lines lines;
-    struct login_xoauth2 xoauth2; /* waits for "+ " */
+    struct login_sasl upstream_sasl; /* waits for "+ " */
 };
 
 extern const struct proto_ops pop3_proto_ops;

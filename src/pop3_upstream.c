@@ -1,10 +1,10 @@
-/* The POP3 login at the upstream server with SASL XOAUTH2 (RFC 5034, the form Microsoft
- * documents for Exchange Online):
+/* The POP3 login at the upstream server with SASL XOAUTH2 or OAUTHBEARER (MECH below; RFC
+ * 5034, the form Microsoft documents for Exchange Online):
  *
  *   greeting "+OK ..."            [STLS -> +OK -> TLS handshake, when the server is plain]
- *   AUTH XOAUTH2  ->  "+ "  ->  base64 line  ->  "+OK"                       (success)
- *                                            ->  "-ERR ..."                  (Exchange)
- *                                            ->  "+ <b64 json>" -> "" -> "-ERR ..."  (Dovecot)
+ *   AUTH MECH  ->  "+ "  ->  base64 line  ->  "+OK"                       (success)
+ *                                         ->  "-ERR ..."                  (Exchange)
+ *                                         ->  "+ <b64 json>" -> "" or AQ== -> "-ERR ..." (Dovecot)
  *
  * The two-step form is used always: every server takes it, and a long token never meets a
  * command-line limit. Server lines are parsed with pop3_reply_parse (pure, fuzzed) and bounded
@@ -15,19 +15,19 @@
 
 void pop3_upstream_reset(struct pop3_state *st)
 {
-    login_xoauth2_reset(&st->xoauth2);
+    login_sasl_reset(&st->upstream_sasl);
     server_lines_stop(&st->lines);
     st->up = POP3_UP_IDLE;
 }
 
-/* Builds the XOAUTH2 response now (the session's token is wiped by session_xoauth2()) and
- * sends "AUTH XOAUTH2"; the response goes out after the server's "+ ". */
+/* Builds the response now (the session's token is wiped by session_sasl_response()) and sends
+ * "AUTH MECH"; the response goes out after the server's "+ ". */
 static void send_auth(struct session *s, struct pop3_state *st)
 {
-    if (login_xoauth2_build(s, &st->xoauth2) != 0)
+    if (login_sasl_build(s, &st->upstream_sasl) != 0)
         return;
     st->up = POP3_UP_AUTH;
-    upstream_send(s->upstream, "AUTH XOAUTH2\r\n");
+    login_sasl_say(s, "AUTH ", "\r\n");
 }
 
 static void on_greeting(struct session *s, struct pop3_state *st, const struct pop3_reply *r)
@@ -71,25 +71,25 @@ static void auth_refused(struct session *s, struct pop3_state *st, const struct 
         session_upstream_failedf(s, UPSTREAM_TEMP_FAILURE, "AUTH: -ERR %s%s%s%.*s", open, r->code,
                                  close, login_text_len(r->text_len), r->text);
     else if (st->up == POP3_UP_AUTH && !pop3_reply_code_is(r, "AUTH"))
-        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR,
-                                 "AUTH XOAUTH2 refused: -ERR %s%s%s%.*s", open, r->code, close,
+        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "AUTH %s refused: -ERR %s%s%s%.*s",
+                                 session_sasl_mechanism(s), open, r->code, close,
                                  login_text_len(r->text_len), r->text);
     else
         session_upstream_failedf(s, UPSTREAM_AUTH_REJECTED, "AUTH: -ERR %s%s%s%.*s%s", open,
                                  r->code, close, login_text_len(r->text_len), r->text,
-                                 login_xoauth2_note(&st->xoauth2));
+                                 login_sasl_note(&st->upstream_sasl));
 }
 
 static void on_continuation(struct session *s, struct pop3_state *st, const struct pop3_reply *r)
 {
-    if (st->up == POP3_UP_AUTH && login_xoauth2_pending(&st->xoauth2)) {
-        login_xoauth2_send(s, &st->xoauth2);
+    if (st->up == POP3_UP_AUTH && login_sasl_pending(&st->upstream_sasl)) {
+        login_sasl_send(s, &st->upstream_sasl);
         st->up = POP3_UP_RESPONSE;
         return;
     }
     if (st->up == POP3_UP_RESPONSE) { /* an error challenge: the -ERR follows */
         st->up = POP3_UP_CHALLENGE;
-        login_xoauth2_challenge(s, &st->xoauth2, r->text, r->text_len);
+        login_sasl_challenge(s, &st->upstream_sasl, r->text, r->text_len);
         return;
     }
     session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "unexpected continuation during AUTH");
@@ -108,7 +108,7 @@ static void on_auth_reply(struct session *s, struct pop3_state *st, const struct
         if (st->up == POP3_UP_RESPONSE)
             pop3_front_logged_in(s); /* st is gone after this */
         else
-            session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "+OK before the XOAUTH2 response");
+            session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "+OK before the SASL response");
         return;
     }
 }

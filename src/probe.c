@@ -307,7 +307,7 @@ static enum probe_outcome authenticate(struct conn *c, const struct probe_login 
     if (k == REPLY_CONT) {
         const char *b64 = line + (line[0] == '+' ? 1 : 3);
         b64 += strspn(b64, " ");
-        sasl_xoauth2_describe_error(b64, strlen(b64), c->out->challenge, sizeof c->out->challenge);
+        sasl_describe_error(b64, strlen(b64), c->out->challenge, sizeof c->out->challenge);
         if (send_line(c, l->challenge_reply) != 0)
             return fail(c, PROBE_REFUSED, "the server sent an error challenge and closed");
         k = read_reply(c, g, 0, line, size);

@@ -1,5 +1,6 @@
-/* SASL helpers: strict base64 (RFC 4648), PLAIN from clients (RFC 4616) and XOAUTH2 towards
- * the upstream. Everything that held a password or a token is wiped before returning. */
+/* SASL helpers: strict base64 (RFC 4648), PLAIN from clients (RFC 4616), XOAUTH2 and
+ * OAUTHBEARER (RFC 7628) towards the upstream. Everything that held a password or a token is
+ * wiped before returning. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,9 +157,10 @@ void sasl_plain_wipe(struct sasl_plain *p)
     mg_wipe(p, sizeof *p);
 }
 
-/* ---- XOAUTH2 ---- */
+/* ---- XOAUTH2 and OAUTHBEARER ---- */
 
-static int xoauth2_safe(const char *s, size_t len)
+/* Non-empty, and nothing that would end a field or the line. */
+static int bearer_safe(const char *s, size_t len)
 {
     if (len == 0)
         return 0;
@@ -169,33 +171,108 @@ static int xoauth2_safe(const char *s, size_t len)
     return 1;
 }
 
+struct piece {
+    const char *s;
+    size_t len;
+};
+
+#define LITERAL(text)                                                                              \
+    {                                                                                              \
+        text, sizeof text - 1                                                                      \
+    }
+
+static size_t b64_size(size_t raw_len)
+{
+    return 4 * ((raw_len + 2) / 3) + 1;
+}
+
+/* base64 of the pieces one after the other; the joined text (it holds the token) is wiped. */
+static long encode_pieces(const struct piece *pieces, size_t n, char *out, size_t outlen)
+{
+    size_t raw_len = 0;
+    for (size_t i = 0; i < n; i++)
+        raw_len += pieces[i].len;
+    char *raw = mg_malloc(raw_len), *w = raw;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(w, pieces[i].s, pieces[i].len);
+        w += pieces[i].len;
+    }
+    long r = b64_encode(raw, raw_len, out, outlen);
+    mg_wipe(raw, raw_len);
+    free(raw);
+    return r;
+}
+
 long sasl_xoauth2_encode(const char *user, const char *token, size_t token_len, char *out,
                          size_t outlen)
 {
-    static const char PREFIX[] = "user=",
-                      MIDDLE[] = "\x01"
-                                 "auth=Bearer ",
-                      SUFFIX[] = "\x01\x01";
     size_t user_len = strlen(user);
-    if (!xoauth2_safe(user, user_len) || !xoauth2_safe(token, token_len))
+    if (!bearer_safe(user, user_len) || !bearer_safe(token, token_len))
         return -1;
-    size_t raw_len =
-        (sizeof PREFIX - 1) + user_len + (sizeof MIDDLE - 1) + token_len + (sizeof SUFFIX - 1);
-    char *raw = mg_malloc(raw_len);
-    size_t o = 0;
-    memcpy(raw + o, PREFIX, sizeof PREFIX - 1);
-    o += sizeof PREFIX - 1;
-    memcpy(raw + o, user, user_len);
-    o += user_len;
-    memcpy(raw + o, MIDDLE, sizeof MIDDLE - 1);
-    o += sizeof MIDDLE - 1;
-    memcpy(raw + o, token, token_len);
-    o += token_len;
-    memcpy(raw + o, SUFFIX, sizeof SUFFIX - 1);
-    long n = b64_encode(raw, raw_len, out, outlen);
-    mg_wipe(raw, raw_len);
-    free(raw);
-    return n;
+    const struct piece pieces[] = {
+        LITERAL("user="),
+        {user, user_len},
+        LITERAL("\x01"
+                "auth=Bearer "),
+        {token, token_len},
+        LITERAL("\x01\x01"),
+    };
+    return encode_pieces(pieces, MG_ARRAY_LEN(pieces), out, outlen);
+}
+
+size_t sasl_xoauth2_size(const char *user, size_t token_len)
+{
+    return b64_size(strlen("user=\x01"
+                           "auth=Bearer \x01\x01") +
+                    strlen(user) + token_len);
+}
+
+/* The gs2 authzid "a=" value: ',' and '=' escaped (RFC 5801 section 4). */
+static char *gs2_escape(const char *s)
+{
+    char *out = mg_malloc(3 * strlen(s) + 1), *w = out;
+    for (; *s; s++) {
+        if (*s == ',' || *s == '=') {
+            memcpy(w, *s == ',' ? "=2C" : "=3D", 3);
+            w += 3;
+        } else {
+            *w++ = *s;
+        }
+    }
+    *w = '\0';
+    return out;
+}
+
+long sasl_oauthbearer_encode(const char *mailbox, const char *host, unsigned port,
+                             const char *token, size_t token_len, char *out, size_t outlen)
+{
+    if (!bearer_safe(mailbox, strlen(mailbox)) || !bearer_safe(host, strlen(host)) ||
+        !bearer_safe(token, token_len) || port == 0 || port > 65535)
+        return -1;
+    char *authzid = gs2_escape(mailbox), port_text[8];
+    snprintf(port_text, sizeof port_text, "%u", port);
+    const struct piece pieces[] = {
+        LITERAL("n,a="),
+        {authzid, strlen(authzid)},
+        LITERAL(",\x01host="),
+        {host, strlen(host)},
+        LITERAL("\x01port="),
+        {port_text, strlen(port_text)},
+        LITERAL("\x01"
+                "auth=Bearer "),
+        {token, token_len},
+        LITERAL("\x01\x01"),
+    };
+    long r = encode_pieces(pieces, MG_ARRAY_LEN(pieces), out, outlen);
+    free(authzid);
+    return r;
+}
+
+size_t sasl_oauthbearer_size(const char *mailbox, const char *host, size_t token_len)
+{
+    return b64_size(strlen("n,a=,\x01host=\x01port=65535\x01"
+                           "auth=Bearer \x01\x01") +
+                    3 * strlen(mailbox) + strlen(host) + token_len);
 }
 
 /* Copies text for a log line: printable ASCII kept, everything else becomes '?'. */
@@ -209,7 +286,7 @@ static void copy_printable(char *out, size_t outlen, const char *s, size_t len)
     out[n] = '\0';
 }
 
-void sasl_xoauth2_describe_error(const char *b64, size_t len, char *out, size_t outlen)
+void sasl_describe_error(const char *b64, size_t len, char *out, size_t outlen)
 {
     if (outlen == 0)
         return;

@@ -1,4 +1,5 @@
-/* SASL pieces the gateway needs: base64, PLAIN (RFC 4616) from clients, XOAUTH2 to upstreams. */
+/* SASL pieces the gateway needs: base64, PLAIN (RFC 4616) and LOGIN from clients, XOAUTH2 and
+ * OAUTHBEARER (RFC 7628) to upstreams. */
 #ifndef MG_SASL_H
 #define MG_SASL_H
 
@@ -37,10 +38,21 @@ long sasl_login_decode_b64(const char *b64, size_t len, char *out, size_t outlen
  * encoded length. The unencoded intermediate is wiped. */
 long sasl_xoauth2_encode(const char *user, const char *token, size_t token_len, char *out,
                          size_t outlen);
+/* The buffer sasl_xoauth2_encode() needs (with the NUL). */
+size_t sasl_xoauth2_size(const char *user, size_t token_len);
 
-/* Decodes a server's XOAUTH2 error challenge (base64 JSON such as
+/* Builds the OAUTHBEARER initial response (RFC 7628 3.1), base64 of
+ * "n,a=" mailbox ",\x01host=" host "\x01port=" port "\x01auth=Bearer " token "\x01\x01",
+ * with ',' and '=' in the mailbox escaped as "=2C" and "=3D" (RFC 5801). Refuses what
+ * sasl_xoauth2_encode() refuses (in mailbox, host and token). */
+long sasl_oauthbearer_encode(const char *mailbox, const char *host, unsigned port,
+                             const char *token, size_t token_len, char *out, size_t outlen);
+/* The buffer sasl_oauthbearer_encode() needs (with the NUL), an upper bound. */
+size_t sasl_oauthbearer_size(const char *mailbox, const char *host, size_t token_len);
+
+/* Decodes a server's error challenge to XOAUTH2 or OAUTHBEARER (base64 JSON such as
  * {"status":"401","schemes":"bearer","scope":"..."}) into printable text for the log.
  * Always NUL-terminates out; on undecodable input writes a short note. */
-void sasl_xoauth2_describe_error(const char *b64, size_t len, char *out, size_t outlen);
+void sasl_describe_error(const char *b64, size_t len, char *out, size_t outlen);
 
 #endif

@@ -547,6 +547,13 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
         hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response", 0);
         return;
     }
+    const struct server_addr *server = provider_server(p, s->ops->protocol);
+    if (!server) { /* the broker refuses such logins; should one get here, fail cleanly */
+        s->state = SESSION_UPSTREAM;
+        session_upstream_failedf(s, UPSTREAM_CONNECT_FAILED, "provider has no %s_server",
+                                 mg_proto_name(s->ops->protocol));
+        return;
+    }
     SSL_CTX *ctx = tls_client_ctx(s->w->client_tls, p->ca_file);
     if (!ctx) {
         hold_failure(s, LOGIN_FAIL_INTERNAL, "no TLS context for the provider", 0);
@@ -556,11 +563,13 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
     memcpy(s->token, res->token, res->token_len);
     s->token[res->token_len] = '\0';
     s->token_len = res->token_len;
+    s->sasl = p->sasl;
+    s->server = server;
     struct upstream_params params = {
         .base = s->w->base,
         .dns = s->w->dns,
         .tls_ctx = ctx,
-        .server = provider_server(p, s->ops->protocol),
+        .server = server,
         .timeout_ms = upstream_timeout_ms(s),
     };
     s->state = SESSION_UPSTREAM;
@@ -591,22 +600,28 @@ void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
     hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown broker status", 0);
 }
 
-size_t session_xoauth2_size(const struct session *s)
+size_t session_sasl_response_size(const struct session *s)
 {
-    size_t raw = strlen("user=") + strlen(s->mailbox) +
-                 strlen("\x01"
-                        "auth=Bearer ") +
-                 s->token_len + 2;
-    return 4 * ((raw + 2) / 3) + 1;
+    if (s->sasl == MG_SASL_OAUTHBEARER)
+        return sasl_oauthbearer_size(s->mailbox, s->server->host, s->token_len);
+    return sasl_xoauth2_size(s->mailbox, s->token_len);
 }
 
-long session_xoauth2(struct session *s, char *out, size_t outlen)
+long session_sasl_response(struct session *s, char *out, size_t outlen)
 {
     if (!s->token)
         return -1;
-    long n = sasl_xoauth2_encode(s->mailbox, s->token, s->token_len, out, outlen);
+    long n = s->sasl == MG_SASL_OAUTHBEARER
+                 ? sasl_oauthbearer_encode(s->mailbox, s->server->host, s->server->port, s->token,
+                                           s->token_len, out, outlen)
+                 : sasl_xoauth2_encode(s->mailbox, s->token, s->token_len, out, outlen);
     wipe_token(s);
     return n;
+}
+
+const char *session_sasl_mechanism(const struct session *s)
+{
+    return mg_sasl_name(s->sasl);
 }
 
 void session_upstream_failedf(struct session *s, enum upstream_failure f, const char *fmt, ...)

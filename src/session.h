@@ -134,6 +134,10 @@ struct session {
     enum login_failure held_failure; /* delivered when the delay timer fires */
     char *token;                     /* secret: wiped as soon as it was used */
     size_t token_len;
+    /* Set when the upstream login starts: the provider's mechanism and the server (its host and
+     * port go into OAUTHBEARER). */
+    enum mg_sasl sasl;
+    const struct server_addr *server;
     uint32_t request_id;
     int request_pending;
     struct session *pending_next;
@@ -202,10 +206,13 @@ void session_login_refused(struct session *s, const char *user, const char *resu
                            const char *reason);
 
 /* ---- upstream side, for protocols ---- */
-/* Encodes the XOAUTH2 initial response (mailbox + token) into out and wipes the token.
- * Returns the length, or -1. session_xoauth2_size() gives the buffer size needed. */
-size_t session_xoauth2_size(const struct session *s);
-long session_xoauth2(struct session *s, char *out, size_t outlen);
+/* Encodes the initial response of the provider's mechanism (XOAUTH2 or OAUTHBEARER: mailbox,
+ * token, and for OAUTHBEARER the server) into out and wipes the token. Returns the length, or
+ * -1. session_sasl_response_size() gives the buffer size needed. */
+size_t session_sasl_response_size(const struct session *s);
+long session_sasl_response(struct session *s, char *out, size_t outlen);
+/* "XOAUTH2" or "OAUTHBEARER", as the protocols spell the mechanism. */
+const char *session_sasl_mechanism(const struct session *s);
 /* The login dialog failed; detail (remote text allowed) goes to the log only. */
 void session_upstream_failed(struct session *s, enum upstream_failure f, const char *detail);
 void session_upstream_failedf(struct session *s, enum upstream_failure f, const char *fmt, ...)

@@ -1,5 +1,5 @@
 /* SMTP submission before AUTH, private to smtp_front.c (client side), smtp_upstream.c (the
- * XOAUTH2 login at the server) and smtp_caps.c (what the upstream supports, learned by a probe
+ * SASL login at the server) and smtp_caps.c (what the upstream supports, learned by a probe
  * before any client logs in). One struct smtp_state per session; the session core frees it at
  * the switch to relay. */
 #ifndef MG_SMTP_H
@@ -90,9 +90,9 @@ enum smtp_greeted { SMTP_GREETED_NONE, SMTP_GREETED_HELO, SMTP_GREETED_EHLO };
 enum smtp_upstream_state {
     SMTP_UP_IDLE,
     SMTP_UP_HELLO,         /* greeting, EHLO, STARTTLS, EHLO */
-    SMTP_UP_AUTH,          /* "AUTH XOAUTH2" sent, waiting for "334 " */
+    SMTP_UP_AUTH,          /* "AUTH <mechanism>" sent, waiting for "334 " */
     SMTP_UP_AUTH_RESPONSE, /* our base64 line sent */
-    SMTP_UP_AUTH_CHALLENGE /* error challenge answered with an empty line */
+    SMTP_UP_AUTH_CHALLENGE /* error challenge answered (empty line, or AQ== for OAUTHBEARER) */
 };
 
 struct smtp_state {
@@ -106,7 +106,7 @@ struct smtp_state {
 
     enum smtp_upstream_state up;
     struct smtp_hello hello;
-    struct login_xoauth2 xoauth2;
+    struct login_sasl upstream_sasl;
 };
 
 extern const struct proto_ops smtp_proto_ops;

@@ -76,7 +76,7 @@ static void init(struct worker_ctx *w)
     g.entries = mg_calloc(w->cfg->n_providers ? w->cfg->n_providers : 1, sizeof *g.entries);
     for (size_t i = 0; i < w->cfg->n_providers; i++) {
         const struct provider_conf *p = &w->cfg->providers[i];
-        if (!entry_for(p))
+        if (provider_server(p, MG_PROTO_SMTP) && !entry_for(p)) /* none: no SMTP logins */
             g.entries[g.n++].p = p;
     }
 }
@@ -161,8 +161,9 @@ static void probe_ready(struct probe *pr)
             words[n++] = *c == '\n' ? ' ' : *c;
     }
     words[n] = '\0';
-    log_debug("smtp capabilities of %s:%u: %s%s", e->p->smtp.host, e->p->smtp.port, words,
-              e->caps.auth_xoauth2 ? "AUTH XOAUTH2" : "(no AUTH XOAUTH2)");
+    log_debug("smtp capabilities of %s:%u: %sAUTH%s%s", e->p->smtp.host, e->p->smtp.port, words,
+              e->caps.auth & SMTP_AUTH_XOAUTH2 ? " XOAUTH2" : "",
+              e->caps.auth & SMTP_AUTH_OAUTHBEARER ? " OAUTHBEARER" : "");
     pr->quitting = 1;
     upstream_write(pr->u, "QUIT\r\n", 6);
     notify_waiters();

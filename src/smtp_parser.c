@@ -257,16 +257,19 @@ static const struct {
     {"REQUIRETLS", SMTP_EXT_REQUIRETLS},
 };
 
-/* The mechanisms after "AUTH" (or "AUTH="): is XOAUTH2 among them? */
-static int offers_xoauth2(const char *s, size_t len)
+/* The mechanisms after "AUTH" (or "AUTH="): SMTP_AUTH_* of those the gateway can use. */
+static unsigned offered_mechanisms(const char *s, size_t len)
 {
+    unsigned mechs = 0;
     for (size_t i = skip_spaces(s, len, 0); i < len; i = skip_spaces(s, len, i)) {
         size_t e = word_end(s, len, i);
         if (word_is(s + i, e - i, "XOAUTH2"))
-            return 1;
+            mechs |= SMTP_AUTH_XOAUTH2;
+        else if (word_is(s + i, e - i, "OAUTHBEARER"))
+            mechs |= SMTP_AUTH_OAUTHBEARER;
         i = e;
     }
-    return 0;
+    return mechs;
 }
 
 /* One extension line "KEYWORD[ params]". */
@@ -282,7 +285,7 @@ static void ehlo_line(const char *s, size_t len, struct smtp_ehlo_caps *out)
         return;
     }
     if (word_is(s, k, "AUTH")) {
-        out->auth_xoauth2 |= offers_xoauth2(params, params_len);
+        out->auth |= offered_mechanisms(params, params_len);
         return;
     }
     if (k < len && s[k] == '=')
@@ -335,7 +338,7 @@ void smtp_ehlo_intersect(struct smtp_ehlo_caps *acc, const struct smtp_ehlo_caps
     if (!(acc->ext & SMTP_EXT_DELIVERBY))
         acc->deliverby = 0;
     acc->starttls = acc->starttls && other->starttls;
-    acc->auth_xoauth2 = acc->auth_xoauth2 && other->auth_xoauth2;
+    acc->auth &= other->auth;
 }
 
 long smtp_ehlo_format(const struct smtp_ehlo_caps *caps, char *out, size_t outlen)

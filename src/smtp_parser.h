@@ -104,12 +104,15 @@ enum smtp_ext {
     SMTP_EXT_REQUIRETLS = 1u << 9,
 };
 
+/* Upstream SASL mechanisms (struct smtp_ehlo_caps.auth). */
+enum { SMTP_AUTH_XOAUTH2 = 1u << 0, SMTP_AUTH_OAUTHBEARER = 1u << 1 };
+
 struct smtp_ehlo_caps {
     unsigned ext;       /* SMTP_EXT_* */
     uint64_t size;      /* SIZE n (0: no limit announced) */
     uint64_t deliverby; /* DELIVERBY n (0: none announced) */
     int starttls;       /* the server offers STARTTLS */
-    int auth_xoauth2;   /* AUTH ... XOAUTH2 */
+    unsigned auth;      /* SMTP_AUTH_*: the mechanisms after AUTH the gateway can use */
 };
 
 /* Reads an EHLO reply's text (lines joined by "\n"; the first is the server's name). Returns 0,

@@ -1,10 +1,10 @@
-/* The SMTP login at the upstream server with SASL XOAUTH2, in the two-step form every server
- * takes (Dovecot's submission-login refuses AUTH lines longer than ~1 KiB, and an Entra token
- * makes the one-line form ~2.5 KB):
+/* The SMTP login at the upstream server with SASL XOAUTH2 or OAUTHBEARER (MECH below), in the
+ * two-step form every server takes (Dovecot's submission-login refuses AUTH lines longer than
+ * ~1 KiB, and an Entra token makes the one-line form ~2.5 KB):
  *
- *   220 greeting -> EHLO -> [STARTTLS -> 220 -> TLS -> EHLO]      (smtp_hello, shared with the
- * probe) AUTH XOAUTH2 -> "334 " -> base64 line -> 235                  success: the client gets 235
- *   "334 <base64 json>" after our line = error challenge -> empty line -> 535
+ *   220 greeting -> EHLO -> [STARTTLS -> 220 -> TLS -> EHLO]  (smtp_hello, shared with the probe)
+ *   AUTH MECH -> "334 " -> base64 line -> 235                 success: the client gets 235
+ *   "334 <base64 json>" after our line = error challenge -> empty line or AQ== -> 535
  *
  * Server replies are parsed with smtp_parser (pure, fuzzed) and bounded in length and number. */
 #include <stdarg.h>
@@ -162,7 +162,7 @@ static void fail(struct session *s, const struct smtp_failure *err)
 void smtp_upstream_reset(struct smtp_state *st)
 {
     smtp_hello_reset(&st->hello);
-    login_xoauth2_reset(&st->xoauth2);
+    login_sasl_reset(&st->upstream_sasl);
     st->up = SMTP_UP_IDLE;
 }
 
@@ -192,29 +192,31 @@ static const char *rejection_hint(const struct smtp_reply *r)
 static void auth_refused(struct session *s, struct smtp_state *st, const struct smtp_reply *r)
 {
     session_upstream_failedf(s, r->code / 100 == 4 ? UPSTREAM_TEMP_FAILURE : UPSTREAM_AUTH_REJECTED,
-                             "AUTH XOAUTH2: %d %.*s%s%s", r->code, login_text_len(r->text_len),
-                             r->text, rejection_hint(r), login_xoauth2_note(&st->xoauth2));
+                             "AUTH %s: %d %.*s%s%s", session_sasl_mechanism(s), r->code,
+                             login_text_len(r->text_len), r->text, rejection_hint(r),
+                             login_sasl_note(&st->upstream_sasl));
 }
 
 /* The server asked for our response: the token goes out here and is wiped right after. */
-static void send_xoauth2(struct session *s, struct smtp_state *st)
+static void send_response(struct session *s, struct smtp_state *st)
 {
-    if (login_xoauth2_build(s, &st->xoauth2) != 0)
+    if (login_sasl_build(s, &st->upstream_sasl) != 0)
         return;
-    login_xoauth2_send(s, &st->xoauth2);
+    login_sasl_send(s, &st->upstream_sasl);
     st->up = SMTP_UP_AUTH_RESPONSE;
 }
 
 static void on_hello_ready(struct session *s, struct smtp_state *st)
 {
     smtp_caps_learned(s->w, s->provider, &st->hello.caps);
-    if (!st->hello.caps.auth_xoauth2) {
-        session_upstream_failed(s, UPSTREAM_PROTOCOL_ERROR,
-                                "the server does not offer AUTH XOAUTH2");
+    unsigned mech = s->sasl == MG_SASL_OAUTHBEARER ? SMTP_AUTH_OAUTHBEARER : SMTP_AUTH_XOAUTH2;
+    if (!(st->hello.caps.auth & mech)) {
+        session_upstream_failedf(s, UPSTREAM_PROTOCOL_ERROR, "the server does not offer AUTH %s",
+                                 session_sasl_mechanism(s));
         return;
     }
     st->up = SMTP_UP_AUTH;
-    upstream_send(s->upstream, "AUTH XOAUTH2\r\n");
+    login_sasl_say(s, "AUTH ", "\r\n");
 }
 
 static void on_auth_reply(struct session *s, struct smtp_state *st, const struct smtp_reply *r)
@@ -223,10 +225,10 @@ static void on_auth_reply(struct session *s, struct smtp_state *st, const struct
     switch (st->up) {
     case SMTP_UP_AUTH:
         if (r->code == 334)
-            send_xoauth2(s, st);
+            send_response(s, st);
         else if (r->code / 100 == 4)
             auth_refused(s, st, r);
-        else if (unexpected(r, "AUTH XOAUTH2 not accepted", &err) == SMTP_HELLO_FAILED)
+        else if (unexpected(r, "AUTH not accepted", &err) == SMTP_HELLO_FAILED)
             fail(s, &err); /* nothing of ours was rejected yet: not a credentials problem */
         return;
     case SMTP_UP_AUTH_RESPONSE:
@@ -236,7 +238,7 @@ static void on_auth_reply(struct session *s, struct smtp_state *st, const struct
         }
         if (r->code == 334) { /* an error challenge: the 535 follows */
             st->up = SMTP_UP_AUTH_CHALLENGE;
-            login_xoauth2_challenge(s, &st->xoauth2, r->text, r->text_len);
+            login_sasl_challenge(s, &st->upstream_sasl, r->text, r->text_len);
             return;
         }
         auth_refused(s, st, r);

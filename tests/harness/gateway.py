@@ -37,7 +37,8 @@ def child_env():
 
 
 def render_config(gw):
-    """mailgate.conf text for a Gateway's settings."""
+    """mailgate.conf text for a Gateway's settings. The provider section is named "microsoft"
+    whatever its type (settings provider_type, flow, sasl; no tenant unless type = microsoft)."""
     s = gw.settings
     lines = ["[gateway]", f"state_dir = {gw.state_dir}", f"log_level = {s['log_level']}",
              f"workers = {s['workers']}", f"login_timeout = {s['login_timeout']}",
@@ -54,8 +55,12 @@ def render_config(gw):
         if proto == "smtp":
             lines.append(f"hostname = {s.get('hostname', SMTP_HOSTNAME)}")
         lines.append("")
-    lines += ["[provider microsoft]", "type = microsoft", f"tenant = {s['tenant']}",
-              f"client_id = {s['client_id']}", *credential_lines(gw),
+    ptype = s.get("provider_type", "microsoft")
+    lines += ["[provider microsoft]", f"type = {ptype}"]
+    if ptype == "microsoft":
+        lines.append(f"tenant = {s['tenant']}")
+    lines += [f"{k} = {s[k]}" for k in ("flow", "sasl") if s.get(k)]
+    lines += [f"client_id = {s['client_id']}", *credential_lines(gw),
               f"token_endpoint = {s['token_endpoint']}", f"scope = {s['scope']}",
               f"imap_server = {s['imap_server']}", f"ca_file = {s['ca_file']}"]
     lines += [f"{k} = {s[k]}" for k in PROVIDER_KEYS if s.get(k)] + [""]

@@ -18,6 +18,7 @@ def cli_gw(fleet):
 def test_check_config_accepts_good_config(cli_gw):
     r = cli_gw.cli("check-config")
     assert r.returncode == 0, r.stderr
+    assert "type=microsoft flow=client_credentials sasl=XOAUTH2" in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("change,expect", [

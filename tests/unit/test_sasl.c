@@ -300,6 +300,54 @@ static void test_xoauth2_refusals(void **state)
     /* "user=a\x01auth=Bearer t\x01\x01" is 22 bytes: 32 characters of base64 */
     assert_int_equal(sasl_xoauth2_encode("a", "t", 1, out, 32), -1);
     assert_int_equal(sasl_xoauth2_encode("a", "t", 1, out, 33), 32);
+    assert_int_equal(sasl_xoauth2_size("a", 1), 33);
+}
+
+static void test_oauthbearer_golden(void **state)
+{
+    (void)state;
+    char out[256];
+    /* RFC 7628 section 4.1, byte for byte */
+    const char *token = "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==";
+    long n = sasl_oauthbearer_encode("user@example.com", "server.example.com", 143, token,
+                                     strlen(token), out, sizeof out);
+    static const char rfc[] =
+        "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY29tAXBvcnQ9MTQzAWF1dGg9QmVhcmVy"
+        "IHZGOWRmdDRxbVRjMk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB";
+    assert_int_equal(n, (long)strlen(rfc));
+    assert_string_equal(out, rfc);
+    assert_true(sasl_oauthbearer_size("user@example.com", "server.example.com", strlen(token)) >
+                strlen(rfc));
+    /* ',' and '=' in the authzid are escaped (RFC 5801); only token_len bytes are used */
+    n = sasl_oauthbearer_encode("a=b,c@x", "h", 993, "tXYZ", 1, out, sizeof out);
+    unsigned char raw[128];
+    long raw_len = b64_decode(out, (size_t)n, raw, sizeof raw);
+    static const char expected[] = "n,a=a=3Db=2Cc@x,\x01host=h\x01port=993\x01"
+                                   "auth=Bearer t\x01\x01";
+    assert_int_equal(raw_len, (long)sizeof expected - 1);
+    assert_memory_equal(raw, expected, sizeof expected - 1);
+    /* the size bound holds even when every mailbox byte is escaped */
+    size_t need = sasl_oauthbearer_size(",,,,", "h", 1);
+    assert_true(sasl_oauthbearer_encode(",,,,", "h", 65535, "t", 1, out, need) > 0);
+    assert_int_equal(sasl_oauthbearer_encode(",,,,", "h", 65535, "t", 1, out, need - 4), -1);
+}
+
+static void test_oauthbearer_refusals(void **state)
+{
+    (void)state;
+    char out[256];
+    assert_int_equal(sasl_oauthbearer_encode("al\x01ice", "h", 1, "t", 1, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("alice\r\n", "h", 1, "t", 1, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("", "h", 1, "t", 1, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("a", "h\x01", 1, "t", 1, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("a", "", 1, "t", 1, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("a", "h", 1, "t\x01", 2, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("a", "h", 1, "t\n", 2, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("a", "h", 1, "t\0", 2, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("a", "h", 1, "", 0, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("a", "h", 0, "t", 1, out, sizeof out), -1);
+    assert_int_equal(sasl_oauthbearer_encode("a", "h", 65536, "t", 1, out, sizeof out), -1);
+    assert_true(sasl_oauthbearer_encode("a", "h", 1, "t", 1, out, sizeof out) > 0);
 }
 
 static void test_xoauth2_describe_error(void **state)
@@ -309,31 +357,31 @@ static void test_xoauth2_describe_error(void **state)
     static const char json[] = "{\"status\":\"401\", \"schemes\":\"bearer\",\n"
                                " \"scope\":\"https://outlook.office365.com/.default\"}";
     long n = b64_encode(json, sizeof json - 1, b64, sizeof b64);
-    sasl_xoauth2_describe_error(b64, (size_t)n, out, sizeof out);
+    sasl_describe_error(b64, (size_t)n, out, sizeof out);
     assert_string_equal(out, "{\"status\":\"401\",\"schemes\":\"bearer\","
                              "\"scope\":\"https://outlook.office365.com/.default\"}");
 
     /* non-JSON text: control and 8-bit bytes become '?' */
     n = b64_encode("bad\r\n\x1b[31m\xc3\xa9", 12, b64, sizeof b64);
-    sasl_xoauth2_describe_error(b64, (size_t)n, out, sizeof out);
+    sasl_describe_error(b64, (size_t)n, out, sizeof out);
     assert_string_equal(out, "bad???[31m??");
 
     /* JSON with non-ASCII is escaped by the dump */
     n = b64_encode("{\"e\":\"\xc3\xa9\"}", 10, b64, sizeof b64);
-    sasl_xoauth2_describe_error(b64, (size_t)n, out, sizeof out);
+    sasl_describe_error(b64, (size_t)n, out, sizeof out);
     assert_string_equal(out, "{\"e\":\"\\u00E9\"}");
 
-    sasl_xoauth2_describe_error("not base64!", 11, out, sizeof out);
+    sasl_describe_error("not base64!", 11, out, sizeof out);
     assert_string_equal(out, "(undecodable challenge)");
-    sasl_xoauth2_describe_error("", 0, out, sizeof out);
+    sasl_describe_error("", 0, out, sizeof out);
     assert_string_equal(out, "(empty challenge)");
 
     /* truncated to the buffer, always terminated */
     n = b64_encode(json, sizeof json - 1, b64, sizeof b64);
-    sasl_xoauth2_describe_error(b64, (size_t)n, out, 8);
+    sasl_describe_error(b64, (size_t)n, out, 8);
     assert_string_equal(out, "{\"statu");
     out[0] = 'x';
-    sasl_xoauth2_describe_error(b64, (size_t)n, out, 1);
+    sasl_describe_error(b64, (size_t)n, out, 1);
     assert_int_equal(out[0], '\0');
 }
 
@@ -354,6 +402,8 @@ int main(void)
         cmocka_unit_test(test_login_decode_refusals),
         cmocka_unit_test(test_xoauth2_golden),
         cmocka_unit_test(test_xoauth2_refusals),
+        cmocka_unit_test(test_oauthbearer_golden),
+        cmocka_unit_test(test_oauthbearer_refusals),
         cmocka_unit_test(test_xoauth2_describe_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

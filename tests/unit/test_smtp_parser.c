@@ -222,14 +222,14 @@ static void test_ehlo_parse(void **state)
                                 SMTP_EXT_ENHANCEDSTATUSCODES | SMTP_EXT_8BITMIME |
                                 SMTP_EXT_BINARYMIME | SMTP_EXT_CHUNKING | SMTP_EXT_SMTPUTF8);
     assert_int_equal(c.size, 157286400);
-    assert_true(c.auth_xoauth2);
+    assert_int_equal(c.auth, SMTP_AUTH_XOAUTH2);
     assert_false(c.starttls);
 
     const char before_tls[] = "mx\nSTARTTLS\nauth=login plain\nXCLIENT ADDR NAME\nX-EXPS GSSAPI\n"
                               "BURL imap\nVRFY\nSIZE abc\nDELIVERBY 60\nsize";
     assert_int_equal(smtp_ehlo_parse(before_tls, strlen(before_tls), &c), 0);
     assert_true(c.starttls);
-    assert_false(c.auth_xoauth2);
+    assert_int_equal(c.auth, 0);
     /* "SIZE abc" is malformed and dropped, the later bare "size" is fine */
     assert_int_equal(c.ext, SMTP_EXT_DELIVERBY | SMTP_EXT_SIZE);
     assert_int_equal(c.size, 0);
@@ -237,8 +237,14 @@ static void test_ehlo_parse(void **state)
 
     const char old_auth[] = "mx\nAUTH=PLAIN XOAUTH2";
     assert_int_equal(smtp_ehlo_parse(old_auth, strlen(old_auth), &c), 0);
-    assert_true(c.auth_xoauth2);
+    assert_int_equal(c.auth, SMTP_AUTH_XOAUTH2);
     assert_int_equal(c.ext, 0);
+    const char both[] = "mx\nAUTH PLAIN OAUTHBEARER\nAUTH=xoauth2";
+    assert_int_equal(smtp_ehlo_parse(both, strlen(both), &c), 0);
+    assert_int_equal(c.auth, SMTP_AUTH_XOAUTH2 | SMTP_AUTH_OAUTHBEARER);
+    const char bearer[] = "mx\nAUTH OAUTHBEARERX OAUTHBEARER";
+    assert_int_equal(smtp_ehlo_parse(bearer, strlen(bearer), &c), 0);
+    assert_int_equal(c.auth, SMTP_AUTH_OAUTHBEARER);
     assert_int_equal(smtp_ehlo_parse("", 0, &c), -1);
     assert_int_equal(smtp_ehlo_parse("only.the.name", 13, &c), 0);
     assert_int_equal(c.ext, 0);
@@ -271,7 +277,7 @@ static void test_ehlo_intersect(void **state)
     (void)state;
     struct smtp_ehlo_caps a = {.ext = SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_PIPELINING,
                                .size = 1000,
-                               .auth_xoauth2 = 1};
+                               .auth = SMTP_AUTH_XOAUTH2};
     struct smtp_ehlo_caps b = {.ext = SMTP_EXT_SIZE | SMTP_EXT_PIPELINING | SMTP_EXT_DELIVERBY,
                                .size = 500,
                                .deliverby = 30};
@@ -279,7 +285,7 @@ static void test_ehlo_intersect(void **state)
     assert_int_equal(a.ext, SMTP_EXT_SIZE | SMTP_EXT_PIPELINING);
     assert_int_equal(a.size, 500);
     assert_int_equal(a.deliverby, 0);
-    assert_false(a.auth_xoauth2);
+    assert_int_equal(a.auth, 0);
 
     struct smtp_ehlo_caps c = {.ext = SMTP_EXT_SIZE, .size = 0};
     struct smtp_ehlo_caps d = {.ext = SMTP_EXT_SIZE, .size = 700};
