@@ -513,6 +513,24 @@ static void answer_backoff(const struct token_entry *e, uint64_t now, token_cb c
     answer_now(cb, arg, TOKEN_TEMPFAIL, NULL, 0, reason);
 }
 
+/* A user refused for a revoked refresh token may have been authorized again since (mailgate
+ * user authorize writes the store, not to us): then the backoff is over at once. The store
+ * says "needs authorization" until then, so this never sends the revoked token again. */
+static int reauthorized(struct token_entry *e)
+{
+    const struct token_refresh_ops *ops = &e->tc->refresh_ops;
+    if (e->grant != TOKEN_GRANT_REFRESH_TOKEN || e->last_status != TOKEN_NEEDS_AUTH || !ops->load)
+        return 0;
+    size_t len = 0;
+    char *refresh = ops->load(e->tc->refresh_arg, e->creds->conf.name, e->principal, &len);
+    if (!refresh)
+        return 0;
+    mg_wipe(refresh, len);
+    free(refresh);
+    e->backoff_until_ms = 0;
+    return 1;
+}
+
 struct token_wait *token_get_for(struct token_client *tc, const struct provider_conf *p,
                                  const struct token_subject *subj, token_cb cb, void *arg)
 {
@@ -531,7 +549,7 @@ struct token_wait *token_get_for(struct token_client *tc, const struct provider_
     }
     if (e->token)
         drop_token(e);
-    if (now < e->backoff_until_ms) {
+    if (now < e->backoff_until_ms && !reauthorized(e)) {
         answer_backoff(e, now, cb, arg);
         return NULL;
     }

@@ -66,7 +66,8 @@ static int rotated(void *arg, const char *provider, const char *principal, const
 
 static void revoked(void *arg, const char *provider, const char *principal, const char *reason)
 {
-    (void)arg;
+    struct fixture *f = arg;
+    f->stored_refresh = NULL; /* what grant_store_revoke does: "needs authorization" */
     note("revoked %s %s;", provider, principal);
     assert_non_null(strstr(reason, "invalid_grant"));
 }
@@ -235,7 +236,17 @@ static void test_refresh_revoked(void **state)
     assert_string_equal(b.reason, a.reason);
     assert_int_equal(fake_idp_requests(f->idp), 1);
     assert_string_equal(events, "load contoso user:alice;revoked contoso user:alice;answer 3;"
-                                "answer 3;");
+                                "load contoso user:alice;answer 3;");
+    /* Authorized again (a new refresh token in the store): no waiting for the backoff. */
+    f->stored_refresh = "rt-new";
+    fake_idp_push(f->idp, 200,
+                  "{\"token_type\":\"Bearer\",\"expires_in\":3600,\"access_token\":\"at-9\"}");
+    struct outcome c = {0};
+    assert_non_null(get_user(f, "user:alice", &c));
+    run_until(f, &c.calls, 1);
+    assert_int_equal(c.status, TOKEN_OK);
+    assert_string_equal(c.token, "at-9");
+    assert_int_equal(fake_idp_requests(f->idp), 2);
 }
 
 static struct token_wait *get_password(struct fixture *f, const char *password, struct outcome *o)
