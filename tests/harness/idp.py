@@ -48,7 +48,8 @@ Control (HTTPS, from 127.0.0.1 only):
                                            "rotate_refresh":BOOL, "revoke_refresh":MAILBOX,
                                            "device_code_lifetime":S, "device_interval":S,
                                            "force_slow_down":N, "users":{mailbox:{...}} (merged)}
-    POST /_control/tokens                  {"tokens": [every access token issued, unrevoked]}
+    POST /_control/tokens                  {"tokens": [every Entra access token (JWT) issued
+                                           and not revoked], "google_tokens": [...]}
     POST /_control/device                  {"user_code":C, "action":"approve"|"deny",
                                            "user":MAILBOX}: what the user does in the browser;
                                            without user_code the newest pending code
@@ -431,7 +432,10 @@ class Handler(BaseHTTPRequestHandler):
             elif command == "fault":
                 st.fault = args if args else None
             elif command == "tokens":  # every access token issued and not revoked (tests)
-                return self.send_json(200, {"tokens": list(st.tokens)})
+                kinds = {t: e["kind"] for t, e in st.tokens.items()}
+                return self.send_json(200, {
+                    "tokens": [t for t, k in kinds.items() if k != "google"],
+                    "google_tokens": [t for t, k in kinds.items() if k == "google"]})
             elif command == "config":
                 st.apply_config(args)
             else:

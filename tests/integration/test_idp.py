@@ -285,6 +285,8 @@ def test_google_jwt_bearer_grant(idp, sa_key):
     answer = idp.introspect(body["access_token"])
     assert answer["active"] is True and answer["username"] == S.ALICE
     assert idp.stats()["google_jwt_grants"] == before + 1
+    assert body["access_token"] in idp.issued_tokens(google=True)
+    assert body["access_token"] not in idp.issued_tokens()  # that list is Entra's JWTs
 
 
 def test_google_jwt_bearer_refusals(idp, sa_key, certs):
