@@ -30,7 +30,10 @@ Control (HTTPS, from 127.0.0.1 only):
                                            refresh_tokens_valid, password_grants,
                                            google_jwt_grants, google_refresh_grants,
                                            google_tokens_issued, introspect_requests, ...),
-                                           last_introspect_headers, last_token_error
+                                           last_introspect_headers, last_token_error,
+                                           config (the current token_lifetime, rotate_refresh,
+                                           device_code_lifetime, device_interval,
+                                           force_slow_down)
     GET  /_control/refresh_tokens          {mailbox: number of valid Entra refresh tokens}
     GET  /_control/google_refresh_tokens   {mailbox: number of valid Google refresh tokens}
     GET  /_control/device_codes            [{user_code, client_id, status, interval, ...}]
@@ -192,6 +195,7 @@ class State:
         stats = json.loads(json.dumps(self.stats))
         stats["device_codes_pending"] = len(delegated.pending_device_codes(self))
         stats["refresh_tokens_valid"] = sum(delegated.valid_refresh_counts(self).values())
+        stats["config"] = {key: getattr(self, key) for key in self.TUNABLES}
         return stats
 
     def take_fault(self, path):
@@ -206,11 +210,13 @@ class State:
             f["count"] -= 1
         return dict(f)
 
+    # /_control/config settings: name -> type (their current values are in stats["config"])
+    TUNABLES = {"token_lifetime": int, "rotate_refresh": bool, "device_code_lifetime": float,
+                "device_interval": int, "force_slow_down": int}
+
     def apply_config(self, args):
         """POST /_control/config."""
-        for key, kind in (("token_lifetime", int), ("rotate_refresh", bool),
-                          ("device_code_lifetime", float), ("device_interval", int),
-                          ("force_slow_down", int)):
+        for key, kind in self.TUNABLES.items():
             if key in args:
                 setattr(self, key, kind(args[key]))
         if args.get("revoke_all"):

@@ -18,11 +18,18 @@ POP_ONLY_SCOPE = EXCHANGE + "POP.AccessAsUser.All offline_access"
 
 
 @pytest.fixture
-def device_settings(idp):
-    """Device code timing for tests (interval 1 s); the defaults come back afterwards."""
-    idp.config(device_interval=1)
+def saved_config(idp):
+    """Tests may change the IdP's settings: the previous ones come back afterwards."""
+    before = idp.stats()["config"]
     yield idp
-    idp.config(device_interval=5, device_code_lifetime=900, force_slow_down=0)
+    idp.config(**before)
+
+
+@pytest.fixture
+def device_settings(saved_config):
+    """Device code timing for tests (interval 1 s)."""
+    saved_config.config(device_interval=1)
+    return saved_config
 
 
 def ropc(idp, mailbox, scope=S.DELEGATED_SCOPE, password=None):
@@ -88,7 +95,10 @@ def test_device_code_answer_is_entra_shaped(idp):
     code = new_device_code(idp)
     assert len(code["user_code"]) == 9 and code["user_code"].isalnum()
     assert code["verification_uri"] == "https://microsoft.com/devicelogin"
-    assert code["expires_in"] == 900 and code["interval"] == 5
+    config = idp.stats()["config"]
+    # the settings of the moment (900 and 5 unless a test changed them)
+    assert code["expires_in"] == config["device_code_lifetime"]
+    assert code["interval"] == config["device_interval"]
     assert code["message"] == ("To sign in, use a web browser to open the page "
                                "https://microsoft.com/devicelogin and enter the code "
                                f"{code['user_code']} to authenticate.")
@@ -206,16 +216,14 @@ def test_refresh_rotates_and_old_token_fails(idp):
     assert status == 200 and narrow["scope"] == "POP.AccessAsUser.All"
 
 
-def test_refresh_without_rotation_keeps_old_token(idp):
+def test_refresh_without_rotation_keeps_old_token(saved_config):
+    idp = saved_config
     idp.config(rotate_refresh=False)
-    try:
-        first = delegated_token(idp, S.BOB)
-        for _ in range(2):
-            status, body = idp.refresh_request(S.TENANT, S.CLIENT_ID_DELEGATED,
-                                               first["refresh_token"])
-            assert status == 200 and body["refresh_token"] != first["refresh_token"]
-    finally:
-        idp.config(rotate_refresh=True)
+    first = delegated_token(idp, S.BOB)
+    for _ in range(2):
+        status, body = idp.refresh_request(S.TENANT, S.CLIENT_ID_DELEGATED,
+                                           first["refresh_token"])
+        assert status == 200 and body["refresh_token"] != first["refresh_token"]
 
 
 def test_revoked_refresh_tokens_fail(idp):
