@@ -130,11 +130,11 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-try:  # imported as harness.idp
+if __package__:  # imported as harness.idp
     from . import idp_delegated as delegated, idp_entra as entra, idp_google as google
     from .idp_client import IdpClient  # noqa: F401  (re-exported for older imports)
     from .idp_jwt import SigningKey
-except ImportError:  # run as a script: tests/harness is sys.path[0]
+else:  # run as a script: tests/harness is sys.path[0]
     import idp_delegated as delegated
     import idp_entra as entra
     import idp_google as google

@@ -181,6 +181,17 @@ def test_device_auto_approval(device_settings):
     assert poll(idp, new_device_code(idp))[1]["error"] == "authorization_pending"  # once only
 
 
+def test_device_code_mfa_user_approves_disabled_user_cannot(device_settings):
+    idp = device_settings
+    idp.config(device_interval=0)
+    code = new_device_code(idp)
+    status, answer = idp.device_action("approve", S.FRANK, user_code=code["user_code"])
+    assert status == 409 and answer["detail"] == [50057]
+    assert idp.device_action("approve", S.ERIN, user_code=code["user_code"])[0] == 200
+    status, body = poll(idp, code)  # in the browser ERIN does MFA; ROPC cannot
+    assert status == 200 and claims_of(body["access_token"])["amr"] == ["pwd", "mfa"]
+
+
 def test_device_code_client_errors(idp):
     assert_aad(idp.device_code_request(S.TENANT, "00000000-0000-0000-0000-000000000000"), 400,
                "unauthorized_client", 700016)
