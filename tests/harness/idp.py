@@ -30,7 +30,10 @@ Control (HTTPS, from 127.0.0.1 only):
                                            refresh_tokens_valid, password_grants,
                                            google_jwt_grants, google_refresh_grants,
                                            google_tokens_issued, introspect_requests, ...),
-                                           last_introspect_headers, last_token_error
+                                           last_introspect_headers, last_token_error,
+                                           config (the current token_lifetime, rotate_refresh,
+                                           device_code_lifetime, device_interval,
+                                           force_slow_down)
     GET  /_control/refresh_tokens          {mailbox: number of valid Entra refresh tokens}
     GET  /_control/google_refresh_tokens   {mailbox: number of valid Google refresh tokens}
     GET  /_control/device_codes            [{user_code, client_id, status, interval, ...}]
@@ -48,7 +51,8 @@ Control (HTTPS, from 127.0.0.1 only):
                                            "rotate_refresh":BOOL, "revoke_refresh":MAILBOX,
                                            "device_code_lifetime":S, "device_interval":S,
                                            "force_slow_down":N, "users":{mailbox:{...}} (merged)}
-    POST /_control/tokens                  {"tokens": [every access token issued, unrevoked]}
+    POST /_control/tokens                  {"tokens": [every Entra access token (JWT) issued
+                                           and not revoked], "google_tokens": [...]}
     POST /_control/device                  {"user_code":C, "action":"approve"|"deny",
                                            "user":MAILBOX}: what the user does in the browser;
                                            without user_code the newest pending code
@@ -126,11 +130,11 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-try:  # imported as harness.idp
+if __package__:  # imported as harness.idp
     from . import idp_delegated as delegated, idp_entra as entra, idp_google as google
     from .idp_client import IdpClient  # noqa: F401  (re-exported for older imports)
     from .idp_jwt import SigningKey
-except ImportError:  # run as a script: tests/harness is sys.path[0]
+else:  # run as a script: tests/harness is sys.path[0]
     import idp_delegated as delegated
     import idp_entra as entra
     import idp_google as google
@@ -191,6 +195,7 @@ class State:
         stats = json.loads(json.dumps(self.stats))
         stats["device_codes_pending"] = len(delegated.pending_device_codes(self))
         stats["refresh_tokens_valid"] = sum(delegated.valid_refresh_counts(self).values())
+        stats["config"] = {key: getattr(self, key) for key in self.TUNABLES}
         return stats
 
     def take_fault(self, path):
@@ -205,11 +210,13 @@ class State:
             f["count"] -= 1
         return dict(f)
 
+    # /_control/config settings: name -> type (their current values are in stats["config"])
+    TUNABLES = {"token_lifetime": int, "rotate_refresh": bool, "device_code_lifetime": float,
+                "device_interval": int, "force_slow_down": int}
+
     def apply_config(self, args):
         """POST /_control/config."""
-        for key, kind in (("token_lifetime", int), ("rotate_refresh", bool),
-                          ("device_code_lifetime", float), ("device_interval", int),
-                          ("force_slow_down", int)):
+        for key, kind in self.TUNABLES.items():
             if key in args:
                 setattr(self, key, kind(args[key]))
         if args.get("revoke_all"):
@@ -431,7 +438,10 @@ class Handler(BaseHTTPRequestHandler):
             elif command == "fault":
                 st.fault = args if args else None
             elif command == "tokens":  # every access token issued and not revoked (tests)
-                return self.send_json(200, {"tokens": list(st.tokens)})
+                kinds = {t: e["kind"] for t, e in st.tokens.items()}
+                return self.send_json(200, {
+                    "tokens": [t for t, k in kinds.items() if k != "google"],
+                    "google_tokens": [t for t, k in kinds.items() if k == "google"]})
             elif command == "config":
                 st.apply_config(args)
             else:

@@ -62,9 +62,10 @@ class IdpClient:
     def config(self, **changes):
         return self._request("/_control/config", changes)[1]
 
-    def issued_tokens(self):
-        """Every access token the IdP has issued (and not revoked) since its last reset."""
-        return self._request("/_control/tokens", {})[1]["tokens"]
+    def issued_tokens(self, google=False):
+        """Every Entra access token (or with google=True every Google one) the IdP has issued
+        (and not revoked) since its last reset."""
+        return self._request("/_control/tokens", {})[1]["google_tokens" if google else "tokens"]
 
     def refresh_tokens(self):
         """{mailbox: number of valid Entra refresh tokens}."""

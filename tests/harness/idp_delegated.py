@@ -3,10 +3,10 @@ rotation and revocation, resource owner password credentials (see idp.py for the
 import secrets
 import time
 
-try:
-    from . import idp_entra as entra  # imported as harness.idp_delegated
+if __package__:  # imported as harness.idp_delegated
+    from . import idp_entra as entra
     from .idp_jwt import b64url
-except ImportError:  # run from idp.py as a script: tests/harness is on sys.path
+else:  # run from idp.py as a script: tests/harness is on sys.path
     import idp_entra as entra
     from idp_jwt import b64url
 

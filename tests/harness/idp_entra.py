@@ -6,9 +6,9 @@ import secrets
 import time
 import uuid
 
-try:
-    from . import idp_jwt as jws  # imported as harness.idp_entra
-except ImportError:  # run from idp.py as a script: tests/harness is on sys.path
+if __package__:  # imported as harness.idp_entra
+    from . import idp_jwt as jws
+else:  # run from idp.py as a script: tests/harness is on sys.path
     import idp_jwt as jws
 
 GOOD_SCOPES = ("https://outlook.office365.com/.default", "https://ps.outlook.com/.default",

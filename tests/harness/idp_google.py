@@ -4,9 +4,9 @@ the device code endpoint's refusal of the mail scope, introspection of "ya29." t
 import secrets
 import time
 
-try:
-    from . import idp_jwt as jws  # imported as harness.idp_google
-except ImportError:  # run from idp.py as a script: tests/harness is on sys.path
+if __package__:  # imported as harness.idp_google
+    from . import idp_jwt as jws
+else:  # run from idp.py as a script: tests/harness is on sys.path
     import idp_jwt as jws
 
 MAIL_SCOPE = "https://mail.google.com/"

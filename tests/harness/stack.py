@@ -120,6 +120,14 @@ class IdpServer:
     def token_endpoint(self):
         return f"https://127.0.0.1:{self.port}/{{tenant}}/oauth2/v2.0/token"
 
+    @property
+    def device_endpoint(self):
+        return f"https://127.0.0.1:{self.port}/{{tenant}}/oauth2/v2.0/devicecode"
+
+    @property
+    def jwks_uri(self):
+        return f"https://127.0.0.1:{self.port}/{TENANT}/discovery/v2.0/keys"
+
     def start(self):
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
