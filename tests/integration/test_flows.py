@@ -2,7 +2,9 @@
 authorization, background use, rotation stored atomically, revocation -> "needs authorization"
 + audit event, restart without a new device-code round) and the password pass-through flow
 (ROPC: good password, wrong password, MFA required, disabled account)."""
+import os
 import re
+import sqlite3
 import time
 
 import pytest
@@ -35,6 +37,17 @@ def login_refused(gw, user, password):
     c, done = imap_login(gw, user, password)
     with c:
         assert done.startswith("a1 NO [AUTHENTICATIONFAILED]"), done
+
+
+def restart_without_cached_token(gw, user):
+    """Restarts the gateway with the user's stored access token deleted: its next login must
+    redeem the refresh token."""
+    gw.stop()
+    db = sqlite3.connect(os.path.join(gw.state_dir, "mailgate.db"))
+    with db:
+        db.execute("DELETE FROM tokens WHERE principal = ?", (f"user:{user}",))
+    db.close()
+    gw.start()
 
 
 def last_login(gw, user):
@@ -81,8 +94,7 @@ def test_delegated_refresh_rotation_is_stored(delegated, idp):
     after a restart, the stored refresh token still works."""
     sealed_before = query(delegated, "SELECT sealed FROM grants WHERE user = 'ben'")[0][0]
     idp.config(token_lifetime=4)
-    delegated.restart()  # forget the 1-hour token in memory; the store's is kept...
-    query(delegated, "DELETE FROM tokens WHERE principal = 'user:ben'")  # ...except ben's
+    restart_without_cached_token(delegated, "ben")
     before = idp.stats()
     login_works(delegated, "ben", LOCAL["ben"][0])
     after = idp.stats()
@@ -109,8 +121,7 @@ def test_restart_reuses_cached_token(delegated, idp):
 
 def test_revoked_refresh_token(delegated, idp):
     idp.config(token_lifetime=4)
-    query(delegated, "DELETE FROM tokens WHERE principal = 'user:anna'")
-    delegated.restart()
+    restart_without_cached_token(delegated, "anna")
     idp.config(revoke_refresh=ALICE)
     before = idp.stats()
     login_refused(delegated, "anna", LOCAL["anna"][0])
