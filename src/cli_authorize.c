@@ -172,6 +172,13 @@ static void show_instructions(const struct device_authorization *d)
 static int request_device_code(struct auth_ctx *c, struct event_base *base,
                                struct device_authorization *d)
 {
+    if (!c->p->device_authorization_endpoint) {
+        fprintf(stderr,
+                "mailgate: provider %s has no device_authorization_endpoint: set it, or import a "
+                "refresh token with --refresh-token-file\n",
+                c->p->name);
+        return 1;
+    }
     char *body = device_code_request_body(c->p);
     struct http_answer a;
     post_and_wait(base, c->p, c->p->device_authorization_endpoint, body,
