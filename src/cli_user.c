@@ -374,6 +374,8 @@ static int user_del(const char *config_path, struct user_args *a)
     if (s == STORE_OK && grant_store_forget(c.st, a->name) == STORE_ERROR)
         s = STORE_ERROR;
     if (s == STORE_OK)
+        s = store_audit_add(c.st, "deleted", a->name, NULL, NULL);
+    if (s == STORE_OK)
         s = store_commit(c.st);
     if (s == STORE_OK) {
         printf("Deleted user %s.\n", a->name);

@@ -274,6 +274,8 @@ def test_user_del_takes_grants_and_tokens(gw):
     assert r.returncode == 0, r.stderr
     assert query(gw, "SELECT count(*) FROM grants WHERE user = 'bob'") == [(0,)]
     assert query(gw, "SELECT count(*) FROM tokens WHERE principal = 'user:bob'") == [(0,)]
+    r = gw.cli("audit", "--user", "bob", "--limit", "1")
+    assert re.match(r"\S+Z deleted user=bob\b", r.stdout), r.stdout
 
 
 def test_password_flow_user_has_no_local_password(gw):
