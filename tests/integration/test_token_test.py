@@ -177,3 +177,26 @@ def test_upstream_unreachable(fleet):
     imap = lines_of(r.stdout)["imap"]
     assert "unavailable (connect): cannot connect to localhost:" in imap, imap
     assert "Fix:" not in imap
+
+
+def test_google_service_account_opaque_token(fleet, stack):
+    """Google's tokens are opaque: size and the cached expiry instead of claims; the login works
+    with the mailbox as the service account's subject."""
+    g = fleet.new("token-test-google", users=False, start=False)
+    key = stack.google_service_account_file(g.dir)
+    g.settings["extra"] = "\n".join([
+        "", "[provider google]", "type = google", f"service_account_file = {key}",
+        f"imap_server = localhost:{stack.dovecot.imaps_port}", f"ca_file = {stack.certs.ca}", ""])
+    g.write_config()
+    g.add_user("gal", "gal-Local-1", mailbox=ALICE, provider="google")
+    r = g.cli("token", "get", "--user", "gal")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert re.search(r"^provider: google\ntoken: \d+ bytes \(opaque\)\nexpires: \d{4}-.*\(in "
+                     r"(59 min|60 min|1 h 0 min)\)\nmailgate user: gal\nmailbox: "
+                     rf"{re.escape(ALICE)}\nsource: token endpoint\n$", r.stdout), r.stdout
+    r = g.cli("token", "test", "gal", "--protocol", "imap")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "flow service_account" in r.stdout
+    assert re.search(r"^token  ok: \d+ bytes \(opaque\); expires .*; from the cache$", r.stdout,
+                     re.M), r.stdout
+    assert lines_of(r.stdout)["imap"].endswith(" works"), r.stdout
