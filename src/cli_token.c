@@ -3,7 +3,6 @@
  * tokens) and shows its claims, so an administrator can check the app registration's
  * permissions without reading a JWT by hand. The token itself is printed only with --raw.
  * "mailgate token test NAME" is in cli_token_test.c. */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
