@@ -22,12 +22,12 @@
 
 #include "authcache.h"
 #include "config.h"
-#include "grant_store.h"
 #include "ipc.h"
 #include "log.h"
 #include "password.h"
 #include "store.h"
 #include "token.h"
+#include "token_subject.h"
 #include "util.h"
 #include "verify_pool.h"
 
@@ -249,33 +249,6 @@ static void on_token(const struct token_result *tr, void *arg)
     fail(job, AUTH_TEMPFAIL, tr->reason);
 }
 
-/* Whose token the login needs, by the provider's flow (token.h). Returns the principal
- * (malloc'd) and fills subj. */
-static char *login_subject(const struct auth_job *job, const struct provider_conf *p,
-                           struct token_subject *subj)
-{
-    memset(subj, 0, sizeof *subj);
-    switch (p->flow) {
-    case MG_FLOW_DELEGATED:
-        subj->grant = TOKEN_GRANT_REFRESH_TOKEN;
-        return grant_store_principal(job->rec.name);
-    case MG_FLOW_SERVICE_ACCOUNT:
-        subj->grant = TOKEN_GRANT_JWT_BEARER;
-        subj->subject = job->rec.mailbox;
-        return mg_printf("mailbox:%s", job->rec.mailbox);
-    case MG_FLOW_PASSWORD:
-        subj->grant = TOKEN_GRANT_PASSWORD;
-        subj->subject = job->rec.mailbox;
-        subj->password = job->pw;
-        subj->password_len = job->pw_len;
-        return token_password_principal(job->rec.name, job->pw, job->pw_len);
-    case MG_FLOW_CLIENT_CREDENTIALS:
-        break;
-    }
-    subj->grant = TOKEN_GRANT_CLIENT_CREDENTIALS;
-    return token_app_principal(p);
-}
-
 static void request_token(struct auth_job *job)
 {
     struct broker *b = job->b;
@@ -293,7 +266,8 @@ static void request_token(struct auth_job *job)
         return;
     }
     struct token_subject subj;
-    char *principal = login_subject(job, p, &subj);
+    char *principal =
+        token_subject_for(p, job->rec.name, job->rec.mailbox, job->pw, job->pw_len, &subj);
     subj.principal = principal;
     /* When token_get_for answers synchronously (cached token, backoff), on_token has already
      * run and freed the job by the time it returns NULL: do not touch the job then. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "password.h"
 #include "store.h"
 #include "util.h"
 
@@ -23,8 +24,11 @@ void cli_usage(void)
           "  mailgate [-c FILE] user authorize NAME --refresh-token-file FILE|-\n"
           "  mailgate [-c FILE] user deauthorize NAME\n"
           "  mailgate [-c FILE] audit [--user NAME] [--limit N]\n"
-          "  mailgate [-c FILE] token get [--provider NAME] [--raw]"
-          "   show the claims of a new token\n"
+          "  mailgate [-c FILE] token get [--provider NAME] [--user NAME] [--password-stdin]"
+          " [--raw]\n"
+          "                                            show the claims of the (cached) token\n"
+          "  mailgate [-c FILE] token test NAME [--protocol imap|pop3|smtp] [--password-stdin]\n"
+          "                                            log in upstream with the user's token\n"
           "  mailgate [-c FILE] secrets rotate-key      re-encrypt the stored secrets under a new"
           " key\n"
           "  mailgate version\n"
@@ -109,4 +113,39 @@ struct store *cli_open_store(const struct config *cfg)
     if (!st)
         fprintf(stderr, "mailgate: cannot open the store in %s: %s\n", cfg->gateway.state_dir, err);
     return st;
+}
+
+/* See cli.h. Unbuffered, so no copy of the password stays in a stdio buffer. */
+int cli_read_password_stdin(char *pw, size_t size, size_t *len)
+{
+    setvbuf(stdin, NULL, _IONBF, 0);
+    size_t n = 0;
+    int c;
+    const char *problem = NULL;
+    while ((c = getchar()) != EOF && c != '\n') {
+        if (c == '\0')
+            problem = "the password contains a NUL byte";
+        else if (n + 1 >= size)
+            problem = "the password is too long";
+        else
+            pw[n++] = (char)c;
+        if (problem)
+            break;
+    }
+    if (!problem && n && pw[n - 1] == '\r')
+        n--;
+    pw[n] = '\0';
+    if (!problem && n > PASSWORD_MAX)
+        problem = "the password is too long";
+    if (!problem && ferror(stdin))
+        problem = "cannot read the password from standard input";
+    if (!problem && n == 0)
+        problem = "empty password on standard input";
+    if (problem) {
+        mg_wipe(pw, size);
+        fprintf(stderr, "mailgate: %s\n", problem);
+        return -1;
+    }
+    *len = n;
+    return 0;
 }

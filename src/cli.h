@@ -35,6 +35,10 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The value of "--opt VALUE" or "--opt=VALUE" at argv[*i] (advancing *i past VALUE); NULL when
  * argv[*i] is not --opt, or with *missing set when the value is missing. */
 const char *cli_option_value(int argc, char **argv, int *i, const char *opt, bool *missing);
+/* A password as one line from stdin (one trailing "\n" or "\r\n" removed) into pw (size
+ * bytes, NUL-terminated), its length in *len; empty, over-long (PASSWORD_MAX) or NUL-containing
+ * input is refused with a message on stderr (and pw wiped). 0 or -1. */
+int cli_read_password_stdin(char *pw, size_t size, size_t *len);
 /* t (unix seconds) as "2026-11-25T03:04:05Z"; "?" when it cannot be shown. */
 void cli_iso8601_utc(int64_t t, char *buf, size_t size);
 

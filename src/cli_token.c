@@ -1,39 +1,24 @@
-/* "mailgate token get --provider P [--user NAME] [--raw]": gets a token the way the broker does
- * (same token client, same HTTP code) and shows its claims, so an administrator can check the
- * app registration's permissions without reading a JWT by hand. The token itself is printed
- * only with --raw. */
-#include <stdarg.h>
+/* "mailgate token get [--provider P] [--user NAME] [--password-stdin] [--raw]": gets a token the
+ * way the broker does (same token client, same HTTP code, the same stored tokens and refresh
+ * tokens) and shows its claims, so an administrator can check the app registration's
+ * permissions without reading a JWT by hand. The token itself is printed only with --raw.
+ * "mailgate token test NAME" is in cli_token_test.c. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <event2/event.h>
 #include <jansson.h>
 
-#include "aadsts.h"
 #include "cli.h"
+#include "cli_token.h"
 #include "jwt_claims.h"
-#include "log.h"
-#include "token.h"
 #include "util.h"
 
-#define DEADLINE_SLACK_MS 2000 /* beyond the configured token_timeout */
-
 struct token_args {
-    const char *provider;
-    const char *user;
+    struct cli_token_opts opts;
     bool raw;
-};
-
-struct fetch {
-    struct event_base *base;
-    bool done;
-    enum token_status status;
-    char *token; /* malloc'd copy; wiped when freed */
-    size_t token_len;
-    char reason[640];
 };
 
 /* argv[0] is "get". */
@@ -43,13 +28,15 @@ static int parse_args(int argc, char **argv, struct token_args *a)
         bool missing = false;
         const char *v;
         if ((v = cli_option_value(argc, argv, &i, "--provider", &missing)))
-            a->provider = v;
+            a->opts.provider = v;
         else if ((v = cli_option_value(argc, argv, &i, "--user", &missing)))
-            a->user = v;
+            a->opts.user = v;
         else if (missing)
             return cli_usage_error("%s needs a value", argv[i]);
         else if (strcmp(argv[i], "--raw") == 0)
             a->raw = true;
+        else if (strcmp(argv[i], "--password-stdin") == 0)
+            a->opts.password_stdin = true;
         else if (argv[i][0] == '-')
             return cli_usage_error("unknown option %s", argv[i]);
         else
@@ -58,88 +45,11 @@ static int parse_args(int argc, char **argv, struct token_args *a)
     return 0;
 }
 
-static const struct provider_conf *choose_provider(const struct config *cfg, const char *wanted)
-{
-    if (wanted) {
-        const struct provider_conf *p = config_provider(cfg, wanted);
-        if (!p)
-            fprintf(stderr, "mailgate: unknown provider '%s'\n", wanted);
-        return p;
-    }
-    if (cfg->n_providers == 1)
-        return &cfg->providers[0];
-    fprintf(stderr, "mailgate: %zu providers are configured; choose one with --provider:",
-            cfg->n_providers);
-    for (size_t i = 0; i < cfg->n_providers; i++)
-        fprintf(stderr, " %s", cfg->providers[i].name);
-    fputc('\n', stderr);
-    return NULL;
-}
-
-/* ---- getting the token ---- */
-
-static void on_token(const struct token_result *res, void *arg)
-{
-    struct fetch *f = arg;
-    f->done = true;
-    f->status = res->status;
-    if (res->status == TOKEN_OK) {
-        f->token = mg_strndup(res->access_token, res->token_len);
-        f->token_len = res->token_len;
-    }
-    mg_strlcpy(f->reason, res->reason ? res->reason : "", sizeof f->reason);
-    event_base_loopbreak(f->base);
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    event_base_loopbreak(arg);
-}
-
-/* One token request through the broker's token client; bounded by token_timeout. */
-static void fetch_token(const struct config *cfg, const struct provider_conf *p, struct fetch *f)
-{
-    f->base = event_base_new();
-    struct token_client *tc =
-        f->base ? token_client_new(f->base, cfg->gateway.token_timeout_ms) : NULL;
-    if (!tc) {
-        f->status = TOKEN_TEMPFAIL;
-        mg_strlcpy(f->reason, "cannot set up the token client", sizeof f->reason);
-        if (f->base)
-            event_base_free(f->base);
-        return;
-    }
-    struct token_wait *w = token_get(tc, p, on_token, f);
-    if (!f->done) {
-        uint64_t ms = cfg->gateway.token_timeout_ms + DEADLINE_SLACK_MS;
-        struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (long)(ms % 1000) * 1000};
-        struct event *deadline = evtimer_new(f->base, on_deadline, f->base);
-        evtimer_add(deadline, &tv);
-        event_base_dispatch(f->base);
-        event_free(deadline);
-    }
-    if (!f->done) {
-        token_wait_cancel(w);
-        f->status = TOKEN_TEMPFAIL;
-        snprintf(f->reason, sizeof f->reason, "no answer from the token endpoint within %llu ms",
-                 (unsigned long long)cfg->gateway.token_timeout_ms);
-    }
-    token_client_free(&tc);
-    event_base_free(f->base);
-    f->base = NULL;
-}
-
 /* ---- showing it ---- */
 
-/* Claims are remote text: control bytes never reach the terminal. */
 static void print_field(const char *label, const char *value)
 {
-    printf("%s: ", label);
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
-        putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
-    putchar('\n');
+    cli_print_field(stdout, label, value);
 }
 
 static void print_string_claim(const json_t *claims, const char *name, const char *label)
@@ -220,65 +130,67 @@ static int warn_missing(const struct config *cfg, const json_t *claims)
     return warnings;
 }
 
-static void explain_failure(const struct provider_conf *p, const struct fetch *f)
+/* provider, the user and mailbox when one is named, the claims or the size of an opaque token,
+ * and where the token came from. */
+static void show_token(const struct cli_token_ctx *c, const struct cli_token *t,
+                       const json_t *claims)
 {
-    fprintf(stderr, "mailgate: no token from provider %s: %s\n", p->name, f->reason);
-    const char *hint = aadsts_hint_for_text(f->reason);
-    if (hint && !strstr(f->reason, hint))
-        fprintf(stderr, "mailgate: fix: %s\n", hint);
-    if (f->status == TOKEN_TEMPFAIL)
-        fputs("mailgate: this looks temporary: try again later\n", stderr);
+    if (claims) {
+        print_claims(c->p, claims);
+    } else {
+        print_field("provider", c->p->name);
+        printf("token: %zu bytes (opaque)\n", t->len);
+        if (t->expires_at > 0) {
+            char when[96];
+            jwt_format_expiry(t->expires_at, time(NULL), when, sizeof when);
+            print_field("expires", when);
+        }
+    }
+    if (c->user.name) {
+        print_field("mailgate user", c->user.name);
+        print_field("mailbox", c->user.mailbox);
+    }
+    printf("source: %s\n", t->cached ? "cached" : "token endpoint");
 }
 
 static int token_get_command(const char *config_path, const struct token_args *a)
 {
-    if (a->user) {
-        fputs("mailgate: delegated tokens are not supported yet: with client credentials the "
-              "token is per provider (omit --user)\n",
-              stderr);
-        return 1;
+    struct cli_token_ctx c;
+    int rc = cli_token_open(config_path, &a->opts, &c);
+    if (rc != 0) {
+        cli_token_close(&c);
+        return rc;
     }
-    struct config *cfg = cli_load_config(config_path, CONFIG_LOAD_SECRETS);
-    if (!cfg)
-        return 1;
-    const struct provider_conf *p = choose_provider(cfg, a->provider);
-    if (!p) {
-        config_free(&cfg);
-        return 1;
-    }
-    log_init("cli", MG_LOG_ERROR); /* the outcome is reported below, not as log lines */
-    struct fetch f = {0};
-    fetch_token(cfg, p, &f);
-    int rc = 1;
-    if (f.status == TOKEN_OK && f.token) {
+    struct cli_token t;
+    cli_token_fetch(&c, &t);
+    rc = 1;
+    if (t.status == TOKEN_OK && t.token) {
         rc = 0;
-        json_t *claims = jwt_claims_decode(f.token, f.token_len);
+        json_t *claims = jwt_claims_decode(t.token, t.len);
         if (a->raw) {
-            fwrite(f.token, 1, f.token_len, stdout);
+            fwrite(t.token, 1, t.len, stdout);
             putchar('\n');
-        } else if (claims) {
-            print_claims(p, claims);
         } else {
-            print_field("provider", p->name);
-            printf("token: %zu bytes, not a JWT: no claims to show\n", f.token_len);
+            show_token(&c, &t, claims);
         }
         if (claims)
-            warn_missing(cfg, claims);
+            warn_missing(c.cfg, claims);
         json_decref(claims);
-        mg_wipe(f.token, f.token_len);
-        free(f.token);
     } else {
-        explain_failure(p, &f);
+        cli_token_explain_failure(&c, &t, stderr, "mailgate: ");
     }
-    config_free(&cfg);
+    cli_token_clear(&t);
+    cli_token_close(&c);
     return rc;
 }
 
 int cli_token(const char *config_path, int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "test") == 0)
+        return cli_token_test(config_path, argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "get") != 0)
-        return cli_usage_error("%s", argc < 2 ? "token needs a subcommand: get"
-                                              : "unknown token subcommand (only 'get' exists)");
+        return cli_usage_error("%s", argc < 2 ? "token needs a subcommand: get or test"
+                                              : "unknown token subcommand (get or test)");
     struct token_args a = {0};
     int rc = parse_args(argc - 1, argv + 1, &a);
     return rc ? rc : token_get_command(config_path, &a);

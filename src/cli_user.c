@@ -117,42 +117,6 @@ static int parse_args(int argc, char **argv, unsigned allowed, int positional, s
 
 /* ---- passwords ---- */
 
-/* One line from stdin: one trailing "\n" or "\r\n" removed; empty, over-long or NUL-containing
- * input refused. Unbuffered, so no copy of the password stays in a stdio buffer. */
-static int read_password_stdin(char *pw, size_t size, size_t *len)
-{
-    setvbuf(stdin, NULL, _IONBF, 0);
-    size_t n = 0;
-    int c;
-    const char *problem = NULL;
-    while ((c = getchar()) != EOF && c != '\n') {
-        if (c == '\0')
-            problem = "the password contains a NUL byte";
-        else if (n + 1 >= size)
-            problem = "the password is too long";
-        else
-            pw[n++] = (char)c;
-        if (problem)
-            break;
-    }
-    if (!problem && n && pw[n - 1] == '\r')
-        n--;
-    pw[n] = '\0';
-    if (!problem && n > PASSWORD_MAX)
-        problem = "the password is too long";
-    if (!problem && ferror(stdin))
-        problem = "cannot read the password from standard input";
-    if (!problem && n == 0)
-        problem = "empty password on standard input";
-    if (problem) {
-        mg_wipe(pw, size);
-        fprintf(stderr, "mailgate: %s\n", problem);
-        return -1;
-    }
-    *len = n;
-    return 0;
-}
-
 /* The new password's hash, from stdin or generated (then shown in `generated`). */
 static int new_password_hash(bool from_stdin, char *hash, size_t hashlen, char *generated,
                              size_t genlen)
@@ -161,7 +125,7 @@ static int new_password_hash(bool from_stdin, char *hash, size_t hashlen, char *
     size_t len = 0;
     generated[0] = '\0';
     if (from_stdin) {
-        if (read_password_stdin(pw, sizeof pw, &len) != 0)
+        if (cli_read_password_stdin(pw, sizeof pw, &len) != 0)
             return -1;
     } else {
         password_generate(generated, genlen);

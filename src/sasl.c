@@ -305,9 +305,13 @@ void sasl_describe_error(const char *b64, size_t len, char *out, size_t outlen)
     /* Servers send JSON; re-dumping it compactly gives one tidy line, with any non-ASCII
      * escaped. Anything else is shown as printable text. */
     json_t *json = json_loadb((const char *)buf, (size_t)n, 0, NULL);
-    char *dump = json ? json_dumps(json, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    if (dump)
-        copy_printable(out, outlen, dump, strlen(dump));
+    /* Into our own buffer: the broker and the CLI install their own jansson allocator
+     * (token.c), so what json_dumps returns could not simply be free()d. */
+    size_t flags = JSON_COMPACT | JSON_ENSURE_ASCII;
+    size_t dump_len = json ? json_dumpb(json, NULL, 0, flags) : 0;
+    char *dump = dump_len ? mg_malloc(dump_len) : NULL;
+    if (dump && json_dumpb(json, dump, dump_len, flags) == dump_len)
+        copy_printable(out, outlen, dump, dump_len);
     else
         copy_printable(out, outlen, (const char *)buf, (size_t)n);
     free(dump);

@@ -106,7 +106,9 @@ def test_token_get_idp_down_is_temporary(fleet, idp):
     (("token", "get", "--bogus"), 2, "--bogus"),
     (("token", "get", "--provider"), 2, "needs a value"),
     (("token", "get", "--provider", "nope"), 1, "unknown provider"),
-    (("token", "get", "--user", "alice"), 1, "delegated tokens are not supported yet"),
+    (("token", "get", "--user", "nobody"), 1, "no such user 'nobody'"),
+    (("token", "test"), 2, "needs a user NAME"),
+    (("token", "test", "a", "--protocol", "jmap"), 2, "imap, pop3 or smtp"),
 ])
 def test_token_get_usage(tok_gw, args, code, text):
     r = tok_gw.cli(*args)
