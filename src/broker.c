@@ -22,6 +22,8 @@
 
 #include "authcache.h"
 #include "config.h"
+#include "jwt_claims.h"
+#include "probe_advice.h"
 #include "ipc.h"
 #include "log.h"
 #include "password.h"
@@ -188,6 +190,34 @@ static void send_response(struct worker_conn *conn, struct ipc_auth_response *re
 
 static void update_reading(struct worker_conn *conn);
 
+/* An Exchange Online token without the permission the protocol needs will be refused
+ * upstream with a bare "authentication failed": say which permission is missing in the
+ * reason, which the worker adds to its log line if the upstream refuses. Other providers'
+ * tokens are opaque or not Exchange's: nothing to say. */
+static void permission_hint(const struct auth_job *job, const char *token, size_t len, char *out,
+                            size_t size)
+{
+    const struct provider_conf *p = config_provider(job->b->cfg, job->rec.provider);
+    json_t *claims = p && p->type == MG_PROVIDER_MICROSOFT ? jwt_claims_decode(token, len) : NULL;
+    if (!claims)
+        return;
+    const char *kind = NULL;
+    char *perms = jwt_claims_permissions(claims, &kind);
+    int delegated = kind && strcmp(kind, "scp") == 0;
+    if (perms &&
+        !jwt_claims_has_permission(claims, jwt_required_permission(job->protocol, delegated))) {
+        struct probe_facts f = {.proto = job->protocol,
+                                .outcome = PROBE_REFUSED,
+                                .claims = claims,
+                                .mailbox = job->rec.mailbox,
+                                .user = job->rec.name,
+                                .reply = ""};
+        probe_advice(&f, out, size);
+    }
+    free(perms);
+    json_decref(claims);
+}
+
 /* Answers the job's worker (unless it went away) and frees the job. token may be NULL. */
 static void finish(struct auth_job *job, enum auth_status status, const char *reason,
                    const char *token, size_t token_len)
@@ -203,6 +233,7 @@ static void finish(struct auth_job *job, enum auth_status status, const char *re
     res.status = status;
     mg_strlcpy(res.reason, reason ? reason : "", sizeof res.reason);
     if (status == AUTH_OK) {
+        permission_hint(job, token, token_len, res.reason, sizeof res.reason);
         int fits =
             token && token_len < sizeof res.token &&
             mg_strlcpy(res.mailbox, job->rec.mailbox, sizeof res.mailbox) < sizeof res.mailbox &&

@@ -547,6 +547,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
         hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response", 0);
         return;
     }
+    mg_strlcpy(s->reason, res->reason, sizeof s->reason);
     const struct server_addr *server = provider_server(p, s->ops->protocol);
     if (!server) { /* the broker refuses such logins; should one get here, fail cleanly */
         s->state = SESSION_UPSTREAM;
@@ -653,8 +654,11 @@ void session_upstream_failed(struct session *s, enum upstream_failure f, const c
 {
     if (s->closing || s->state != SESSION_UPSTREAM)
         return;
-    char reason[IPC_REASON_MAX];
-    snprintf(reason, sizeof reason, "upstream %s: %s", upstream_failure_name(f), detail);
+    char reason[2 * IPC_REASON_MAX + 64];
+    /* s->reason: the broker's hint on an accepted login (e.g. the token lacks a permission) */
+    int hint = f == UPSTREAM_AUTH_REJECTED && s->reason[0];
+    snprintf(reason, sizeof reason, "upstream %s: %s%s%s", upstream_failure_name(f), detail,
+             hint ? "; " : "", hint ? s->reason : "");
     enum login_failure lf = upstream_to_login_failure(f);
     const char *result = f == UPSTREAM_PROTOCOL_ERROR ? "error" : failure_result(lf);
     login_failed(s, lf, result, reason);

@@ -200,3 +200,23 @@ def test_google_service_account_opaque_token(fleet, stack):
     assert re.search(r"^token  ok: \d+ bytes \(opaque\); expires .*; from the cache$", r.stdout,
                      re.M), r.stdout
     assert lines_of(r.stdout)["imap"].endswith(" works"), r.stdout
+
+
+def test_gateway_log_names_the_missing_permission(fleet):
+    """The same app through the gateway: Exchange (here Dovecot) only says "authentication
+    failed"; the login's log line says which permission the token lacks."""
+    from conftest import quoted
+    from harness.gateway import login_lines
+    from harness.imapclient import RawImap
+    g = fleet.new("poponly-gateway", users=False, start=False,
+                  client_id=CLIENT_ID_POP_ONLY, client_secret=CLIENT_SECRET_POP_ONLY)
+    g.add_user("app", "app-Local-1", mailbox=ALICE)
+    g.start()
+    with RawImap(g.imaps_port, tls=True, ca_file=g.certs.ca) as c:
+        _, done = c.command("a1", f"LOGIN app {quoted('app-Local-1')}")
+    assert done.startswith("a1 NO [AUTHENTICATIONFAILED]"), done
+    reason = [l for l in login_lines(g.log_text()) if l.get("user") == "app"][-1]["reason"]
+    assert "rejected" in reason, reason
+    assert "Add the application permission IMAP.AccessAsApp" in reason, reason
+    assert "admin consent" in reason, reason
+    g.stop()
