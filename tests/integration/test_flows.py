@@ -5,6 +5,7 @@ authorization, background use, rotation stored atomically, revocation -> "needs 
 import os
 import re
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -167,3 +168,46 @@ def test_password_flow(delegated, idp):
     text = delegated.log_text()
     for pw in ENTRA_PASSWORDS.values():
         assert pw not in text
+
+
+def test_concurrent_logins_redeem_the_refresh_token_once(delegated, idp):
+    """Single flight per user: 20 simultaneous logins on a cold cache send one refresh grant.
+    Two would be fatal with rotation: the second would redeem an invalidated refresh token."""
+    login_works(delegated, "ben", LOCAL["ben"][0])  # the local password is in the auth cache
+    restart_without_cached_token(delegated, "ben")
+    login_works(delegated, "anna", LOCAL["anna"][0])  # anna's token is still stored: warm-up
+    idp.fault(delay=1.0, count=1, path_contains="/token")  # the one request takes a while
+    before = idp.stats().get("refresh_grants", 0)
+    n = 20
+    results = [None] * n
+    barrier = threading.Barrier(n, timeout=60)
+
+    def one(i):
+        try:
+            c = RawImap(delegated.imaps_port, tls=True, ca_file=delegated.certs.ca)
+            with c:
+                barrier.wait()
+                _, results[i] = c.command("c1", f"LOGIN ben {quoted(LOCAL['ben'][0])}")
+        except Exception as e:  # reported with the others
+            results[i] = f"exception: {e!r}"
+            barrier.abort()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    idp.fault()
+    assert all(r and r.startswith("c1 OK") for r in results), results
+    assert idp.stats()["refresh_grants"] == before + 1
+    login_works(delegated, "ben", LOCAL["ben"][0])
+
+
+def test_idp_down_cached_delegated_token_serves(delegated, idp):
+    login_works(delegated, "anna", LOCAL["anna"][0])
+    idp.fault(status=503, count=-1)
+    try:
+        login_works(delegated, "anna", LOCAL["anna"][0])
+        login_works(delegated, "anna", LOCAL["anna"][0])
+    finally:
+        idp.fault()
