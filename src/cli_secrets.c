@@ -242,7 +242,7 @@ static int rotate(const struct config *cfg, struct store *st)
         printf(", %ld undecryptable refresh token(s) dropped (those users need authorization "
                "again)",
                dropped_grants);
-    printf("\nrestart a running gateway so that it uses the new key\n");
+    printf("\na running gateway takes up the new key at its next use of the store\n");
     code = 0;
 out:
     if (read_back) {

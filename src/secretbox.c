@@ -14,18 +14,29 @@
 
 #include "util.h"
 
+struct key {
+    uint8_t bytes[SECRETBOX_KEY_LEN];
+    uint8_t id[SECRETBOX_KEYID_LEN];
+};
+
 struct secretbox {
-    uint8_t key[SECRETBOX_KEY_LEN];
-    uint8_t key_id[SECRETBOX_KEYID_LEN];
+    struct key current;  /* seals, and opens what it sealed */
+    struct key previous; /* opens only: the key before the key file changed (rotate-key) */
+    int has_previous;
+    /* The key file as loaded (NULL for secretbox_from_key), to notice a rotation. */
+    char *path;
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
 };
 
 struct secretbox *secretbox_from_key(const uint8_t key[SECRETBOX_KEY_LEN])
 {
     struct secretbox *box = mg_calloc(1, sizeof *box);
-    memcpy(box->key, key, SECRETBOX_KEY_LEN);
+    memcpy(box->current.bytes, key, SECRETBOX_KEY_LEN);
     uint8_t digest[SHA256_DIGEST_LENGTH];
     SHA256(key, SECRETBOX_KEY_LEN, digest);
-    memcpy(box->key_id, digest, SECRETBOX_KEYID_LEN);
+    memcpy(box->current.id, digest, SECRETBOX_KEYID_LEN);
     return box;
 }
 
@@ -33,6 +44,7 @@ void secretbox_free(struct secretbox **box)
 {
     if (!box || !*box)
         return;
+    free((*box)->path);
     mg_wipe(*box, sizeof **box);
     free(*box);
     *box = NULL;
@@ -40,7 +52,7 @@ void secretbox_free(struct secretbox **box)
 
 void secretbox_key_id(const struct secretbox *box, uint8_t id[SECRETBOX_KEYID_LEN])
 {
-    memcpy(id, box->key_id, SECRETBOX_KEYID_LEN);
+    memcpy(id, box->current.id, SECRETBOX_KEYID_LEN);
 }
 
 static int write_all(int fd, const uint8_t *p, size_t len)
@@ -105,6 +117,12 @@ static struct secretbox *load_key_file(const char *path, char *err, size_t errle
         else
             box = secretbox_from_key(key);
     }
+    if (box) {
+        box->path = mg_strdup(path);
+        box->dev = st.st_dev;
+        box->ino = st.st_ino;
+        box->mtime = st.st_mtim;
+    }
     mg_wipe(key, sizeof key);
     close(fd);
     return box;
@@ -120,6 +138,34 @@ struct secretbox *secretbox_open(const char *key_file, char *err, size_t errlen)
         create_key_file(key_file, err, errlen) != 0)
         return NULL;
     return load_key_file(key_file, err, errlen);
+}
+
+int secretbox_follow_key_file(struct secretbox *box, char *err, size_t errlen)
+{
+    struct stat st;
+    if (!box->path)
+        return 0;
+    if (stat(box->path, &st) != 0) {
+        snprintf(err, errlen, "cannot stat the key file %s: %s", box->path, strerror(errno));
+        return -1;
+    }
+    if (st.st_dev == box->dev && st.st_ino == box->ino && st.st_mtim.tv_sec == box->mtime.tv_sec &&
+        st.st_mtim.tv_nsec == box->mtime.tv_nsec)
+        return 0;
+    struct secretbox *fresh = load_key_file(box->path, err, errlen);
+    if (!fresh)
+        return -1;
+    int changed = memcmp(fresh->current.id, box->current.id, SECRETBOX_KEYID_LEN) != 0;
+    if (changed) {
+        box->previous = box->current;
+        box->has_previous = 1;
+        box->current = fresh->current;
+    }
+    box->dev = fresh->dev;
+    box->ino = fresh->ino;
+    box->mtime = fresh->mtime;
+    secretbox_free(&fresh);
+    return changed;
 }
 
 int secretbox_write_key_file(const char *path, const uint8_t key[SECRETBOX_KEY_LEN], char *err,
@@ -155,7 +201,7 @@ uint8_t *secretbox_seal(const struct secretbox *box, const char *ad, const void 
     uint8_t *out = mg_malloc(total);
     uint8_t *p = out;
     *p++ = SECRETBOX_VERSION;
-    memcpy(p, box->key_id, SECRETBOX_KEYID_LEN);
+    memcpy(p, box->current.id, SECRETBOX_KEYID_LEN);
     p += SECRETBOX_KEYID_LEN;
     uint8_t *nonce = p;
     mg_random_bytes(nonce, SECRETBOX_NONCE_LEN);
@@ -164,7 +210,7 @@ uint8_t *secretbox_seal(const struct secretbox *box, const char *ad, const void 
     int n = 0, fin = 0, ok = ctx != NULL;
     ok = ok && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1;
     ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SECRETBOX_NONCE_LEN, NULL) == 1;
-    ok = ok && EVP_EncryptInit_ex(ctx, NULL, NULL, box->key, nonce) == 1;
+    ok = ok && EVP_EncryptInit_ex(ctx, NULL, NULL, box->current.bytes, nonce) == 1;
     if (ok && ad && *ad)
         ok = EVP_EncryptUpdate(ctx, NULL, &n, (const uint8_t *)ad, (int)strlen(ad)) == 1;
     n = 0;
@@ -183,11 +229,25 @@ uint8_t *secretbox_seal(const struct secretbox *box, const char *ad, const void 
     return out;
 }
 
+/* The key a blob was sealed with, by its key id: the current one or, after the key file
+ * changed, the previous one (rows not re-sealed yet). */
+static const struct key *key_for(const struct secretbox *box, const uint8_t *id)
+{
+    if (memcmp(id, box->current.id, SECRETBOX_KEYID_LEN) == 0)
+        return &box->current;
+    if (box->has_previous && memcmp(id, box->previous.id, SECRETBOX_KEYID_LEN) == 0)
+        return &box->previous;
+    return NULL;
+}
+
 char *secretbox_open_blob(const struct secretbox *box, const char *ad, const uint8_t *blob,
                           size_t len, size_t *out_len)
 {
     if (!blob || len < SECRETBOX_OVERHEAD || len - SECRETBOX_OVERHEAD > (size_t)INT32_MAX ||
-        blob[0] != SECRETBOX_VERSION || memcmp(blob + 1, box->key_id, SECRETBOX_KEYID_LEN) != 0)
+        blob[0] != SECRETBOX_VERSION)
+        return NULL;
+    const struct key *key = key_for(box, blob + 1);
+    if (!key)
         return NULL;
     const uint8_t *nonce = blob + 1 + SECRETBOX_KEYID_LEN;
     const uint8_t *ct = nonce + SECRETBOX_NONCE_LEN;
@@ -199,7 +259,7 @@ char *secretbox_open_blob(const struct secretbox *box, const char *ad, const uin
     int n = 0, fin = 0, ok = ctx != NULL;
     ok = ok && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1;
     ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SECRETBOX_NONCE_LEN, NULL) == 1;
-    ok = ok && EVP_DecryptInit_ex(ctx, NULL, NULL, box->key, nonce) == 1;
+    ok = ok && EVP_DecryptInit_ex(ctx, NULL, NULL, key->bytes, nonce) == 1;
     if (ok && ad && *ad)
         ok = EVP_DecryptUpdate(ctx, NULL, &n, (const uint8_t *)ad, (int)strlen(ad)) == 1;
     n = 0;

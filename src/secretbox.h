@@ -23,6 +23,13 @@ struct secretbox;
  * key file readable or writable by group/other, not a regular file, or not exactly 32 bytes.
  * On error returns NULL with a message in err (never key material). */
 struct secretbox *secretbox_open(const char *key_file, char *err, size_t errlen);
+/* `mailgate secrets rotate-key` replaces the key file while a gateway may run. Before using
+ * the box for the store, the broker calls this: when the key file changed (device, inode or
+ * modification time), its key becomes the current one (sealing) and the one before stays
+ * usable for opening what was sealed with it. Returns 1 (new key loaded), 0 (unchanged, or a
+ * box without a file) or -1 with a message in err (the key in use stays). */
+int secretbox_follow_key_file(struct secretbox *box, char *err, size_t errlen);
+
 /* A box over the given key (for rotation and tests). */
 struct secretbox *secretbox_from_key(const uint8_t key[SECRETBOX_KEY_LEN]);
 void secretbox_free(struct secretbox **box); /* wipes the key */

@@ -21,7 +21,7 @@ struct token_store {
     struct token_client *tc;
     const struct config *cfg;
     struct store *st;
-    const struct secretbox *box;
+    struct secretbox *box;
     size_t seeded; /* tokens loaded at attach */
 };
 
@@ -30,24 +30,49 @@ char *token_store_context(const char *provider, const char *principal, const cha
     return mg_printf("token:%s:%s:%s", provider, principal, scope);
 }
 
+/* `mailgate secrets rotate-key` may replace the key file while we run: follow it before each
+ * use of the key. Returns 1 when a new key was taken up. */
+static int follow_key(struct token_store *ts)
+{
+    char err[256];
+    int changed = secretbox_follow_key_file(ts->box, err, sizeof err);
+    if (changed > 0)
+        log_info("the secret key file changed: sealing with the new key from now on");
+    else if (changed < 0)
+        log_error("%s; keeping the key in use", err);
+    return changed > 0;
+}
+
+static enum store_status put_token(struct token_store *ts, struct token_record *t,
+                                   const char *token, size_t len)
+{
+    char *ad = token_store_context(t->provider, t->principal, t->scope);
+    t->sealed = secretbox_seal(ts->box, ad, token, len, &t->sealed_len);
+    free(ad);
+    if (!t->sealed)
+        return STORE_ERROR;
+    enum store_status rc = store_token_put(ts->st, t);
+    free(t->sealed);
+    t->sealed = NULL;
+    return rc;
+}
+
+/* A write that waited for a rotate-key transaction lands after it and would keep the old
+ * key's seal, which a restarted gateway cannot open: seal and write once more then. */
 static void on_obtained(const char *provider, const char *principal, const char *scope,
                         const char *token, size_t len, int64_t expires_in, void *arg)
 {
     struct token_store *ts = arg;
-    char *ad = token_store_context(provider, principal, scope);
     struct token_record t = {.provider = (char *)provider,
                              .principal = (char *)principal,
                              .scope = (char *)scope,
                              .expires_at = (int64_t)time(NULL) + expires_in};
-    t.sealed = secretbox_seal(ts->box, ad, token, len, &t.sealed_len);
-    free(ad);
-    if (!t.sealed) {
-        log_error("cannot encrypt the token of provider %s for the store", provider);
-        return;
-    }
-    if (store_token_put(ts->st, &t) != STORE_OK)
+    follow_key(ts);
+    enum store_status rc = put_token(ts, &t, token, len);
+    if (rc == STORE_OK && follow_key(ts))
+        rc = put_token(ts, &t, token, len);
+    if (rc != STORE_OK)
         log_warn("cannot store the token of provider %s: %s", provider, store_last_error(ts->st));
-    free(t.sealed);
 }
 
 /* ---- refresh tokens: the token client's hooks onto grant_store.c ---- */
@@ -62,7 +87,10 @@ static char *load_refresh(void *arg, const char *provider, const char *principal
 {
     struct token_store *ts = arg;
     const char *user = user_of(principal);
-    return user ? grant_store_load(ts->st, ts->box, provider, user, len) : NULL;
+    if (!user)
+        return NULL;
+    follow_key(ts);
+    return grant_store_load(ts->st, ts->box, provider, user, len);
 }
 
 static int store_rotated(void *arg, const char *provider, const char *principal,
@@ -70,7 +98,13 @@ static int store_rotated(void *arg, const char *provider, const char *principal,
 {
     struct token_store *ts = arg;
     const char *user = user_of(principal);
-    return user ? grant_store_save(ts->st, ts->box, provider, user, refresh, len) : -1;
+    if (!user)
+        return -1;
+    follow_key(ts);
+    int rc = grant_store_save(ts->st, ts->box, provider, user, refresh, len);
+    if (rc == 0 && follow_key(ts)) /* see on_obtained */
+        rc = grant_store_save(ts->st, ts->box, provider, user, refresh, len);
+    return rc;
 }
 
 static void mark_revoked(void *arg, const char *provider, const char *principal, const char *reason)
@@ -145,7 +179,7 @@ static int load_one(const struct token_record *t, void *arg)
 }
 
 struct token_store *token_store_attach(struct token_client *tc, const struct config *cfg,
-                                       struct store *st, const struct secretbox *box)
+                                       struct store *st, struct secretbox *box)
 {
     struct token_store *ts = mg_calloc(1, sizeof *ts);
     ts->tc = tc;

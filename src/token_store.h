@@ -15,9 +15,11 @@ struct token_store;
 
 /* Loads the cached tokens of cfg's providers into tc and installs the observer that persists
  * new ones, and the refresh-token hooks (grant_store.h: load, store a rotated one, mark a
- * revoked one "needs authorization" with an audit event). cfg, st, box and tc must outlive the returned handle. */
+ * revoked one "needs authorization" with an audit event). Before each use of the key the box
+ * follows its key file, so a running gateway takes up a key rotated by `mailgate secrets
+ * rotate-key` (and still opens rows sealed with the previous key). cfg, st, box and tc must outlive the returned handle. */
 struct token_store *token_store_attach(struct token_client *tc, const struct config *cfg,
-                                       struct store *st, const struct secretbox *box);
+                                       struct store *st, struct secretbox *box);
 void token_store_detach(struct token_store **ts);
 
 /* The associated data of a token row: "token:PROVIDER:PRINCIPAL:SCOPE" (malloc'd). */

@@ -2,6 +2,7 @@
 authorization, background use, rotation stored atomically, revocation -> "needs authorization"
 + audit event, restart without a new device-code round) and the password pass-through flow
 (ROPC: good password, wrong password, MFA required, disabled account)."""
+import hashlib
 import os
 import re
 import sqlite3
@@ -211,3 +212,28 @@ def test_idp_down_cached_delegated_token_serves(delegated, idp):
         login_works(delegated, "anna", LOCAL["anna"][0])
     finally:
         idp.fault()
+
+
+def test_rotate_key_while_running(delegated, idp):
+    """`secrets rotate-key` under a running gateway: the broker takes up the new key, so the
+    refresh token it rotates afterwards is sealed with it and survives a restart."""
+    idp.config(token_lifetime=4)
+    try:
+        restart_without_cached_token(delegated, "ben")
+        login_works(delegated, "ben", LOCAL["ben"][0])
+        r = delegated.cli("secrets", "rotate-key")
+        assert r.returncode == 0, r.stderr
+        assert "running gateway takes up the new key" in r.stdout
+        with open(os.path.join(delegated.state_dir, "secret.key"), "rb") as f:
+            key_id = hashlib.sha256(f.read()).digest()[:4]
+        time.sleep(4.5)  # the access token expired: the next login rotates the refresh token
+        before = idp.stats()["refresh_grants"]
+        login_works(delegated, "ben", LOCAL["ben"][0])
+        assert idp.stats()["refresh_grants"] == before + 1
+        sealed = query(delegated, "SELECT sealed FROM grants WHERE user = 'ben'")[0][0]
+        assert sealed[1:5] == key_id  # sealed with the new key
+        restart_without_cached_token(delegated, "ben")
+        login_works(delegated, "ben", LOCAL["ben"][0])  # the new key opens it
+        assert auth_column(delegated, "ben") == "authorized"
+    finally:
+        idp.config(token_lifetime=3599)

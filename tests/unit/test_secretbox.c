@@ -161,6 +161,57 @@ static void test_key_file_created_and_reused(void **state)
     remove_dir(dir);
 }
 
+/* A gateway running while `secrets rotate-key` replaces the key file takes up the new key and
+ * still opens what the old one sealed. */
+static void test_follow_key_file(void **state)
+{
+    (void)state;
+    char *dir = temp_dir();
+    char *path = mg_printf("%s/secret.key", dir);
+    char err[256] = "";
+    struct secretbox *box = secretbox_open(path, err, sizeof err);
+    assert_non_null(box);
+    assert_int_equal(secretbox_follow_key_file(box, err, sizeof err), 0); /* unchanged */
+    size_t old_len = 0, new_len = 0;
+    uint8_t *old_blob = secretbox_seal(box, ad, secret, strlen(secret), &old_len);
+    uint8_t key[SECRETBOX_KEY_LEN];
+    mg_random_bytes(key, sizeof key);
+    assert_int_equal(secretbox_write_key_file(path, key, err, sizeof err), 0);
+    assert_int_equal(secretbox_follow_key_file(box, err, sizeof err), 1);
+    assert_int_equal(secretbox_follow_key_file(box, err, sizeof err), 0);
+    uint8_t *new_blob = secretbox_seal(box, ad, secret, strlen(secret), &new_len);
+    struct secretbox *fresh = secretbox_open(path, err, sizeof err); /* a restarted gateway */
+    uint8_t id[SECRETBOX_KEYID_LEN], fresh_id[SECRETBOX_KEYID_LEN];
+    secretbox_key_id(box, id);
+    secretbox_key_id(fresh, fresh_id);
+    assert_memory_equal(id, fresh_id, sizeof id); /* sealing with the new key */
+    char *a = secretbox_open_blob(box, ad, old_blob, old_len, NULL);
+    char *b = secretbox_open_blob(box, ad, new_blob, new_len, NULL);
+    char *c = secretbox_open_blob(fresh, ad, new_blob, new_len, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_null(secretbox_open_blob(fresh, ad, old_blob, old_len, NULL));
+    free(a), free(b), free(c);
+    /* A broken key file: the key in use stays. */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("short", f);
+    fclose(f);
+    chmod(path, 0600);
+    assert_int_equal(secretbox_follow_key_file(box, err, sizeof err), -1);
+    assert_non_null(strstr(err, "exactly"));
+    char *d = secretbox_open_blob(box, ad, new_blob, new_len, NULL);
+    assert_non_null(d);
+    free(d);
+    free(old_blob);
+    free(new_blob);
+    secretbox_free(&box);
+    secretbox_free(&fresh);
+    free(path);
+    remove_dir(dir);
+}
+
 static void test_key_file_refused(void **state)
 {
     (void)state;
@@ -196,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_wrong_key_fails),
         cmocka_unit_test(test_key_file_created_and_reused),
         cmocka_unit_test(test_key_file_refused),
+        cmocka_unit_test(test_follow_key_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
