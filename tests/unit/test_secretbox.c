@@ -123,14 +123,31 @@ static void remove_dir(char *dir)
     free(dir);
 }
 
+/* What `secrets rotate-key` does to the file: a new random key, written atomically. */
+static void write_new_key(const char *path)
+{
+    char err[256] = "";
+    uint8_t key[SECRETBOX_KEY_LEN];
+    mg_random_bytes(key, sizeof key);
+    assert_int_equal(secretbox_write_key_file(path, key, err, sizeof err), 0);
+}
+
+/* The box of a new key file in a new temporary directory. */
+static struct secretbox *temp_box(char **dir, char **path)
+{
+    char err[256] = "";
+    *dir = temp_dir();
+    *path = mg_printf("%s/secret.key", *dir);
+    struct secretbox *box = secretbox_open(*path, err, sizeof err);
+    assert_non_null(box);
+    return box;
+}
+
 static void test_key_file_created_and_reused(void **state)
 {
     (void)state;
-    char *dir = temp_dir();
-    char *path = mg_printf("%s/secret.key", dir);
-    char err[256] = "";
-    struct secretbox *a = secretbox_open(path, err, sizeof err);
-    assert_non_null(a);
+    char *dir, *path, err[256] = "";
+    struct secretbox *a = temp_box(&dir, &path);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
@@ -145,9 +162,7 @@ static void test_key_file_created_and_reused(void **state)
     free(plain);
 
     /* A new key written atomically replaces it; old blobs no longer open. */
-    uint8_t key[SECRETBOX_KEY_LEN];
-    mg_random_bytes(key, sizeof key);
-    assert_int_equal(secretbox_write_key_file(path, key, err, sizeof err), 0);
+    write_new_key(path);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     struct secretbox *c = secretbox_open(path, err, sizeof err);
@@ -166,17 +181,12 @@ static void test_key_file_created_and_reused(void **state)
 static void test_follow_key_file(void **state)
 {
     (void)state;
-    char *dir = temp_dir();
-    char *path = mg_printf("%s/secret.key", dir);
-    char err[256] = "";
-    struct secretbox *box = secretbox_open(path, err, sizeof err);
-    assert_non_null(box);
+    char *dir, *path, err[256] = "";
+    struct secretbox *box = temp_box(&dir, &path);
     assert_int_equal(secretbox_follow_key_file(box, err, sizeof err), 0); /* unchanged */
     size_t old_len = 0, new_len = 0;
     uint8_t *old_blob = secretbox_seal(box, ad, secret, strlen(secret), &old_len);
-    uint8_t key[SECRETBOX_KEY_LEN];
-    mg_random_bytes(key, sizeof key);
-    assert_int_equal(secretbox_write_key_file(path, key, err, sizeof err), 0);
+    write_new_key(path);
     assert_int_equal(secretbox_follow_key_file(box, err, sizeof err), 1);
     assert_int_equal(secretbox_follow_key_file(box, err, sizeof err), 0);
     uint8_t *new_blob = secretbox_seal(box, ad, secret, strlen(secret), &new_len);
@@ -215,11 +225,8 @@ static void test_follow_key_file(void **state)
 static void test_key_file_refused(void **state)
 {
     (void)state;
-    char *dir = temp_dir();
-    char *path = mg_printf("%s/secret.key", dir);
-    char err[256] = "";
-    struct secretbox *box = secretbox_open(path, err, sizeof err);
-    assert_non_null(box);
+    char *dir, *path, err[256] = "";
+    struct secretbox *box = temp_box(&dir, &path);
     secretbox_free(&box);
     assert_int_equal(chmod(path, 0640), 0);
     assert_null(secretbox_open(path, err, sizeof err));
