@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "config_fixture.h"
+#include "cert_fixture.h"
 #include "util.h"
 
 /* The temporary directory and the files every test can refer to. */
@@ -44,18 +45,8 @@ EVP_PKEY *write_key(const char *path)
 
 void write_self_signed_cert(const char *path, EVP_PKEY *key)
 {
-    X509 *x = X509_new();
+    X509 *x = test_self_signed_cert(key, "localhost", NULL);
     assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
-                               0);
-    X509_set_issuer_name(x, name);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     assert_int_equal(PEM_write_X509(f, x), 1);

@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "util.h"
+#include "cert_fixture.h"
 
 #define MAX_QUEUED 16
 #define MAX_BODIES 64
@@ -43,31 +44,10 @@ struct fake_idp {
     volatile int stopping;
 };
 
-static X509 *self_signed(EVP_PKEY *key)
-{
-    X509 *cert = X509_new();
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-    X509_set_pubkey(cert, key);
-    X509_NAME *name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
-                               0);
-    X509_set_issuer_name(cert, name);
-    X509V3_CTX v3;
-    X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
-    X509_EXTENSION *san = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
-    X509_add_ext(cert, san, -1);
-    X509_EXTENSION_free(san);
-    X509_sign(cert, key, EVP_sha256());
-    return cert;
-}
-
 static int setup_tls(struct fake_idp *f)
 {
     EVP_PKEY *key = EVP_RSA_gen(2048);
-    X509 *cert = key ? self_signed(key) : NULL;
+    X509 *cert = key ? test_self_signed_cert(key, "127.0.0.1", "127.0.0.1") : NULL;
     snprintf(f->ca_file, sizeof f->ca_file, "/tmp/fake_idp_XXXXXX");
     int tmp = mkstemp(f->ca_file);
     FILE *pem = tmp >= 0 ? fdopen(tmp, "w") : NULL;

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "jwt.h"
 #include "token.h"
+#include "cert_fixture.h"
 #include "util.h"
 
 #define AUD "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
@@ -35,17 +36,8 @@ static int setup(void **state)
     key = EVP_RSA_gen(2048);
     if (!key)
         return -1;
-    cert = X509_new();
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
-    X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-    X509_set_pubkey(cert, key);
-    X509_NAME *name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"mailgate", -1, -1,
-                               0);
-    X509_set_issuer_name(cert, name);
-    if (X509_sign(cert, key, EVP_sha256()) <= 0)
+    cert = test_self_signed_cert(key, "mailgate", NULL);
+    if (!cert)
         return -1;
     der = NULL;
     der_len = i2d_X509(cert, &der);
