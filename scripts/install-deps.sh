@@ -3,12 +3,20 @@
 # Uses apt-get as root, or through sudo. Does not start Debian's own Dovecot service.
 set -euo pipefail
 
+# Installed with --no-install-recommends, so whatever a tool needs only through a Recommends is
+# listed here by name, with the reason:
+#   libc6-dev        gcc's and clang's C library headers (a Recommends of gcc-12)
+#   libnet-ssleay-perl, libio-socket-ssl-perl
+#                    swaks' STARTTLS/TLS ("TLS not available: requires Net::SSLeay" without them)
+#   ca-certificates  libcurl's and Python's default trust store (a Recommends of libcurl4)
+#   make             the Makefile itself (not on a minimal Debian)
 PACKAGES=(
-    meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+    make meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev
     libssl-dev libevent-dev libcurl4-openssl-dev libjansson-dev libinih-dev libsqlite3-dev
     libargon2-dev libcmocka-dev
     dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
-    python3 python3-pytest python3-cryptography curl openssl ca-certificates swaks
+    python3 python3-pytest python3-cryptography curl openssl ca-certificates
+    swaks libnet-ssleay-perl libio-socket-ssl-perl
 )
 
 missing=()
