@@ -47,7 +47,7 @@ bench: all
 	$(PYTHON) bench/bench.py --mailgate $(BUILD)/mailgate
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
+	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)
