@@ -12,13 +12,8 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "probe_advice.h" /* enum probe_outcome */
 #include "proto.h"
-
-enum probe_outcome {
-    PROBE_WORKS = 0,       /* the server accepted the token */
-    PROBE_REFUSED = 1,     /* the server refused the token (permissions, mailbox rights) */
-    PROBE_UNAVAILABLE = 2, /* connect, TLS, protocol error, timeout, temporary failure */
-};
 
 struct probe_login {
     enum mg_proto proto;

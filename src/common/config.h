@@ -6,11 +6,18 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "jwt.h"
+#include <openssl/types.h> /* EVP_PKEY: certificate credentials, loaded only with secrets */
+
 #include "log.h"
 #include "proto.h"
 
 #define MG_DEFAULT_CONFIG "/etc/mailgate/mailgate.conf"
+
+/* client_assertion_alg: how a certificate credential's JWT is signed (token/jwt.c signs it). */
+enum jwt_alg {
+    JWT_RS256 = 0, /* RSASSA-PKCS1-v1_5 with SHA-256 */
+    JWT_PS256 = 1  /* RSASSA-PSS with SHA-256, MGF1-SHA-256, salt length 32 (RFC 7518 3.5) */
+};
 
 struct gateway_conf {
     char *state_dir;                /* default /var/lib/mailgate */

@@ -12,10 +12,7 @@
 
 #include <openssl/types.h>
 
-enum jwt_alg {
-    JWT_RS256 = 0, /* RSASSA-PKCS1-v1_5 with SHA-256 */
-    JWT_PS256 = 1  /* RSASSA-PSS with SHA-256, MGF1-SHA-256, salt length 32 (RFC 7518 3.5) */
-};
+#include "config.h" /* enum jwt_alg: a [provider] setting */
 
 /* "RS256" / "PS256" (exact case, as in JOSE). Returns 0 or -1. */
 int jwt_alg_parse(const char *s, enum jwt_alg *out);

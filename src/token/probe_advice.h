@@ -9,8 +9,14 @@
 
 #include <jansson.h>
 
-#include "probe.h"
 #include "proto.h"
+
+/* How an upstream login ended: mailgate token test (cli/probe.c) and the broker's login log. */
+enum probe_outcome {
+    PROBE_WORKS = 0,       /* the server accepted the token */
+    PROBE_REFUSED = 1,     /* the server refused the token (permissions, mailbox rights) */
+    PROBE_UNAVAILABLE = 2, /* connect, TLS, protocol error, timeout, temporary failure */
+};
 
 struct probe_facts {
     enum mg_proto proto;
