@@ -102,39 +102,35 @@ static void test_rsa_and_ecdsa(void **state)
     loaded_free(&l);
 }
 
+/* The file with [tls] certificate/private_key and ecdsa_certificate/ecdsa_private_key fails
+ * with `text` at `line`. */
+static void assert_pairs_refused(const char *cert, const char *key, const char *ecdsa_cert,
+                                 const char *ecdsa_key, int line, const char *text)
+{
+    char *extra = ecdsa_lines(ecdsa_cert, ecdsa_key);
+    struct loaded l = load_tls(cert, key, extra);
+    assert_null(l.cfg);
+    assert_error(&l, line, text);
+    loaded_free(&l);
+    free(extra);
+}
+
 static void test_ecdsa_pair_errors(void **state)
 {
     (void)state;
     /* An RSA certificate where the ECDSA one belongs. */
-    char *extra = ecdsa_lines(cert_path, key_path);
-    struct loaded l = load_tls(cert_path, key_path, extra);
-    assert_null(l.cfg);
-    assert_error(&l, 4, "is not an ECDSA certificate");
-    loaded_free(&l);
-    free(extra);
-
+    assert_pairs_refused(cert_path, key_path, cert_path, key_path, 4,
+                         "is not an ECDSA certificate");
     /* Two ECDSA certificates: the second would replace the first. */
-    extra = ecdsa_lines(ec_cert_path, ec_key_path);
-    l = load_tls(ec_cert_path, ec_key_path, extra);
-    assert_null(l.cfg);
-    assert_error(&l, 2, "certificate must be the RSA one");
-    loaded_free(&l);
-    free(extra);
-
+    assert_pairs_refused(ec_cert_path, ec_key_path, ec_cert_path, ec_key_path, 2,
+                         "certificate must be the RSA one");
     /* The ECDSA key does not belong to the ECDSA certificate. */
-    extra = ecdsa_lines(ec_cert_path, other_key_path);
-    l = load_tls(cert_path, key_path, extra);
-    assert_null(l.cfg);
-    assert_error(&l, 5, "does not match the certificate");
-    loaded_free(&l);
-    free(extra);
+    assert_pairs_refused(cert_path, key_path, ec_cert_path, other_key_path, 5,
+                         "does not match the certificate");
 
     /* One of the two alone. */
-    l = load_tls(cert_path, key_path, "ecdsa_certificate = x\n");
-    assert_null(l.cfg);
-    loaded_free(&l);
-    extra = mg_printf("ecdsa_certificate = %s\n", ec_cert_path);
-    l = load_tls(cert_path, key_path, extra);
+    char *extra = mg_printf("ecdsa_certificate = %s\n", ec_cert_path);
+    struct loaded l = load_tls(cert_path, key_path, extra);
     assert_null(l.cfg);
     assert_error(&l, 1, "[tls] needs both 'ecdsa_certificate' and 'ecdsa_private_key'");
     loaded_free(&l);
