@@ -31,9 +31,17 @@ struct gateway_conf {
     uint64_t token_timeout_ms;      /* default 15 s: one HTTP request to a token endpoint */
 };
 
+/* [tls] min_version: the oldest protocol version offered to clients. */
+enum mg_tls_version { MG_TLS_VERSION_1_2 = 0, MG_TLS_VERSION_1_3 = 1 };
+
+/* The TLS policy towards clients (tls_policy.h applies it). */
 struct tls_conf {
-    char *certificate; /* PEM chain for clients */
+    char *certificate; /* PEM chain for clients: RSA, or ECDSA when it is the only one */
     char *private_key;
+    char *ecdsa_certificate; /* optional second chain, ECDSA, beside an RSA certificate */
+    char *ecdsa_private_key;
+    char *ciphers;                   /* TLS 1.2 suites, OpenSSL syntax; NULL: TLS_DEFAULT_CIPHERS */
+    enum mg_tls_version min_version; /* default TLSv1.2 */
 };
 
 struct listener_conf {

@@ -60,6 +60,10 @@ char *mg_strndup(const char *s, size_t n)
 
 char *mg_printf(const char *fmt, ...)
 {
+    /* GCC 12 with -fsanitize=undefined reports "null format string" for the vsnprintf below
+     * unless it can see fmt is not NULL. */
+    if (!fmt)
+        abort();
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
