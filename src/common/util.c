@@ -195,3 +195,24 @@ char *mg_read_file(const char *path, size_t max, int strip, size_t *out_len)
         *out_len = len;
     return buf;
 }
+
+void mg_addr_host(const char *client_addr, char *out, size_t size)
+{
+    const char *start = client_addr, *end;
+    if (client_addr[0] == '[') {
+        start = client_addr + 1;
+        end = strchr(start, ']');
+    } else {
+        end = strrchr(client_addr, ':');
+        /* A bare IPv6 address has several colons and no port. */
+        if (end && strchr(client_addr, ':') != end)
+            end = NULL;
+    }
+    size_t len = end ? (size_t)(end - start) : strlen(start);
+    if (size == 0)
+        return;
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, start, len);
+    out[len] = '\0';
+}
