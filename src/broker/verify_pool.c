@@ -85,6 +85,16 @@ struct verify_pool {
 
 /* ---- jobs and queues (callers hold the lock) ---- */
 
+static void append_job(struct verify_job **head, struct verify_job **tail, struct verify_job *j)
+{
+    j->next = NULL;
+    if (*tail)
+        (*tail)->next = j;
+    else
+        *head = j;
+    *tail = j;
+}
+
 static void job_free(struct verify_job *j)
 {
     free(j->user);
@@ -246,11 +256,7 @@ static void *verify_thread(void *arg)
             vp->stats.computations++;
         unlink_live(vp, j);
         j->state = JOB_DONE;
-        if (vp->done_tail)
-            vp->done_tail->next = j;
-        else
-            vp->done_head = j;
-        vp->done_tail = j;
+        append_job(&vp->done_head, &vp->done_tail, j);
         pthread_mutex_unlock(&vp->lock);
         wake_loop(vp);
         pthread_mutex_lock(&vp->lock);
@@ -422,11 +428,7 @@ static struct verify_job *enqueue(struct verify_pool *vp, const struct verify_re
         q = add_queue(vp, user_key);
     struct verify_job *j = new_job(req, key);
     j->queue = q;
-    if (q->tail)
-        q->tail->next = j;
-    else
-        q->head = j;
-    q->tail = j;
+    append_job(&q->head, &q->tail, j);
     q->count++;
     vp->queued++;
     j->live_next = vp->live;

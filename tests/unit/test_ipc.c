@@ -49,17 +49,30 @@ static void decode_one(struct evbuffer *buf, struct ipc_msg *msg)
     assert_int_equal(evbuffer_get_length(buf), 0);
 }
 
+/* The messages whose body is one u32: worker ready (index), cancel (request id). */
+static void check_u32_message(int (*encode)(struct evbuffer *, uint32_t), enum ipc_type type,
+                              uint32_t value)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_msg msg;
+    assert_int_equal(encode(buf, value), 0);
+    assert_int_equal(evbuffer_get_length(buf), 4 + 1 + 4);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, type);
+    assert_int_equal(type == IPC_WORKER_READY ? msg.u.worker_index : msg.u.cancel_id, value);
+    evbuffer_free(buf);
+}
+
 static void test_roundtrip_ready(void **state)
 {
     (void)state;
-    struct evbuffer *buf = evbuffer_new();
-    struct ipc_msg msg;
-    assert_int_equal(ipc_encode_ready(buf, 0x01020304), 0);
-    assert_int_equal(evbuffer_get_length(buf), 4 + 1 + 4);
-    decode_one(buf, &msg);
-    assert_int_equal(msg.type, IPC_WORKER_READY);
-    assert_int_equal(msg.u.worker_index, 0x01020304);
-    evbuffer_free(buf);
+    check_u32_message(ipc_encode_ready, IPC_WORKER_READY, 0x01020304);
+}
+
+static void test_roundtrip_cancel(void **state)
+{
+    (void)state;
+    check_u32_message(ipc_encode_auth_cancel, IPC_AUTH_CANCEL, 0xa1b2c3d4);
 }
 
 static void test_roundtrip_request(void **state)
@@ -101,19 +114,6 @@ static void test_roundtrip_response(void **state)
     assert_memory_equal(msg.u.res.token, res.token, IPC_TOKEN_MAX - 1);
     assert_string_equal(msg.u.res.reason, res.reason);
     assert_int_equal(msg.u.res.delay_ms, 4321);
-    evbuffer_free(buf);
-}
-
-static void test_roundtrip_cancel(void **state)
-{
-    (void)state;
-    struct evbuffer *buf = evbuffer_new();
-    struct ipc_msg msg;
-    assert_int_equal(ipc_encode_auth_cancel(buf, 0xa1b2c3d4), 0);
-    assert_int_equal(evbuffer_get_length(buf), 4 + 1 + 4);
-    decode_one(buf, &msg);
-    assert_int_equal(msg.type, IPC_AUTH_CANCEL);
-    assert_int_equal(msg.u.cancel_id, 0xa1b2c3d4);
     evbuffer_free(buf);
 }
 
