@@ -601,7 +601,6 @@ void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
         start_upstream(s, res);
         return;
     case AUTH_FAIL:
-        /* The broker's delay grows with repeated failures; 0: the configured one. */
         hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason,
                      res->delay_ms ? res->delay_ms : failure_delay_ms(s));
         return;
