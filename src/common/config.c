@@ -42,6 +42,12 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "auth_cache_ttl", V_DURATION0, auth_cache_ttl_ms, false),
     KEY(gateway_conf, "auth_failure_delay", V_DURATION0, auth_failure_delay_ms, false),
     KEY(gateway_conf, "token_timeout", V_DURATION, token_timeout_ms, false),
+    KEY(gateway_conf, "lockout_threshold", V_COUNT, lockout_threshold, false),
+    KEY(gateway_conf, "lockout_window", V_DURATION, lockout_window_ms, false),
+    KEY(gateway_conf, "lockout_duration", V_DURATION, lockout_duration_ms, false),
+    KEY(gateway_conf, "max_failure_delay", V_DURATION0, max_failure_delay_ms, false),
+    KEY(gateway_conf, "max_connections_per_ip", V_COUNT, max_connections_per_ip, false),
+    KEY(gateway_conf, "max_logins_per_ip", V_COUNT, max_logins_per_ip, false),
     {NULL, 0, 0, false}};
 
 static const struct key_def tls_keys[] = {
@@ -540,6 +546,12 @@ static void set_defaults(struct gateway_conf *g)
     g->auth_cache_ttl_ms = 10 * 60 * 1000;
     g->auth_failure_delay_ms = 2 * 1000;
     g->token_timeout_ms = 15 * 1000;
+    g->lockout_threshold = 10;
+    g->lockout_window_ms = 15 * 60 * 1000;
+    g->lockout_duration_ms = 15 * 60 * 1000;
+    g->max_failure_delay_ms = 5 * 1000;
+    g->max_connections_per_ip = 50;
+    g->max_logins_per_ip = 20;
 }
 
 static void set_inih_options(void)

@@ -36,6 +36,7 @@ enum value_kind {
     V_DURATION0,   /* uint64_t ms, may be 0 */
     V_LOG_LEVEL,   /* enum mg_log_level */
     V_WORKERS,     /* int */
+    V_COUNT,       /* uint32_t, 0 to COUNT_MAX (0: off, where the key says so) */
     V_TLS_MODE,    /* enum mg_tls_mode */
     V_PROTOCOL,    /* enum mg_proto */
     V_LISTEN_ADDR, /* listener address + sockaddr */

@@ -84,6 +84,20 @@ static void parse_workers(struct parser *p, int line, const char *value, int *ou
         *out = (int)n;
 }
 
+#define COUNT_MAX 1000000
+
+static void parse_count(struct parser *p, int line, const char *key, const char *value,
+                        uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(value, &end, 10);
+    if (value[0] < '0' || value[0] > '9' || *end || errno || n < 0 || n > COUNT_MAX)
+        conf_error(p, line, "%s: expected a number from 0 to %d, not '%s'", key, COUNT_MAX, value);
+    else
+        *out = (uint32_t)n;
+}
+
 static void parse_protocol(struct parser *p, int line, const char *value, enum mg_proto *out)
 {
     enum mg_proto proto;
@@ -253,6 +267,9 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
         break;
     case V_WORKERS:
         parse_workers(p, line, value, field);
+        break;
+    case V_COUNT:
+        parse_count(p, line, key->name, value, field);
         break;
     case V_TLS_MODE:
         if (mg_tls_mode_parse(value, field) != 0)

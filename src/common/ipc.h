@@ -15,18 +15,21 @@
 struct evbuffer;
 
 #define IPC_MAX_FRAME 16384
-#define IPC_NAME_MAX 64     /* listener and provider names */
-#define IPC_ADDR_MAX 64     /* "1.2.3.4:5678", "[v6]:port" */
-#define IPC_USER_MAX 256    /* local user names as typed by the client */
+#define IPC_NAME_MAX 64  /* listener and provider names */
+#define IPC_ADDR_MAX 64  /* "1.2.3.4:5678", "[v6]:port" */
+#define IPC_USER_MAX 256 /* local user names as typed by the client */
 #define IPC_PASSWORD_MAX 1024
 #define IPC_MAILBOX_MAX 320 /* RFC 5321 path limit is 256; some slack */
 #define IPC_TOKEN_MAX 8192  /* Entra access tokens are 1.4-2.5 KB; Google's are shorter */
 #define IPC_REASON_MAX 256
 
 enum ipc_type {
-    IPC_WORKER_READY = 1, /* worker -> broker: listeners bound. Body: u32 worker index. */
-    IPC_AUTH_REQUEST = 2, /* worker -> broker */
-    IPC_AUTH_RESPONSE = 3 /* broker -> worker */
+    IPC_WORKER_READY = 1,  /* worker -> broker: listeners bound. Body: u32 worker index. */
+    IPC_AUTH_REQUEST = 2,  /* worker -> broker */
+    IPC_AUTH_RESPONSE = 3, /* broker -> worker */
+    /* worker -> broker: the session of request `id` has gone; its verification, if still
+     * queued, is dropped and no response comes. Body: u32 request id. */
+    IPC_AUTH_CANCEL = 4
 };
 
 enum auth_status {
@@ -49,17 +52,23 @@ struct ipc_auth_request {
 struct ipc_auth_response {
     uint32_t id;
     enum auth_status status;
-    char mailbox[IPC_MAILBOX_MAX];  /* the SASL user= for the upstream login */
-    char provider[IPC_NAME_MAX];    /* the worker finds the upstream server in its own config */
-    char token[IPC_TOKEN_MAX];      /* access token; wiped by ipc_msg_wipe */
+    char mailbox[IPC_MAILBOX_MAX]; /* the SASL user= for the upstream login */
+    char provider[IPC_NAME_MAX];   /* the worker finds the upstream server in its own config */
+    char token[IPC_TOKEN_MAX];     /* access token; wiped by ipc_msg_wipe */
     uint32_t token_len;
-    char reason[IPC_REASON_MAX];    /* for the log line; never secret */
+    char reason[IPC_REASON_MAX]; /* for the log line; never secret */
+    /* How long the worker holds a failure before answering; 0: its own configured delay. The
+     * broker makes it grow with repeated failures (throttle.c). At most IPC_DELAY_MAX_MS. */
+    uint32_t delay_ms;
 };
+
+#define IPC_DELAY_MAX_MS 60000
 
 struct ipc_msg {
     enum ipc_type type;
     union {
         uint32_t worker_index;
+        uint32_t cancel_id; /* IPC_AUTH_CANCEL */
         struct ipc_auth_request req;
         struct ipc_auth_response res;
     } u;
@@ -69,6 +78,7 @@ struct ipc_msg {
 int ipc_encode_ready(struct evbuffer *out, uint32_t worker_index);
 int ipc_encode_auth_request(struct evbuffer *out, const struct ipc_auth_request *req);
 int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_response *res);
+int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

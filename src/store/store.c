@@ -249,3 +249,26 @@ enum store_status store_audit_list(struct store *st, int64_t limit, const char *
         return store_set_error(st, "no callback");
     return st->ops->audit_list(st, limit, user_or_null, cb, arg);
 }
+
+enum store_status store_lockout_put(struct store *st, const char *user, const char *address,
+                                    int64_t until)
+{
+    return st->ops->lockout_put(st, user, address, until);
+}
+
+enum store_status store_lockout_get(struct store *st, const char *user, const char *address)
+{
+    return st->ops->lockout_get(st, user, address);
+}
+
+enum store_status store_lockout_delete(struct store *st, const char *user,
+                                       const char *address_or_null, int64_t *deleted)
+{
+    int64_t ignored;
+    return st->ops->lockout_delete(st, user, address_or_null, deleted ? deleted : &ignored);
+}
+
+enum store_status store_data_version(struct store *st, int64_t *version)
+{
+    return st->ops->data_version(st, version);
+}

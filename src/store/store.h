@@ -113,6 +113,19 @@ enum store_status store_audit_add(struct store *st, const char *event, const cha
 enum store_status store_audit_list(struct store *st, int64_t limit, const char *user_or_null,
                                    int (*cb)(const struct audit_record *a, void *arg), void *arg);
 
+/* Login lockouts (the broker's throttle.c decides them; `mailgate user unlock` lifts them): one
+ * row per (user, client address without port), until = unix seconds. The broker notices a
+ * change by another process (the CLI) through store_data_version(). */
+enum store_status store_lockout_put(struct store *st, const char *user, const char *address,
+                                    int64_t until);
+/* STORE_OK when the row exists, STORE_NOT_FOUND when not. */
+enum store_status store_lockout_get(struct store *st, const char *user, const char *address);
+/* Deletes the user's rows (only address's when not NULL); *deleted = how many. */
+enum store_status store_lockout_delete(struct store *st, const char *user,
+                                       const char *address_or_null, int64_t *deleted);
+/* A number that changes whenever another connection commits a change to the database. */
+enum store_status store_data_version(struct store *st, int64_t *version);
+
 /* Frees the strings of a record (wiping the hash) and zeroes it. */
 void user_record_clear(struct user_record *u);
 
