@@ -17,12 +17,10 @@
 #include "log.h"
 #include "relay.h"
 #include "sasl.h"
+#include "session_io.h"
 #include "tls.h"
 #include "util.h"
 
-/* Before login the protocol consumes input as it comes; while a login is in progress input
- * stays unread and reading stops at this mark ("buffer full => stop reading"). */
-#define CLIENT_READ_HIGH (64 * 1024)
 #define MAX_BAD_COMMANDS 10
 #define CLOSE_FLUSH_MS 5000
 #define CLOSE_LINGER_MS 2000
@@ -30,6 +28,7 @@
 #define UPSTREAM_TIMEOUT_MIN_MS 1000
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static struct timeval ms_to_tv(uint64_t ms)
@@ -203,88 +202,6 @@ void session_free(struct session *s)
     free(s);
 }
 
-/* ---- client I/O for protocols ---- */
-
-struct evbuffer *session_input(struct session *s)
-{
-    return bufferevent_get_input(s->client);
-}
-
-void session_write(struct session *s, const void *data, size_t len)
-{
-    if (s->client)
-        bufferevent_write(s->client, data, len);
-}
-
-static void client_vprintf(struct session *s, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
-
-static void client_vprintf(struct session *s, const char *fmt, va_list ap)
-{
-    if (s->client)
-        evbuffer_add_vprintf(bufferevent_get_output(s->client), fmt, ap);
-}
-
-void session_printf(struct session *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    client_vprintf(s, fmt, ap);
-    va_end(ap);
-}
-
-int session_take_line(struct evbuffer *in, char *buf, size_t size, size_t *len)
-{
-    size_t eol_len = 0;
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    if (eol.pos < 0) {
-        if (evbuffer_get_length(in) < size)
-            return 0;
-        evbuffer_drain(in, evbuffer_get_length(in));
-        return -2;
-    }
-    size_t n = (size_t)eol.pos;
-    if (n >= size) {
-        evbuffer_drain(in, n + eol_len);
-        return -1;
-    }
-    evbuffer_remove(in, buf, n);
-    evbuffer_drain(in, eol_len);
-    buf[n] = '\0';
-    *len = n;
-    return 1;
-}
-
-int session_skip_line(struct session *s)
-{
-    if (!s->skipping_line)
-        return 1;
-    struct evbuffer *in = session_input(s);
-    size_t eol_len = 0;
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    size_t part = eol.pos < 0 ? evbuffer_get_length(in) : (size_t)eol.pos;
-    evbuffer_drain(in, eol.pos < 0 ? part : part + eol_len);
-    s->skipping_line = eol.pos < 0;
-    for (s->skipped += part; s->skipped >= s->skip_limit; s->skipped -= s->skip_limit) {
-        if (session_bad_command(s) != 0)
-            return 0;
-    }
-    return !s->skipping_line;
-}
-
-int session_read_line(struct session *s, char *buf, size_t size, size_t *len)
-{
-    if (!session_skip_line(s))
-        return 0;
-    int r = session_take_line(session_input(s), buf, size, len);
-    if (r == -2) {
-        s->skipping_line = 1;
-        s->skip_limit = size;
-        s->skipped = 0;
-    }
-    return r < 0 ? -1 : r;
-}
-
 int session_bad_command(struct session *s)
 {
     if (++s->bad_commands < MAX_BAD_COMMANDS)
@@ -294,21 +211,18 @@ int session_bad_command(struct session *s)
     return -1;
 }
 
-void session_reject(struct session *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    client_vprintf(s, fmt, ap);
-    va_end(ap);
-    session_bad_command(s);
-}
-
 /* Gives the protocol whatever input is waiting (pipelined commands, or input left unread
- * during a login attempt). */
+ * during a login attempt or while the client did not read our replies): reading resumes, but
+ * bytes already buffered would never make the read callback run again. */
 static void resume_commands(struct session *s)
 {
+    if (session_output_full(s)) {
+        session_wait_for_output(s);
+        return;
+    }
     s->state = SESSION_PRELOGIN;
-    if (s->client && evbuffer_get_length(session_input(s)) > 0)
+    bufferevent_enable(s->client, EV_READ);
+    if (evbuffer_get_length(session_input(s)) > 0)
         s->ops->on_client_input(s);
 }
 
@@ -316,8 +230,9 @@ static void resume_commands(struct session *s)
 
 static void install_client_callbacks(struct session *s)
 {
-    bufferevent_setcb(s->client, client_read_cb, NULL, client_event_cb, s);
-    bufferevent_setwatermark(s->client, EV_READ, 0, CLIENT_READ_HIGH);
+    bufferevent_setcb(s->client, client_read_cb, client_write_cb, client_event_cb, s);
+    bufferevent_setwatermark(s->client, EV_READ, 0, CLIENT_INPUT_MAX);
+    bufferevent_setwatermark(s->client, EV_WRITE, CLIENT_OUTPUT_RESUME, 0);
     bufferevent_enable(s->client, EV_READ | EV_WRITE);
 }
 
@@ -362,6 +277,15 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     struct session *s = arg;
     if (s->state == SESSION_PRELOGIN)
         s->ops->on_client_input(s);
+}
+
+/* The client has read our replies down to CLIENT_OUTPUT_RESUME. */
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    MG_UNUSED(bev);
+    struct session *s = arg;
+    if (s->state == SESSION_OUTPUT_WAIT)
+        resume_commands(s);
 }
 
 static void handshake_done(struct session *s)
