@@ -334,16 +334,50 @@ static void login_timeout_cb(evutil_socket_t fd, short what, void *arg)
     close_session(s, "login timeout", 1);
 }
 
-/* Ends a login attempt that failed and hands the verdict to the protocol. */
+static int is_authentication_failure(enum login_failure f)
+{
+    return f == LOGIN_FAIL_CREDENTIALS || f == LOGIN_FAIL_DISABLED || f == LOGIN_FAIL_UPSTREAM_AUTH;
+}
+
+/* How long the client still waits for the answer to a failed login. Every authentication
+ * failure (wrong password, unknown user, protocol disabled, mailbox or token refused upstream)
+ * is answered auth_failure_delay after the login command arrived: however long finding it out
+ * took, the answer comes at the same moment, so its timing does not tell a right password the
+ * upstream refused from a wrong one. No jitter: a fixed moment hides the cause; noise on top of
+ * a time that depends on the cause would only be averaged away. "Try later" failures are
+ * answered at once. A delay that grows with repeated failures plugs in here. */
+static uint64_t failure_answer_delay_ms(const struct session *s, enum login_failure why)
+{
+    if (!is_authentication_failure(why))
+        return 0;
+    uint64_t due = s->login_started_ms + s->w->cfg->gateway.auth_failure_delay_ms;
+    uint64_t now = mg_now_ms();
+    return due > now ? due - now : 0;
+}
+
+static void delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    MG_UNUSED(fd), MG_UNUSED(what);
+    struct session *s = arg;
+    if (s->state != SESSION_AUTH_DELAY)
+        return;
+    s->ops->on_login_failed(s, s->held_failure);
+    if (!s->closing)
+        resume_commands(s);
+}
+
+/* Ends a login attempt that failed: logs it with its cause and real duration, lets go of the
+ * token and the upstream. The protocol answers from the loop (never from inside the caller's
+ * stack), after failure_answer_delay_ms(); client input waits meanwhile. */
 static void login_failed(struct session *s, enum login_failure why, const char *result,
                          const char *reason)
 {
     log_login(s, result, reason);
     wipe_token(s);
     upstream_free(&s->upstream);
-    s->ops->on_login_failed(s, why);
-    if (!s->closing)
-        resume_commands(s);
+    s->state = SESSION_AUTH_DELAY;
+    s->held_failure = why;
+    arm_timer(s->delay_timer, failure_answer_delay_ms(s, why));
 }
 
 static const char *failure_result(enum login_failure f)
@@ -362,31 +396,10 @@ static const char *failure_result(enum login_failure f)
     return "error";
 }
 
-static void delay_cb(evutil_socket_t fd, short what, void *arg)
+/* login_failed() with the log result the failure implies. */
+static void hold_failure(struct session *s, enum login_failure why, const char *reason)
 {
-    MG_UNUSED(fd), MG_UNUSED(what);
-    struct session *s = arg;
-    if (s->state == SESSION_AUTH_DELAY)
-        login_failed(s, s->held_failure, failure_result(s->held_failure), s->reason);
-}
-
-/* Delivers a failure from the loop after delay_ms (never from inside the caller's stack). */
-static void hold_failure(struct session *s, enum login_failure why, const char *reason,
-                         uint64_t delay_ms)
-{
-    s->state = SESSION_AUTH_DELAY;
-    s->held_failure = why;
-    mg_strlcpy(s->reason, reason, sizeof s->reason);
-    arm_timer(s->delay_timer, delay_ms);
-}
-
-/* The configured failure delay, randomised by +-25 % so timing tells nothing. */
-static uint64_t failure_delay_ms(const struct session *s)
-{
-    uint64_t base = s->w->cfg->gateway.auth_failure_delay_ms;
-    uint32_t r;
-    mg_random_bytes(&r, sizeof r);
-    return base * 3 / 4 + (uint64_t)((double)(base / 2) * ((double)r / UINT32_MAX));
+    login_failed(s, why, failure_result(why), reason);
 }
 
 /* ---- login: broker ---- */
@@ -426,7 +439,7 @@ int session_login(struct session *s, const char *user, const char *password, siz
     int rc = worker_send_auth_request(s->w, s, &req);
     mg_wipe(&req, sizeof req);
     if (rc != 0)
-        hold_failure(s, LOGIN_FAIL_INTERNAL, "broker unavailable", 0);
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "broker unavailable");
     return 0;
 }
 
@@ -468,7 +481,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
 {
     const struct provider_conf *p = config_provider(s->w->cfg, res->provider);
     if (!p) {
-        hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response", 0);
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response");
         return;
     }
     mg_strlcpy(s->reason, res->reason, sizeof s->reason);
@@ -481,7 +494,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
     }
     SSL_CTX *ctx = tls_client_ctx(s->w->client_tls, p->ca_file);
     if (!ctx) {
-        hold_failure(s, LOGIN_FAIL_INTERNAL, "no TLS context for the provider", 0);
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "no TLS context for the provider");
         return;
     }
     s->token = mg_malloc(res->token_len + 1);
@@ -513,16 +526,16 @@ void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
         start_upstream(s, res);
         return;
     case AUTH_FAIL:
-        hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason, failure_delay_ms(s));
+        hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason);
         return;
     case AUTH_TEMPFAIL:
-        hold_failure(s, LOGIN_FAIL_TEMPORARY, res->reason, 0);
+        hold_failure(s, LOGIN_FAIL_TEMPORARY, res->reason);
         return;
     case AUTH_DISABLED:
-        hold_failure(s, LOGIN_FAIL_DISABLED, res->reason, failure_delay_ms(s));
+        hold_failure(s, LOGIN_FAIL_DISABLED, res->reason);
         return;
     }
-    hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown broker status", 0);
+    hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown broker status");
 }
 
 size_t session_sasl_response_size(const struct session *s)
