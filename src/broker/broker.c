@@ -230,13 +230,15 @@ static void permission_hint(const struct auth_job *job, const char *token, size_
 }
 
 /* Answers the job's worker (unless it went away) and frees the job. token may be NULL. */
-/* The throttle learns every verdict on credentials; a failure's reply carries its delay. */
+/* The throttle counts every failure; a failure's reply carries its delay, and so does an
+ * accepted one's, for the case that the upstream refuses the mailbox after all (the worker then
+ * answers when a wrong password would have been answered). */
 static uint32_t count_outcome(struct auth_job *job, enum auth_status status)
 {
     if (status == AUTH_FAIL)
         return lockouts_failure(job->b->guard, job->user, job->client_addr);
     if (status == AUTH_OK)
-        lockouts_success(job->b->guard, job->user, job->client_addr);
+        return lockouts_failure_delay(job->b->guard, job->user, job->client_addr);
     return 0;
 }
 

@@ -116,7 +116,7 @@ uint32_t lockouts_failure(struct lockouts *l, const char *user, const char *clie
     return o.delay_ms;
 }
 
-void lockouts_success(struct lockouts *l, const char *user, const char *client_addr)
+uint32_t lockouts_failure_delay(struct lockouts *l, const char *user, const char *client_addr)
 {
-    throttle_success(l->t, user, client_addr);
+    return throttle_failure_delay(l->t, user, client_addr, mg_now_ms());
 }

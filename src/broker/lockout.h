@@ -21,6 +21,7 @@ enum throttle_verdict lockouts_admit(struct lockouts *l, const char *user, const
 void lockouts_release(struct lockouts *l, const char *client_addr);
 /* Counts a failed attempt; returns the reply's delay_ms (0: the worker's own delay). */
 uint32_t lockouts_failure(struct lockouts *l, const char *user, const char *client_addr);
-void lockouts_success(struct lockouts *l, const char *user, const char *client_addr);
+/* An accepted password: the delay_ms its reply carries (throttle_failure_delay). */
+uint32_t lockouts_failure_delay(struct lockouts *l, const char *user, const char *client_addr);
 
 #endif

@@ -244,13 +244,23 @@ struct throttle_outcome throttle_failure(struct throttle *t, const char *user, c
     return out;
 }
 
-void throttle_success(struct throttle *t, const char *user, const char *addr)
+/* The count the next failure of entry e would reach at now (count_failure without counting). */
+static uint32_t next_count(const struct throttle *t, const struct entry *e, uint64_t now)
 {
-    struct key pk;
+    if (!e || window_over(t, e, now))
+        return 1;
+    return e->failures < UINT32_MAX ? e->failures + 1 : UINT32_MAX;
+}
+
+uint32_t throttle_failure_delay(struct throttle *t, const char *user, const char *addr,
+                                uint64_t now_ms)
+{
+    struct key pk, ak;
     make_key(&pk, user, addr);
-    struct entry *p = *find_link(t, &pk);
-    if (p)
-        p->failures = 0;
+    make_key(&ak, NULL, addr);
+    uint32_t by_addr = next_count(t, lookup(t, &ak, now_ms, 0), now_ms);
+    uint32_t by_pair = next_count(t, lookup(t, &pk, now_ms, 0), now_ms);
+    return delay_for(t, by_pair > by_addr ? by_pair : by_addr);
 }
 
 /* The user part of a pair key (lowercased) equals user lowercased. */

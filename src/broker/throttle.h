@@ -47,8 +47,12 @@ void throttle_release(struct throttle *t, const char *addr);
 /* A failed attempt (wrong password, unknown user, or refused while locked out). */
 struct throttle_outcome throttle_failure(struct throttle *t, const char *user, const char *addr,
                                          uint64_t now_ms);
-/* A successful login forgets the pair's failures. */
-void throttle_success(struct throttle *t, const char *user, const char *addr);
+/* The delay_ms a failure of the pair would get now, without counting one. For an accepted
+ * password: the upstream may still refuse the mailbox, and that refusal must be answered when a
+ * wrong guess would have been (an accepted password resets nothing either, since a reset would
+ * show a guesser which guess was right; failures expire with the window). */
+uint32_t throttle_failure_delay(struct throttle *t, const char *user, const char *addr,
+                                uint64_t now_ms);
 /* Lifts lockouts of user (every address when addr is NULL). Returns how many were lifted. */
 size_t throttle_unlock(struct throttle *t, const char *user, const char *addr);
 /* Calls cb for every pair locked out at now_ms (user as lowercased, address without port). */

@@ -17,12 +17,10 @@
 #include "log.h"
 #include "relay.h"
 #include "sasl.h"
+#include "session_io.h"
 #include "tls.h"
 #include "util.h"
 
-/* Before login the protocol consumes input as it comes; while a login is in progress input
- * stays unread and reading stops at this mark ("buffer full => stop reading"). */
-#define CLIENT_READ_HIGH (64 * 1024)
 #define MAX_BAD_COMMANDS 10
 #define CLOSE_FLUSH_MS 5000
 #define CLOSE_LINGER_MS 2000
@@ -30,6 +28,7 @@
 #define UPSTREAM_TIMEOUT_MIN_MS 1000
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static struct timeval ms_to_tv(uint64_t ms)
@@ -204,88 +203,6 @@ void session_free(struct session *s)
     free(s);
 }
 
-/* ---- client I/O for protocols ---- */
-
-struct evbuffer *session_input(struct session *s)
-{
-    return bufferevent_get_input(s->client);
-}
-
-void session_write(struct session *s, const void *data, size_t len)
-{
-    if (s->client)
-        bufferevent_write(s->client, data, len);
-}
-
-static void client_vprintf(struct session *s, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
-
-static void client_vprintf(struct session *s, const char *fmt, va_list ap)
-{
-    if (s->client)
-        evbuffer_add_vprintf(bufferevent_get_output(s->client), fmt, ap);
-}
-
-void session_printf(struct session *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    client_vprintf(s, fmt, ap);
-    va_end(ap);
-}
-
-int session_take_line(struct evbuffer *in, char *buf, size_t size, size_t *len)
-{
-    size_t eol_len = 0;
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    if (eol.pos < 0) {
-        if (evbuffer_get_length(in) < size)
-            return 0;
-        evbuffer_drain(in, evbuffer_get_length(in));
-        return -2;
-    }
-    size_t n = (size_t)eol.pos;
-    if (n >= size) {
-        evbuffer_drain(in, n + eol_len);
-        return -1;
-    }
-    evbuffer_remove(in, buf, n);
-    evbuffer_drain(in, eol_len);
-    buf[n] = '\0';
-    *len = n;
-    return 1;
-}
-
-int session_skip_line(struct session *s)
-{
-    if (!s->skipping_line)
-        return 1;
-    struct evbuffer *in = session_input(s);
-    size_t eol_len = 0;
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    size_t part = eol.pos < 0 ? evbuffer_get_length(in) : (size_t)eol.pos;
-    evbuffer_drain(in, eol.pos < 0 ? part : part + eol_len);
-    s->skipping_line = eol.pos < 0;
-    for (s->skipped += part; s->skipped >= s->skip_limit; s->skipped -= s->skip_limit) {
-        if (session_bad_command(s) != 0)
-            return 0;
-    }
-    return !s->skipping_line;
-}
-
-int session_read_line(struct session *s, char *buf, size_t size, size_t *len)
-{
-    if (!session_skip_line(s))
-        return 0;
-    int r = session_take_line(session_input(s), buf, size, len);
-    if (r == -2) {
-        s->skipping_line = 1;
-        s->skip_limit = size;
-        s->skipped = 0;
-    }
-    return r < 0 ? -1 : r;
-}
-
 int session_bad_command(struct session *s)
 {
     if (++s->bad_commands < MAX_BAD_COMMANDS)
@@ -295,21 +212,18 @@ int session_bad_command(struct session *s)
     return -1;
 }
 
-void session_reject(struct session *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    client_vprintf(s, fmt, ap);
-    va_end(ap);
-    session_bad_command(s);
-}
-
 /* Gives the protocol whatever input is waiting (pipelined commands, or input left unread
- * during a login attempt). */
+ * during a login attempt or while the client did not read our replies): reading resumes, but
+ * bytes already buffered would never make the read callback run again. */
 static void resume_commands(struct session *s)
 {
+    if (session_output_full(s)) {
+        session_wait_for_output(s);
+        return;
+    }
     s->state = SESSION_PRELOGIN;
-    if (s->client && evbuffer_get_length(session_input(s)) > 0)
+    bufferevent_enable(s->client, EV_READ);
+    if (evbuffer_get_length(session_input(s)) > 0)
         s->ops->on_client_input(s);
 }
 
@@ -317,8 +231,9 @@ static void resume_commands(struct session *s)
 
 static void install_client_callbacks(struct session *s)
 {
-    bufferevent_setcb(s->client, client_read_cb, NULL, client_event_cb, s);
-    bufferevent_setwatermark(s->client, EV_READ, 0, CLIENT_READ_HIGH);
+    bufferevent_setcb(s->client, client_read_cb, client_write_cb, client_event_cb, s);
+    bufferevent_setwatermark(s->client, EV_READ, 0, CLIENT_INPUT_MAX);
+    bufferevent_setwatermark(s->client, EV_WRITE, CLIENT_OUTPUT_RESUME, 0);
     bufferevent_enable(s->client, EV_READ | EV_WRITE);
 }
 
@@ -376,6 +291,15 @@ static void greet(struct session *s)
     close_session(s, "too many connections from this address", 1);
 }
 
+/* The client has read our replies down to CLIENT_OUTPUT_RESUME. */
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    MG_UNUSED(bev);
+    struct session *s = arg;
+    if (s->state == SESSION_OUTPUT_WAIT)
+        resume_commands(s);
+}
+
 static void handshake_done(struct session *s)
 {
     int after_starttls = s->client_tls == 0 && s->listener->conf->tls == MG_TLS_STARTTLS;
@@ -422,16 +346,54 @@ static void login_timeout_cb(evutil_socket_t fd, short what, void *arg)
     close_session(s, "login timeout", 1);
 }
 
-/* Ends a login attempt that failed and hands the verdict to the protocol. */
+static int is_authentication_failure(enum login_failure f)
+{
+    return f == LOGIN_FAIL_CREDENTIALS || f == LOGIN_FAIL_DISABLED || f == LOGIN_FAIL_UPSTREAM_AUTH;
+}
+
+/* How long the client still waits for the answer to a failed login. Every authentication
+ * failure (wrong password, unknown user, protocol disabled, mailbox or token refused upstream)
+ * is answered auth_failure_delay after the login command arrived: however long finding it out
+ * took, the answer comes at the same moment, so its timing does not tell a right password the
+ * upstream refused from a wrong one. No jitter: a fixed moment hides the cause; noise on top of
+ * a time that depends on the cause would only be averaged away. "Try later" failures are
+ * answered at once. After repeated failures the broker's throttle sends a longer delay (the
+ * pair's or the address's), also with an accepted password, so that a refusal by the upstream
+ * is answered at the same moment as a wrong guess would have been. */
+static uint64_t failure_answer_delay_ms(const struct session *s, enum login_failure why)
+{
+    if (!is_authentication_failure(why))
+        return 0;
+    uint64_t delay =
+        s->broker_delay_ms ? s->broker_delay_ms : s->w->cfg->gateway.auth_failure_delay_ms;
+    uint64_t due = s->login_started_ms + delay;
+    uint64_t now = mg_now_ms();
+    return due > now ? due - now : 0;
+}
+
+static void delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    MG_UNUSED(fd), MG_UNUSED(what);
+    struct session *s = arg;
+    if (s->state != SESSION_AUTH_DELAY)
+        return;
+    s->ops->on_login_failed(s, s->held_failure);
+    if (!s->closing)
+        resume_commands(s);
+}
+
+/* Ends a login attempt that failed: logs it with its cause and real duration, lets go of the
+ * token and the upstream. The protocol answers from the loop (never from inside the caller's
+ * stack), after failure_answer_delay_ms(); client input waits meanwhile. */
 static void login_failed(struct session *s, enum login_failure why, const char *result,
                          const char *reason)
 {
     log_login(s, result, reason);
     wipe_token(s);
     upstream_free(&s->upstream);
-    s->ops->on_login_failed(s, why);
-    if (!s->closing)
-        resume_commands(s);
+    s->state = SESSION_AUTH_DELAY;
+    s->held_failure = why;
+    arm_timer(s->delay_timer, failure_answer_delay_ms(s, why));
 }
 
 static const char *failure_result(enum login_failure f)
@@ -450,31 +412,10 @@ static const char *failure_result(enum login_failure f)
     return "error";
 }
 
-static void delay_cb(evutil_socket_t fd, short what, void *arg)
+/* login_failed() with the log result the failure implies. */
+static void hold_failure(struct session *s, enum login_failure why, const char *reason)
 {
-    MG_UNUSED(fd), MG_UNUSED(what);
-    struct session *s = arg;
-    if (s->state == SESSION_AUTH_DELAY)
-        login_failed(s, s->held_failure, failure_result(s->held_failure), s->reason);
-}
-
-/* Delivers a failure from the loop after delay_ms (never from inside the caller's stack). */
-static void hold_failure(struct session *s, enum login_failure why, const char *reason,
-                         uint64_t delay_ms)
-{
-    s->state = SESSION_AUTH_DELAY;
-    s->held_failure = why;
-    mg_strlcpy(s->reason, reason, sizeof s->reason);
-    arm_timer(s->delay_timer, delay_ms);
-}
-
-/* The configured failure delay, randomised by +-25 % so timing tells nothing. */
-static uint64_t failure_delay_ms(const struct session *s)
-{
-    uint64_t base = s->w->cfg->gateway.auth_failure_delay_ms;
-    uint32_t r;
-    mg_random_bytes(&r, sizeof r);
-    return base * 3 / 4 + (uint64_t)((double)(base / 2) * ((double)r / UINT32_MAX));
+    login_failed(s, why, failure_result(why), reason);
 }
 
 /* ---- login: broker ---- */
@@ -488,6 +429,7 @@ void session_login_refused(struct session *s, const char *user, const char *resu
     s->mailbox[0] = s->provider[0] = '\0';
     s->login_active = 1;
     s->login_started_ms = mg_now_ms();
+    s->broker_delay_ms = 0;
     log_login(s, result, reason);
 }
 
@@ -510,11 +452,12 @@ int session_login(struct session *s, const char *user, const char *password, siz
     s->mailbox[0] = s->provider[0] = s->reason[0] = '\0';
     s->login_active = 1;
     s->login_started_ms = mg_now_ms();
+    s->broker_delay_ms = 0;
     s->state = SESSION_AUTH_WAIT;
     int rc = worker_send_auth_request(s->w, s, &req);
     mg_wipe(&req, sizeof req);
     if (rc != 0)
-        hold_failure(s, LOGIN_FAIL_INTERNAL, "broker unavailable", 0);
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "broker unavailable");
     return 0;
 }
 
@@ -556,7 +499,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
 {
     const struct provider_conf *p = config_provider(s->w->cfg, res->provider);
     if (!p) {
-        hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response", 0);
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response");
         return;
     }
     mg_strlcpy(s->reason, res->reason, sizeof s->reason);
@@ -569,7 +512,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
     }
     SSL_CTX *ctx = tls_client_ctx(s->w->client_tls, p->ca_file);
     if (!ctx) {
-        hold_failure(s, LOGIN_FAIL_INTERNAL, "no TLS context for the provider", 0);
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "no TLS context for the provider");
         return;
     }
     s->token = mg_malloc(res->token_len + 1);
@@ -594,6 +537,7 @@ void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
     s->request_pending = 0;
     if (s->state != SESSION_AUTH_WAIT || s->closing)
         return;
+    s->broker_delay_ms = res->delay_ms;
     mg_strlcpy(s->mailbox, res->mailbox, sizeof s->mailbox);
     mg_strlcpy(s->provider, res->provider, sizeof s->provider);
     switch (res->status) {
@@ -601,17 +545,16 @@ void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
         start_upstream(s, res);
         return;
     case AUTH_FAIL:
-        hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason,
-                     res->delay_ms ? res->delay_ms : failure_delay_ms(s));
+        hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason);
         return;
     case AUTH_TEMPFAIL:
-        hold_failure(s, LOGIN_FAIL_TEMPORARY, res->reason, 0);
+        hold_failure(s, LOGIN_FAIL_TEMPORARY, res->reason);
         return;
     case AUTH_DISABLED:
-        hold_failure(s, LOGIN_FAIL_DISABLED, res->reason, failure_delay_ms(s));
+        hold_failure(s, LOGIN_FAIL_DISABLED, res->reason);
         return;
     }
-    hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown broker status", 0);
+    hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown broker status");
 }
 
 size_t session_sasl_response_size(const struct session *s)

@@ -5,7 +5,8 @@
  * login log line and closing. A protocol plugs in through struct proto_ops and only speaks its
  * grammar (imap_*.c, pop3_*.c, smtp_*.c). The parts of a login every protocol has live in the
  * core too: sasl_front.c (the client's SASL PLAIN and LOGIN) and login_dialog.c (the upstream
- * XOAUTH2 dialog: bounded server lines, the response, the error challenge).
+ * XOAUTH2 dialog: bounded server lines, the response, the error challenge). session_io.c holds
+ * the client I/O: replies within the login phase's budget (session_io.h) and line reading.
  *
  * Lifetime rule: nothing is freed while a callback may still be running. session_close() only
  * marks the session closing, quiets it and schedules the free on the loop; so after any call
@@ -35,13 +36,14 @@ struct session;
 struct tls_client_cache;
 
 enum session_state {
-    SESSION_HANDSHAKE,  /* TLS handshake (implicit, or after STARTTLS) */
-    SESSION_PRELOGIN,   /* the protocol reads commands */
-    SESSION_STARTTLS,   /* flushing the protocol's "go ahead" before the handshake */
-    SESSION_AUTH_WAIT,  /* broker request in flight; client input stays unread */
-    SESSION_AUTH_DELAY, /* a failure is held back (failure delay) */
-    SESSION_UPSTREAM,   /* connecting / logging in upstream */
-    SESSION_RELAY,      /* logged in: bytes are pumped both ways */
+    SESSION_HANDSHAKE,   /* TLS handshake (implicit, or after STARTTLS) */
+    SESSION_PRELOGIN,    /* the protocol reads commands */
+    SESSION_OUTPUT_WAIT, /* the client does not read our replies: commands wait (session_io.h) */
+    SESSION_STARTTLS,    /* flushing the protocol's "go ahead" before the handshake */
+    SESSION_AUTH_WAIT,   /* broker request in flight; client input stays unread */
+    SESSION_AUTH_DELAY,  /* a failure is held back (failure delay) */
+    SESSION_UPSTREAM,    /* connecting / logging in upstream */
+    SESSION_RELAY,       /* logged in: bytes are pumped both ways */
     SESSION_CLOSING
 };
 
@@ -72,7 +74,8 @@ struct proto_ops {
     void (*release_state)(void *state);
     void (*greeting)(struct session *s);
     /* Bytes wait in session_input(); called in SESSION_PRELOGIN only. Consume what can be
-     * handled; leave the rest when a login starts or the session closes. */
+     * handled; leave the rest as soon as the state is no longer SESSION_PRELOGIN (a login
+     * started, the client does not read our replies, the session closes). */
     void (*on_client_input)(struct session *s);
     void (*on_tls_ready)(struct session *s); /* STARTTLS handshake done */
     /* The current login attempt failed; reply, then the core resumes reading commands. */
@@ -135,6 +138,7 @@ struct session {
     /* The current login attempt. */
     int login_active;
     uint64_t login_started_ms;
+    uint32_t broker_delay_ms; /* the throttle's failure delay for this attempt; 0: the base */
     char user[IPC_USER_MAX];
     char mailbox[IPC_MAILBOX_MAX];
     char provider[IPC_NAME_MAX];

@@ -30,9 +30,12 @@ def mailgate_bin():
     return os.path.abspath(path)
 
 
-def child_env():
+def child_env(asan_options=""):
+    """asan_options: more ASAN_OPTIONS (colon-separated) for this process only."""
     env = dict(os.environ)
     env.update(SANITIZER_ENV)
+    if asan_options:
+        env["ASAN_OPTIONS"] += ":" + asan_options
     return env
 
 
@@ -175,7 +178,8 @@ class Gateway:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([mailgate_bin(), "-c", self.config_path, "serve"],
                                      stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=child_env())
+                                     stdin=subprocess.DEVNULL,
+                                     env=child_env(self.settings.get("asan_options", "")))
         try:
             wait_until(self._ready, timeout=timeout, interval=0.05, what="mailgate greeting")
         except (TimeoutError, RuntimeError) as e:

@@ -55,14 +55,20 @@ static void test_window_forgets(void **state)
     throttle_free(&t);
 }
 
-static void test_success_resets_and_unlock(void **state)
+static void test_accepted_password_keeps_count_and_unlock(void **state)
 {
     (void)state;
     struct throttle *t = throttle_new(&policy);
     fail_n(t, "alice", "10.0.0.1:1", 2, 0);
-    throttle_success(t, "alice", "10.0.0.1:1");
-    assert_false(throttle_failure(t, "alice", "10.0.0.1:1", 1).locked_now);
-    fail_n(t, "alice", "10.0.0.1:1", 2, 2);
+    /* An accepted password is told the delay the next failure gets, counting nothing. */
+    uint32_t next = throttle_failure_delay(t, "alice", "10.0.0.1:1", 1);
+    assert_int_equal(throttle_failure_delay(t, "alice", "10.0.0.1:1", 1), next);
+    assert_true(next > 0);
+    struct throttle_outcome third = throttle_failure(t, "alice", "10.0.0.1:1", 1);
+    assert_int_equal(third.delay_ms, next);
+    assert_true(third.locked_now); /* nothing was reset by the accepted password */
+    assert_int_equal(throttle_unlock(t, "alice", "10.0.0.1"), 1);
+    fail_n(t, "alice", "10.0.0.1:1", 3, 2);
     fail_n(t, "alice", "[2001:db8::1]:5", 3, 2);
     assert_int_equal(throttle_admit(t, "alice", "10.0.0.1:9", 3), THROTTLE_LOCKED);
     assert_int_equal(throttle_unlock(t, "alice", "2001:db8::1"), 1);
@@ -135,7 +141,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lockout_after_threshold),
         cmocka_unit_test(test_window_forgets),
-        cmocka_unit_test(test_success_resets_and_unlock),
+        cmocka_unit_test(test_accepted_password_keeps_count_and_unlock),
         cmocka_unit_test(test_delay_grows_to_ceiling),
         cmocka_unit_test(test_in_flight_limit),
         cmocka_unit_test(test_bounded_and_swept),
