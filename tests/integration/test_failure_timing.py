@@ -19,7 +19,15 @@ ATTEMPTS = {
 
 @pytest.fixture(scope="module")
 def timing_gateway(fleet):
-    return fleet.new("timing", auth_failure_delay=f"{int(DELAY_S * 1000)}ms")
+    # No growth (max_failure_delay = the base): this test compares causes, one at a time.
+    return fleet.new("timing", auth_failure_delay=f"{int(DELAY_S * 1000)}ms",
+                     gateway_lines=[f"max_failure_delay = {int(DELAY_S * 1000)}ms"])
+
+
+@pytest.fixture(scope="module")
+def growing_gateway(fleet):
+    return fleet.new("timing-growing", auth_failure_delay="300ms",
+                     gateway_lines=["max_failure_delay = 5s", "lockout_threshold = 0"])
 
 
 def timed_login(gw, user, password):
@@ -39,3 +47,19 @@ def test_every_authentication_failure_is_answered_after_the_same_delay(timing_ga
         print(f"round {round_}: {times}")
         assert min(times.values()) >= DELAY_S * 0.95, f"round {round_}: {times}"
         assert max(times.values()) <= min(times.values()) * 1.25, f"round {round_}: {times}"
+
+
+def test_refused_mailbox_answered_like_the_next_wrong_guess(growing_gateway):
+    """With delays growing per failure, a right password whose mailbox the upstream refuses is
+    answered when the next wrong guess would be (the broker tells the worker that delay with an
+    accepted password too), and it resets nothing: the guess after it waits as long."""
+    carol, right = "carol", USERS["carol"][0]
+    timed_login(growing_gateway, carol, right)  # fetch carol's token: later answers are timers
+    wrong = [timed_login(growing_gateway, carol, f"guess-{i}")[0] for i in range(3)]
+    assert wrong[2] >= wrong[1] * 1.6, wrong  # the delay grows
+    t_right, answer = timed_login(growing_gateway, carol, right)
+    t_next, _ = timed_login(growing_gateway, carol, "guess-next")
+    assert answer == "NO [AUTHENTICATIONFAILED] Authentication failed."
+    print(f"wrong {wrong}, right {t_right:.3f}, next wrong {t_next:.3f}")
+    assert t_right >= wrong[2] * 1.6, (wrong, t_right)  # not the base delay
+    assert abs(t_right - t_next) <= 0.25 * t_next, (t_right, t_next)
