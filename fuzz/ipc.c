@@ -20,6 +20,8 @@ static int encode(struct evbuffer *out, const struct ipc_msg *msg)
         return ipc_encode_auth_request(out, &msg->u.req);
     case IPC_AUTH_RESPONSE:
         return ipc_encode_auth_response(out, &msg->u.res);
+    case IPC_TOKEN_REFUSED:
+        return ipc_encode_token_refused(out, &msg->u.refused);
     }
     abort();
 }

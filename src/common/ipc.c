@@ -44,6 +44,12 @@ static void put_u32(struct writer *w, uint32_t v)
     put_bytes(w, b, sizeof b);
 }
 
+static void put_u64(struct writer *w, uint64_t v)
+{
+    put_u32(w, (uint32_t)(v >> 32));
+    put_u32(w, (uint32_t)v);
+}
+
 /* A string field: u16 length + bytes. `max` is the size of the C field including its NUL, so
  * at most max-1 bytes go on the wire (the decoder must be able to terminate it). */
 static void put_bytes_field(struct writer *w, const char *s, size_t len, size_t max)
@@ -120,6 +126,21 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
     put_str(&w, res->provider, sizeof res->provider);
     put_bytes_field(&w, res->token, res->token_len, sizeof res->token);
     put_str(&w, res->reason, sizeof res->reason);
+    put_u64(&w, res->token_id);
+    return finish_frame(&w, out);
+}
+
+int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref)
+{
+    struct writer w;
+    begin_frame(&w, IPC_TOKEN_REFUSED);
+    if ((unsigned)ref->protocol > MG_PROTO_SMTP || ref->want_token > 1)
+        w.failed = 1;
+    put_u32(&w, ref->id);
+    put_u32(&w, (uint32_t)ref->protocol);
+    put_str(&w, ref->user, sizeof ref->user);
+    put_u64(&w, ref->token_id);
+    put_u32(&w, ref->want_token);
     return finish_frame(&w, out);
 }
 
@@ -149,6 +170,12 @@ static uint32_t get_u32(struct reader *r)
     if (!b)
         return 0;
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
+}
+
+static uint64_t get_u64(struct reader *r)
+{
+    uint64_t hi = get_u32(r);
+    return hi << 32 | get_u32(r);
 }
 
 /* Copies a length-prefixed field into dst[max] and terminates it. Returns the length. */
@@ -203,6 +230,21 @@ static void decode_auth_response(struct reader *r, struct ipc_auth_response *res
     get_str(r, res->provider, sizeof res->provider);
     res->token_len = (uint32_t)get_bytes_field(r, res->token, sizeof res->token);
     get_str(r, res->reason, sizeof res->reason);
+    res->token_id = get_u64(r);
+}
+
+static void decode_token_refused(struct reader *r, struct ipc_token_refused *ref)
+{
+    ref->id = get_u32(r);
+    uint32_t protocol = get_u32(r);
+    if (protocol > MG_PROTO_SMTP)
+        r->failed = 1;
+    ref->protocol = (enum mg_proto)protocol;
+    get_str(r, ref->user, sizeof ref->user);
+    ref->token_id = get_u64(r);
+    ref->want_token = get_u32(r);
+    if (ref->want_token > 1)
+        r->failed = 1;
 }
 
 int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
@@ -221,6 +263,9 @@ int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
         break;
     case IPC_AUTH_RESPONSE:
         decode_auth_response(&r, &msg->u.res);
+        break;
+    case IPC_TOKEN_REFUSED:
+        decode_token_refused(&r, &msg->u.refused);
         break;
     default:
         r.failed = 1;

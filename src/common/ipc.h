@@ -15,18 +15,23 @@
 struct evbuffer;
 
 #define IPC_MAX_FRAME 16384
-#define IPC_NAME_MAX 64     /* listener and provider names */
-#define IPC_ADDR_MAX 64     /* "1.2.3.4:5678", "[v6]:port" */
-#define IPC_USER_MAX 256    /* local user names as typed by the client */
+#define IPC_NAME_MAX 64  /* listener and provider names */
+#define IPC_ADDR_MAX 64  /* "1.2.3.4:5678", "[v6]:port" */
+#define IPC_USER_MAX 256 /* local user names as typed by the client */
 #define IPC_PASSWORD_MAX 1024
 #define IPC_MAILBOX_MAX 320 /* RFC 5321 path limit is 256; some slack */
 #define IPC_TOKEN_MAX 8192  /* Entra access tokens are 1.4-2.5 KB; Google's are shorter */
 #define IPC_REASON_MAX 256
 
 enum ipc_type {
-    IPC_WORKER_READY = 1, /* worker -> broker: listeners bound. Body: u32 worker index. */
-    IPC_AUTH_REQUEST = 2, /* worker -> broker */
-    IPC_AUTH_RESPONSE = 3 /* broker -> worker */
+    IPC_WORKER_READY = 1,  /* worker -> broker: listeners bound. Body: u32 worker index. */
+    IPC_AUTH_REQUEST = 2,  /* worker -> broker */
+    IPC_AUTH_RESPONSE = 3, /* broker -> worker */
+    /* worker -> broker: the upstream refused the token of an accepted login. Answered with an
+     * IPC_AUTH_RESPONSE (same id): AUTH_OK with a fresh token to log in with once more,
+     * AUTH_TEMPFAIL (the token was stale and is dropped: the next login gets a new one) or
+     * AUTH_FAIL (a fresh token was refused: a permission problem, not staleness). */
+    IPC_TOKEN_REFUSED = 4
 };
 
 enum auth_status {
@@ -49,11 +54,20 @@ struct ipc_auth_request {
 struct ipc_auth_response {
     uint32_t id;
     enum auth_status status;
-    char mailbox[IPC_MAILBOX_MAX];  /* the SASL user= for the upstream login */
-    char provider[IPC_NAME_MAX];    /* the worker finds the upstream server in its own config */
-    char token[IPC_TOKEN_MAX];      /* access token; wiped by ipc_msg_wipe */
+    char mailbox[IPC_MAILBOX_MAX]; /* the SASL user= for the upstream login */
+    char provider[IPC_NAME_MAX];   /* the worker finds the upstream server in its own config */
+    char token[IPC_TOKEN_MAX];     /* access token; wiped by ipc_msg_wipe */
     uint32_t token_len;
-    char reason[IPC_REASON_MAX];    /* for the log line; never secret */
+    char reason[IPC_REASON_MAX]; /* for the log line; never secret */
+    uint64_t token_id; /* AUTH_OK: names the token in an IPC_TOKEN_REFUSED (never the token) */
+};
+
+struct ipc_token_refused {
+    uint32_t id; /* a new request id, echoed in the response */
+    enum mg_proto protocol;
+    char user[IPC_USER_MAX]; /* as in the login's request */
+    uint64_t token_id;       /* from the login's response */
+    uint32_t want_token;     /* 1: answer with a fresh token to retry with; 0: no retry left */
 };
 
 struct ipc_msg {
@@ -62,6 +76,7 @@ struct ipc_msg {
         uint32_t worker_index;
         struct ipc_auth_request req;
         struct ipc_auth_response res;
+        struct ipc_token_refused refused;
     } u;
 };
 
@@ -69,6 +84,7 @@ struct ipc_msg {
 int ipc_encode_ready(struct evbuffer *out, uint32_t worker_index);
 int ipc_encode_auth_request(struct evbuffer *out, const struct ipc_auth_request *req);
 int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_response *res);
+int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

@@ -60,6 +60,10 @@ char *mg_strndup(const char *s, size_t n)
 
 char *mg_printf(const char *fmt, ...)
 {
+    /* GCC 12 with -fsanitize=undefined warns "null format string" on the sizing vsnprintf
+     * unless fmt is known not to be NULL (the build has -Werror). */
+    if (!fmt)
+        fmt = "";
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);

@@ -170,6 +170,11 @@ enum store_status store_token_delete_principal(struct store *st, const char *pri
     return st->ops->token_delete_principal(st, principal);
 }
 
+enum store_status store_data_version(struct store *st, int64_t *out)
+{
+    return st->ops->data_version(st, out);
+}
+
 enum store_status store_grant_put(struct store *st, const struct grant_record *g)
 {
     if (!g || !g->user || !g->provider || (g->state == GRANT_AUTHORIZED && !g->sealed))

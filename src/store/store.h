@@ -57,6 +57,9 @@ enum store_status store_token_delete(struct store *st, const char *provider, con
 enum store_status store_token_list(struct store *st,
                                    int (*cb)(const struct token_record *t, void *arg), void *arg);
 /* Transactions, for re-sealing every row at once (secrets rotate-key). */
+/* A number that changes when another connection (another process: the CLI) has changed the
+ * store since this one last looked; unchanged by this connection's own writes. */
+enum store_status store_data_version(struct store *st, int64_t *out);
 enum store_status store_begin(struct store *st);
 enum store_status store_commit(struct store *st);
 void store_rollback(struct store *st);

@@ -39,6 +39,7 @@ struct store_ops {
     enum store_status (*audit_list)(struct store *st, int64_t limit, const char *user,
                                     int (*cb)(const struct audit_record *a, void *arg), void *arg);
     enum store_status (*exec)(struct store *st, const char *what); /* BEGIN/COMMIT/ROLLBACK */
+    enum store_status (*data_version)(struct store *st, int64_t *out);
 };
 
 #define STORE_ERROR_MAX 512

@@ -620,6 +620,20 @@ static enum store_status sqlite_exec(struct store *st, const char *what)
     return STORE_OK;
 }
 
+/* PRAGMA data_version: the same value until another connection commits a change. */
+static enum store_status sqlite_data_version(struct store *st, int64_t *out)
+{
+    struct sqlite_store *s = sqlite_of(st);
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &stmt, NULL) != SQLITE_OK)
+        return db_error(s, "reading the data version");
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? STORE_OK : db_error(s, "reading the data version");
+}
+
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -641,6 +655,7 @@ static const struct store_ops sqlite_ops = {
     .audit_add = sqlite_audit_add,
     .audit_list = sqlite_audit_list,
     .exec = sqlite_exec,
+    .data_version = sqlite_data_version,
 };
 
 struct store *store_sqlite_open(const char *state_dir, char *err, size_t errlen)

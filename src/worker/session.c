@@ -233,58 +233,6 @@ void session_printf(struct session *s, const char *fmt, ...)
     va_end(ap);
 }
 
-int session_take_line(struct evbuffer *in, char *buf, size_t size, size_t *len)
-{
-    size_t eol_len = 0;
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    if (eol.pos < 0) {
-        if (evbuffer_get_length(in) < size)
-            return 0;
-        evbuffer_drain(in, evbuffer_get_length(in));
-        return -2;
-    }
-    size_t n = (size_t)eol.pos;
-    if (n >= size) {
-        evbuffer_drain(in, n + eol_len);
-        return -1;
-    }
-    evbuffer_remove(in, buf, n);
-    evbuffer_drain(in, eol_len);
-    buf[n] = '\0';
-    *len = n;
-    return 1;
-}
-
-int session_skip_line(struct session *s)
-{
-    if (!s->skipping_line)
-        return 1;
-    struct evbuffer *in = session_input(s);
-    size_t eol_len = 0;
-    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
-    size_t part = eol.pos < 0 ? evbuffer_get_length(in) : (size_t)eol.pos;
-    evbuffer_drain(in, eol.pos < 0 ? part : part + eol_len);
-    s->skipping_line = eol.pos < 0;
-    for (s->skipped += part; s->skipped >= s->skip_limit; s->skipped -= s->skip_limit) {
-        if (session_bad_command(s) != 0)
-            return 0;
-    }
-    return !s->skipping_line;
-}
-
-int session_read_line(struct session *s, char *buf, size_t size, size_t *len)
-{
-    if (!session_skip_line(s))
-        return 0;
-    int r = session_take_line(session_input(s), buf, size, len);
-    if (r == -2) {
-        s->skipping_line = 1;
-        s->skip_limit = size;
-        s->skipped = 0;
-    }
-    return r < 0 ? -1 : r;
-}
-
 int session_bad_command(struct session *s)
 {
     if (++s->bad_commands < MAX_BAD_COMMANDS)
@@ -496,6 +444,7 @@ int session_login(struct session *s, const char *user, const char *password, siz
 
     mg_strlcpy(s->user, user, sizeof s->user);
     s->mailbox[0] = s->provider[0] = s->reason[0] = '\0';
+    s->token_retried = 0;
     s->login_active = 1;
     s->login_started_ms = mg_now_ms();
     s->state = SESSION_AUTH_WAIT;
@@ -564,6 +513,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
     memcpy(s->token, res->token, res->token_len);
     s->token[res->token_len] = '\0';
     s->token_len = res->token_len;
+    s->token_id = res->token_id;
     s->sasl = p->sasl;
     s->server = server;
     struct upstream_params params = {
@@ -577,11 +527,52 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
     s->upstream = upstream_connect(&params, &upstream_handler, s);
 }
 
+/* The upstream refused the broker's token: report it (the broker drops a stale token) and
+ * wait for the verdict, a fresh token to try once more or how to fail. Never sends the token
+ * back: its id names it. -1 when the broker cannot be asked. */
+static int report_refused_token(struct session *s, const char *reason)
+{
+    struct ipc_token_refused ref = {
+        .protocol = s->ops->protocol, .token_id = s->token_id, .want_token = !s->token_retried};
+    mg_strlcpy(ref.user, s->user, sizeof ref.user);
+    if (worker_send_token_refused(s->w, s, &ref) != 0)
+        return -1;
+    wipe_token(s);
+    upstream_free(&s->upstream);
+    s->token_refused = 1;
+    s->token_retried = 1;
+    mg_strlcpy(s->reason, reason, sizeof s->reason); /* the upstream's words, for the log */
+    s->state = SESSION_AUTH_WAIT;
+    return 0;
+}
+
+/* Temporary until a fresh token has been tried (the broker answers AUTH_FAIL only then). */
+static void on_refusal_verdict(struct session *s, struct ipc_auth_response *res)
+{
+    s->token_refused = 0;
+    if (res->status == AUTH_OK) {
+        log_debug("session=%s upstream refused the token; retrying with a fresh one", s->id);
+        start_upstream(s, res);
+        return;
+    }
+    char reason[IPC_REASON_MAX];
+    if (snprintf(reason, sizeof reason, "%s; %s", s->reason, res->reason) < 0)
+        reason[0] = '\0';
+    if (res->status == AUTH_FAIL)
+        hold_failure(s, LOGIN_FAIL_UPSTREAM_AUTH, reason, failure_delay_ms(s));
+    else
+        hold_failure(s, LOGIN_FAIL_TEMPORARY, reason, 0);
+}
+
 void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
 {
     s->request_pending = 0;
     if (s->state != SESSION_AUTH_WAIT || s->closing)
         return;
+    if (s->token_refused) {
+        on_refusal_verdict(s, res);
+        return;
+    }
     mg_strlcpy(s->mailbox, res->mailbox, sizeof s->mailbox);
     mg_strlcpy(s->provider, res->provider, sizeof s->provider);
     switch (res->status) {
@@ -659,6 +650,8 @@ void session_upstream_failed(struct session *s, enum upstream_failure f, const c
     int hint = f == UPSTREAM_AUTH_REJECTED && s->reason[0];
     snprintf(reason, sizeof reason, "upstream %s: %s%s%s", upstream_failure_name(f), detail,
              hint ? "; " : "", hint ? s->reason : "");
+    if (f == UPSTREAM_AUTH_REJECTED && report_refused_token(s, reason) == 0)
+        return;
     enum login_failure lf = upstream_to_login_failure(f);
     const char *result = f == UPSTREAM_PROTOCOL_ERROR ? "error" : failure_result(lf);
     login_failed(s, lf, result, reason);

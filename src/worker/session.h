@@ -140,6 +140,10 @@ struct session {
     const struct server_addr *server;
     uint32_t request_id;
     int request_pending;
+    /* The upstream refused the token: the broker's verdict is awaited (token_refused), and a
+     * login retries with a fresh token at most once (token_retried). */
+    uint64_t token_id;
+    int token_refused, token_retried;
     struct session *pending_next;
 
     struct upstream *upstream;        /* login phase */
@@ -162,6 +166,10 @@ void session_shutdown(struct session *s);
  * and forget it. */
 int worker_send_auth_request(struct worker_ctx *w, struct session *s, struct ipc_auth_request *req);
 void worker_cancel_auth_request(struct worker_ctx *w, struct session *s);
+/* The same for the report of a refused token (sets ref->id); the answer comes to
+ * session_on_auth_response. */
+int worker_send_token_refused(struct worker_ctx *w, struct session *s,
+                              struct ipc_token_refused *ref);
 
 /* ---- client side, for protocols ---- */
 struct evbuffer *session_input(struct session *s);

@@ -38,7 +38,20 @@ static struct ipc_auth_response sample_response(void)
     memset(res.token, 'T', IPC_TOKEN_MAX - 1);
     res.token_len = IPC_TOKEN_MAX - 1;
     strcpy(res.reason, "why not");
+    res.token_id = 0x0000000700000003ull;
     return res;
+}
+
+static struct ipc_token_refused sample_refused(void)
+{
+    struct ipc_token_refused ref;
+    memset(&ref, 0, sizeof ref);
+    ref.id = 0x01020304;
+    ref.protocol = MG_PROTO_POP3;
+    strcpy(ref.user, "alice");
+    ref.token_id = 0xfedcba9876543210ull;
+    ref.want_token = 1;
+    return ref;
 }
 
 /* Decodes exactly one frame from buf and checks that it consumed everything. */
@@ -99,6 +112,50 @@ static void test_roundtrip_response(void **state)
     assert_int_equal(msg.u.res.token_len, IPC_TOKEN_MAX - 1);
     assert_memory_equal(msg.u.res.token, res.token, IPC_TOKEN_MAX - 1);
     assert_string_equal(msg.u.res.reason, res.reason);
+    assert_true(msg.u.res.token_id == res.token_id);
+    evbuffer_free(buf);
+}
+
+/* The worker names the refused token by its id (all 64 bits), never by the token. */
+static void test_roundtrip_token_refused(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_token_refused ref = sample_refused();
+    struct ipc_msg msg;
+    assert_int_equal(ipc_encode_token_refused(buf, &ref), 0);
+    assert_int_equal(evbuffer_get_length(buf), 4 + 1 + 4 + 4 + 2 + 5 + 8 + 4);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, IPC_TOKEN_REFUSED);
+    assert_int_equal(msg.u.refused.id, ref.id);
+    assert_int_equal(msg.u.refused.protocol, MG_PROTO_POP3);
+    assert_string_equal(msg.u.refused.user, "alice");
+    assert_true(msg.u.refused.token_id == ref.token_id);
+    assert_int_equal(msg.u.refused.want_token, 1);
+    evbuffer_free(buf);
+}
+
+static void test_token_refused_rejects_bad_fields(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_token_refused ref = sample_refused();
+    ref.want_token = 2;
+    assert_int_equal(ipc_encode_token_refused(buf, &ref), -1);
+    ref = sample_refused();
+    ref.protocol = (enum mg_proto)3;
+    assert_int_equal(ipc_encode_token_refused(buf, &ref), -1);
+    assert_int_equal(evbuffer_get_length(buf), 0);
+    struct ipc_msg msg;
+    /* id, protocol, user "", token id, want_token 2 */
+    static const unsigned char want_two[] = {
+        IPC_TOKEN_REFUSED, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2};
+    static const unsigned char want_one[] = {
+        IPC_TOKEN_REFUSED, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1};
+    assert_int_equal(ipc_decode_body(want_two, sizeof want_two, &msg), -1);
+    assert_int_equal(ipc_decode_body(want_one, sizeof want_one, &msg), 1);
+    assert_true(msg.u.refused.token_id == 1);
+    assert_int_equal(ipc_decode_body(want_one, sizeof want_one - 1, &msg), -1);
     evbuffer_free(buf);
 }
 
@@ -266,6 +323,8 @@ int main(void)
         cmocka_unit_test(test_roundtrip_ready),
         cmocka_unit_test(test_roundtrip_request),
         cmocka_unit_test(test_roundtrip_response),
+        cmocka_unit_test(test_roundtrip_token_refused),
+        cmocka_unit_test(test_token_refused_rejects_bad_fields),
         cmocka_unit_test(test_encode_rejects_oversize_fields),
         cmocka_unit_test(test_split_frames),
         cmocka_unit_test(test_back_to_back),
