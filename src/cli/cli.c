@@ -29,6 +29,8 @@ void cli_usage(void)
           "                                            show the claims of the (cached) token\n"
           "  mailgate [-c FILE] token test NAME [--protocol imap|pop3|smtp] [--password-stdin]\n"
           "                                            log in upstream with the user's token\n"
+          "  mailgate [-c FILE] token flush [--provider NAME] [--user NAME]\n"
+          "                                            delete stored access tokens\n"
           "  mailgate [-c FILE] secrets rotate-key      re-encrypt the stored secrets under a new"
           " key\n"
           "  mailgate version\n"
