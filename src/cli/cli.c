@@ -117,6 +117,19 @@ struct store *cli_open_store(const struct config *cfg)
     return st;
 }
 
+int cli_run_with_store(const char *config_path,
+                       int (*run)(const struct config *cfg, struct store *st, void *arg), void *arg)
+{
+    struct config *cfg = cli_load_config(config_path, CONFIG_SKIP_SECRETS);
+    if (!cfg)
+        return 1;
+    struct store *st = cli_open_store(cfg);
+    int rc = st ? run(cfg, st, arg) : 1;
+    store_close(&st);
+    config_free(&cfg);
+    return rc;
+}
+
 /* See cli.h. Unbuffered, so no copy of the password stays in a stdio buffer. */
 int cli_read_password_stdin(char *pw, size_t size, size_t *len)
 {

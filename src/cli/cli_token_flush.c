@@ -134,8 +134,9 @@ static void report(size_t n, const char *provider, const char *principal)
            "IdP for new tokens\n");
 }
 
-static int flush_tokens(const struct config *cfg, struct store *st, const struct flush_args *a)
+static int flush_tokens(const struct config *cfg, struct store *st, void *arg)
 {
+    const struct flush_args *a = arg;
     struct flush_rows f = {.provider = a->provider};
     char *principal = NULL;
     if (a->user) {
@@ -164,14 +165,5 @@ int cli_token_flush(const char *config_path, int argc, char **argv)
 {
     struct flush_args a = {0};
     int rc = parse_flush_args(argc, argv, &a);
-    if (rc)
-        return rc;
-    struct config *cfg = cli_load_config(config_path, CONFIG_SKIP_SECRETS);
-    if (!cfg)
-        return 1;
-    struct store *st = cli_open_store(cfg);
-    rc = st ? flush_tokens(cfg, st, &a) : 1;
-    store_close(&st);
-    config_free(&cfg);
-    return rc;
+    return rc ? rc : cli_run_with_store(config_path, flush_tokens, &a);
 }

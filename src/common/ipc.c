@@ -201,6 +201,14 @@ static void get_str(struct reader *r, char *dst, size_t max)
         r->failed = 1;
 }
 
+static enum mg_proto get_protocol(struct reader *r)
+{
+    uint32_t protocol = get_u32(r);
+    if (protocol > MG_PROTO_SMTP)
+        r->failed = 1;
+    return (enum mg_proto)protocol;
+}
+
 static void decode_ready(struct reader *r, struct ipc_msg *msg)
 {
     msg->u.worker_index = get_u32(r);
@@ -209,10 +217,7 @@ static void decode_ready(struct reader *r, struct ipc_msg *msg)
 static void decode_auth_request(struct reader *r, struct ipc_auth_request *req)
 {
     req->id = get_u32(r);
-    uint32_t protocol = get_u32(r);
-    if (protocol > MG_PROTO_SMTP)
-        r->failed = 1;
-    req->protocol = (enum mg_proto)protocol;
+    req->protocol = get_protocol(r);
     get_str(r, req->listener, sizeof req->listener);
     get_str(r, req->client_addr, sizeof req->client_addr);
     get_str(r, req->user, sizeof req->user);
@@ -236,10 +241,7 @@ static void decode_auth_response(struct reader *r, struct ipc_auth_response *res
 static void decode_token_refused(struct reader *r, struct ipc_token_refused *ref)
 {
     ref->id = get_u32(r);
-    uint32_t protocol = get_u32(r);
-    if (protocol > MG_PROTO_SMTP)
-        r->failed = 1;
-    ref->protocol = (enum mg_proto)protocol;
+    ref->protocol = get_protocol(r);
     get_str(r, ref->user, sizeof ref->user);
     ref->token_id = get_u64(r);
     ref->want_token = get_u32(r);
