@@ -555,7 +555,7 @@ static void on_refusal_verdict(struct session *s, struct ipc_auth_response *res)
         start_upstream(s, res);
         return;
     }
-    char reason[IPC_REASON_MAX];
+    char reason[SESSION_REASON_MAX];
     if (snprintf(reason, sizeof reason, "%s; %s", s->reason, res->reason) < 0)
         reason[0] = '\0';
     if (res->status == AUTH_FAIL)
@@ -645,11 +645,11 @@ void session_upstream_failed(struct session *s, enum upstream_failure f, const c
 {
     if (s->closing || s->state != SESSION_UPSTREAM)
         return;
-    char reason[2 * IPC_REASON_MAX + 64];
+    char reason[SESSION_REASON_MAX];
     /* s->reason: the broker's hint on an accepted login (e.g. the token lacks a permission) */
     int hint = f == UPSTREAM_AUTH_REJECTED && s->reason[0];
-    snprintf(reason, sizeof reason, "upstream %s: %s%s%s", upstream_failure_name(f), detail,
-             hint ? "; " : "", hint ? s->reason : "");
+    snprintf(reason, sizeof reason, "upstream %s: %s%s%.*s", upstream_failure_name(f), detail,
+             hint ? "; " : "", IPC_REASON_MAX - 1, hint ? s->reason : "");
     if (f == UPSTREAM_AUTH_REJECTED && report_refused_token(s, reason) == 0)
         return;
     enum login_failure lf = upstream_to_login_failure(f);

@@ -80,6 +80,7 @@ struct proto_ops {
 };
 
 #define WORKER_PENDING_BUCKETS 256
+#define SESSION_REASON_MAX (2 * IPC_REASON_MAX + 64)
 
 /* Per-process state of a worker, shared by its sessions. */
 struct worker_ctx {
@@ -130,7 +131,9 @@ struct session {
     char user[IPC_USER_MAX];
     char mailbox[IPC_MAILBOX_MAX];
     char provider[IPC_NAME_MAX];
-    char reason[IPC_REASON_MAX];
+    /* The broker's hint on an accepted login, or a held failure's reason: the upstream's words
+     * and the hint, and after a refused token the broker's verdict too. */
+    char reason[SESSION_REASON_MAX];
     enum login_failure held_failure; /* delivered when the delay timer fires */
     char *token;                     /* secret: wiped as soon as it was used */
     size_t token_len;
