@@ -8,6 +8,7 @@
  * with random bytes so that the layout is not predictable either. */
 #include "authcache.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,8 @@ struct auth_cache {
     uint64_t hash_seed;
     unsigned char key[MAC_KEY_LEN];
     EVP_MAC *hmac;
+    /* The verify pool's threads check the cache when a queued job starts (verify_pool.h). */
+    pthread_mutex_t lock;
 };
 
 static size_t bucket_count_for(size_t max_entries)
@@ -64,6 +67,7 @@ struct auth_cache *auth_cache_new(uint64_t ttl_ms, size_t max_entries)
     c->hmac = hmac;
     mg_random_bytes(c->key, sizeof c->key);
     mg_random_bytes(&c->hash_seed, sizeof c->hash_seed);
+    pthread_mutex_init(&c->lock, NULL);
     return c;
 }
 
@@ -166,11 +170,9 @@ static int compute_mac(struct auth_cache *c, const char *stored_hash, const char
     return 0;
 }
 
-int auth_cache_check(struct auth_cache *c, const char *user, const char *stored_hash,
-                     const char *pw, size_t len, uint64_t now_ms)
+static int check_locked(struct auth_cache *c, const char *user, const char *stored_hash,
+                        const char *pw, size_t len, uint64_t now_ms)
 {
-    if (!c || !user || !stored_hash || !pw)
-        return 0;
     struct cache_entry **link = find_link(c, user);
     if (!*link)
         return 0;
@@ -206,14 +208,19 @@ static struct cache_entry *entry_for(struct auth_cache *c, const char *user)
     return e;
 }
 
-void auth_cache_remember(struct auth_cache *c, const char *user, const char *stored_hash,
-                         const char *pw, size_t len, uint64_t now_ms)
+static void forget_locked(struct auth_cache *c, const char *user)
 {
-    if (!c || !user || !stored_hash || !pw || c->ttl_ms == 0 || c->max_entries == 0)
-        return;
+    struct cache_entry **link = find_link(c, user);
+    if (*link)
+        remove_at(c, link);
+}
+
+static void remember_locked(struct auth_cache *c, const char *user, const char *stored_hash,
+                            const char *pw, size_t len, uint64_t now_ms)
+{
     unsigned char mac[MAC_LEN];
     if (compute_mac(c, stored_hash, pw, len, mac) != 0) {
-        auth_cache_forget(c, user);
+        forget_locked(c, user);
         return;
     }
     purge_expired(c, now_ms);
@@ -224,13 +231,34 @@ void auth_cache_remember(struct auth_cache *c, const char *user, const char *sto
     age_list_append(c, e);
 }
 
+int auth_cache_check(struct auth_cache *c, const char *user, const char *stored_hash,
+                     const char *pw, size_t len, uint64_t now_ms)
+{
+    if (!c || !user || !stored_hash || !pw)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    int hit = check_locked(c, user, stored_hash, pw, len, now_ms);
+    pthread_mutex_unlock(&c->lock);
+    return hit;
+}
+
+void auth_cache_remember(struct auth_cache *c, const char *user, const char *stored_hash,
+                         const char *pw, size_t len, uint64_t now_ms)
+{
+    if (!c || !user || !stored_hash || !pw || c->ttl_ms == 0 || c->max_entries == 0)
+        return;
+    pthread_mutex_lock(&c->lock);
+    remember_locked(c, user, stored_hash, pw, len, now_ms);
+    pthread_mutex_unlock(&c->lock);
+}
+
 void auth_cache_forget(struct auth_cache *c, const char *user)
 {
     if (!c || !user)
         return;
-    struct cache_entry **link = find_link(c, user);
-    if (*link)
-        remove_at(c, link);
+    pthread_mutex_lock(&c->lock);
+    forget_locked(c, user);
+    pthread_mutex_unlock(&c->lock);
 }
 
 size_t auth_cache_size(const struct auth_cache *c)
@@ -247,6 +275,7 @@ void auth_cache_free(struct auth_cache **cp)
         remove_entry(c, c->oldest);
     free(c->buckets);
     EVP_MAC_free(c->hmac);
+    pthread_mutex_destroy(&c->lock);
     mg_wipe(c, sizeof *c);
     free(c);
     *cp = NULL;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Thread-safe: the verify pool's threads check it too. */
 struct auth_cache;
 
 struct auth_cache *auth_cache_new(uint64_t ttl_ms, size_t max_entries);

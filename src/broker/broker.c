@@ -2,9 +2,11 @@
  *
  * One bufferevent per worker. Each IPC_AUTH_REQUEST becomes an auth_job that goes
  *   store lookup -> auth cache (hit) or verify pool (Argon2id) -> token client -> response.
- * Jobs sit in one broker-wide list. When a worker goes away, its jobs waiting for a token are
- * cancelled and freed at once; jobs inside the verify pool cannot be pulled out, so they are
- * orphaned (conn = NULL) and freed, unanswered, when their verification comes back.
+ * Jobs sit in one broker-wide list. When a worker goes away, or tells us that the session of a
+ * request has gone (IPC_AUTH_CANCEL), the job is cancelled and freed at once: its token request
+ * or its verify pool ticket is cancelled (a verification still queued for nobody else is
+ * dropped). Before any of that, lockout.c may refuse the login (locked-out user and address,
+ * too many logins in flight from the address) and it learns every verdict (failure delays).
  *
  * Bounds: a worker's input is read at most 64 KiB ahead, and reading from it pauses while it
  * has WORKER_PENDING_MAX unanswered requests or WORKER_OUTPUT_HIGH bytes of answers it has not
@@ -23,6 +25,7 @@
 #include "authcache.h"
 #include "config.h"
 #include "jwt_claims.h"
+#include "lockout.h"
 #include "probe_advice.h"
 #include "ipc.h"
 #include "log.h"
@@ -60,6 +63,10 @@ struct auth_job {
     struct broker *b;
     struct worker_conn *conn; /* NULL: the worker went away, the result is dropped */
     uint32_t id;
+    /* As the client sent them: the throttle counts by these. */
+    char user[IPC_USER_MAX];
+    char client_addr[IPC_ADDR_MAX];
+    int holds_slot; /* counts against the address's logins in flight until freed */
     int known_user;
     struct user_record rec;
     enum mg_proto protocol;
@@ -68,7 +75,11 @@ struct auth_job {
     char *pw;
     size_t pw_len;
     struct token_wait *token_wait;
-    uint64_t token_id; /* of the token handed out (token_result.token_id) */
+    struct verify_ticket *ticket; /* inside the verify pool */
+    uint64_t token_id;            /* of the token handed out (token_result.token_id) */
+    /* The verdict on a refused token (IPC_TOKEN_REFUSED): the credentials were judged by the
+     * login before it, so the throttle learns nothing from this one. */
+    int token_verdict;
 };
 
 struct broker {
@@ -78,6 +89,7 @@ struct broker {
     struct token_client *tokens;
     struct auth_cache *cache;
     struct verify_pool *pool;
+    struct lockouts *guard; /* failure counts, lockouts, logins in flight per address */
     /* Verified instead of a real hash for unknown users, so that "no such user" takes as long
      * as "wrong password". Made at start with the current Argon2id parameters. */
     char dummy_hash[PASSWORD_HASH_MAX];
@@ -131,6 +143,8 @@ static void job_free(struct auth_job *job)
         job->next->prev = job->prev;
     if (job->conn)
         job->conn->pending--;
+    if (job->holds_slot)
+        lockouts_release(b->guard, job->client_addr);
     user_record_clear(&job->rec);
     forget_password(job);
     mg_wipe(job, sizeof *job);
@@ -223,9 +237,22 @@ static void permission_hint(const struct auth_job *job, const char *token, size_
 }
 
 /* Answers the job's worker (unless it went away) and frees the job. token may be NULL. */
+/* The throttle learns every verdict on credentials; a failure's reply carries its delay. */
+static uint32_t count_outcome(struct auth_job *job, enum auth_status status)
+{
+    if (job->token_verdict)
+        return 0;
+    if (status == AUTH_FAIL)
+        return lockouts_failure(job->b->guard, job->user, job->client_addr);
+    if (status == AUTH_OK)
+        lockouts_success(job->b->guard, job->user, job->client_addr);
+    return 0;
+}
+
 static void finish(struct auth_job *job, enum auth_status status, const char *reason,
                    const char *token, size_t token_len)
 {
+    uint32_t delay_ms = count_outcome(job, status);
     struct worker_conn *conn = job->conn;
     if (!conn) {
         job_free(job);
@@ -235,6 +262,7 @@ static void finish(struct auth_job *job, enum auth_status status, const char *re
     memset(&res, 0, sizeof res);
     res.id = job->id;
     res.status = status;
+    res.delay_ms = delay_ms;
     mg_strlcpy(res.reason, reason ? reason : "", sizeof res.reason);
     if (status == AUTH_OK) {
         permission_hint(job, token, token_len, res.reason, sizeof res.reason);
@@ -319,6 +347,7 @@ static void request_token(struct auth_job *job)
 static void on_verified(int result, void *arg)
 {
     struct auth_job *job = arg;
+    job->ticket = NULL;
     if (!job->conn) {
         job_free(job); /* its worker went away meanwhile */
         return;
@@ -348,11 +377,41 @@ static void on_verified(int result, void *arg)
 static void verify_in_pool(struct auth_job *job, const char *pw, size_t len)
 {
     struct broker *b = job->b;
-    const char *hash = job->known_user ? job->rec.password_hash : b->dummy_hash;
+    struct verify_request vr = {.user = job->known_user ? job->rec.name : job->user,
+                                .hash = job->known_user ? job->rec.password_hash : b->dummy_hash,
+                                .pw = pw,
+                                .len = len};
     if (job->known_user)
         keep_password(job, pw, len);
-    if (verify_pool_submit(b->pool, hash, pw, len, on_verified, job) != 0)
+    job->ticket = verify_pool_submit(b->pool, &vr, on_verified, job);
+    if (!job->ticket)
         fail(job, AUTH_TEMPFAIL, "too many logins waiting for password verification");
+}
+
+/* Runs on a verify pool thread as a queued verification starts (the cache is thread-safe). */
+static int known_by_cache(const char *user, const char *hash, const char *pw, size_t len, void *arg)
+{
+    return auth_cache_check(arg, user, hash, pw, len, mg_now_ms());
+}
+
+/* Before any work: a locked-out (user, address) gets the ordinary failure reply; an address
+ * with too many logins in flight, "try later". Returns 0 when the login may go on. */
+static int throttled(struct auth_job *job, const struct ipc_auth_request *req)
+{
+    mg_strlcpy(job->user, req->user, sizeof job->user);
+    mg_strlcpy(job->client_addr, req->client_addr, sizeof job->client_addr);
+    switch (lockouts_admit(job->b->guard, req->user, req->client_addr)) {
+    case THROTTLE_GO:
+        job->holds_slot = 1;
+        return 0;
+    case THROTTLE_LOCKED:
+        fail(job, AUTH_FAIL, "locked out after too many failed logins");
+        return 1;
+    case THROTTLE_BUSY:
+        fail(job, AUTH_TEMPFAIL, "too many logins in flight from this address");
+        return 1;
+    }
+    return 0;
 }
 
 static int uses_password_flow(const struct broker *b, const struct user_record *u)
@@ -366,6 +425,8 @@ static void handle_auth_request(struct worker_conn *conn, const struct ipc_auth_
     struct broker *b = conn->b;
     struct auth_job *job = job_new(conn, req->id);
     job->protocol = req->protocol;
+    if (throttled(job, req))
+        return;
     size_t len = req->password_len;
     if (len == 0) {
         fail(job, AUTH_FAIL, "empty password");
@@ -405,6 +466,7 @@ static void handle_token_refused(struct worker_conn *conn, const struct ipc_toke
 {
     struct broker *b = conn->b;
     struct auth_job *job = job_new(conn, ref->id);
+    job->token_verdict = 1;
     job->protocol = ref->protocol;
     if (store_user_get(b->st, ref->user, &job->rec) != STORE_OK) {
         fail(job, AUTH_TEMPFAIL, "the user is gone from the store");
@@ -428,22 +490,38 @@ static void handle_token_refused(struct worker_conn *conn, const struct ipc_toke
 
 /* ---- worker connections ---- */
 
+/* Drops a job unanswered: its verification (if no other login waits for it) or token request
+ * is cancelled, nothing calls back for it afterwards. */
+static void cancel_job(struct auth_job *job)
+{
+    if (job->token_wait)
+        token_wait_cancel(job->token_wait);
+    if (job->ticket)
+        verify_pool_cancel(job->b->pool, job->ticket);
+    job_free(job);
+}
+
 static void cancel_jobs_of(struct broker *b, struct worker_conn *conn)
 {
     struct auth_job *job = b->jobs;
     while (job) {
         struct auth_job *next = job->next;
-        if (job->conn == conn) {
-            if (job->token_wait) {
-                token_wait_cancel(job->token_wait);
-                job_free(job);
-            } else {
-                /* Inside the verify pool: freed by on_verified. */
-                conn->pending--;
-                job->conn = NULL;
-            }
-        }
+        if (job->conn == conn)
+            cancel_job(job);
         job = next;
+    }
+}
+
+/* IPC_AUTH_CANCEL: the client of request id has gone. An unknown id was answered already. */
+static void handle_auth_cancel(struct worker_conn *conn, uint32_t id)
+{
+    for (struct auth_job *job = conn->b->jobs; job; job = job->next) {
+        if (job->conn == conn && job->id == id) {
+            log_debug("worker %d: request %u cancelled: its session has gone", conn->index,
+                      (unsigned)id);
+            cancel_job(job);
+            return;
+        }
     }
 }
 
@@ -519,6 +597,8 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
         }
         if (msg.type == IPC_AUTH_REQUEST)
             handle_auth_request(conn, &msg.u.req);
+        else if (msg.type == IPC_AUTH_CANCEL)
+            handle_auth_cancel(conn, msg.u.cancel_id);
         else if (msg.type == IPC_TOKEN_REFUSED)
             handle_token_refused(conn, &msg.u.refused);
         else
@@ -610,6 +690,9 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
     b->tokens = token_client_new(base, cfg->gateway.token_timeout_ms);
     b->cache = auth_cache_new(cfg->gateway.auth_cache_ttl_ms, AUTH_CACHE_MAX_ENTRIES);
     b->pool = verify_pool_new(base, verify_thread_count());
+    b->guard = lockouts_new(&cfg->gateway, st);
+    if (b->pool)
+        verify_pool_set_precheck(b->pool, known_by_cache, b->cache);
     if (!b->tokens || !b->cache || !b->pool) {
         log_error("broker: cannot start the token client, auth cache or verify pool");
         broker_free(&b);
@@ -636,14 +719,14 @@ void broker_free(struct broker **bp)
     /* The pool first: after this no verification calls back. */
     verify_pool_free(&b->pool);
     while (b->jobs) {
-        if (b->jobs->token_wait)
-            token_wait_cancel(b->jobs->token_wait);
-        job_free(b->jobs);
+        b->jobs->ticket = NULL; /* the pool is gone, and its tickets with it */
+        cancel_job(b->jobs);
     }
     while (b->workers)
         drop_worker(b->workers);
     token_client_free(&b->tokens);
     auth_cache_free(&b->cache);
+    lockouts_free(&b->guard);
     mg_wipe(b, sizeof *b);
     free(b);
     *bp = NULL;

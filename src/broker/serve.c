@@ -5,7 +5,8 @@
  * that dies (or 15 s without all of them ready) means the gateway cannot serve as configured:
  * stop everything and exit 1. Running: a worker that dies is restarted after 1 s, doubling up
  * to 30 s while it keeps dying within 10 s of its start. SIGTERM/SIGINT: SIGTERM to every
- * worker, SIGKILL to those still there 10 s later, free everything, exit 0. */
+ * worker, SIGKILL to those still there 10 s later, free everything, exit 0. Only one gateway
+ * per state_dir (pidfile.h): a second one exits 1 before it opens the store or binds. */
 #include "serve.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "pidfile.h"
 #include "secretbox.h"
 #include "store.h"
 #include "token_store.h"
@@ -54,6 +56,7 @@ struct worker_proc {
 struct serve {
     const char *config_path;
     struct config *cfg;
+    struct pidfile *pidfile; /* one gateway per state_dir, taken before anything is opened */
     struct store *st;
     struct secretbox *box; /* secrets at rest: sealed tokens in the store */
     struct token_store *token_store;
@@ -433,6 +436,13 @@ static int open_everything(struct serve *s)
     }
     log_init("broker", s->cfg->gateway.log_level);
     char err[512] = "";
+    /* Before the store and before any worker binds: a second gateway on the same state_dir
+     * would otherwise share every port through SO_REUSEPORT with a store of its own. */
+    s->pidfile = pidfile_acquire(s->cfg->gateway.state_dir, err, sizeof err);
+    if (!s->pidfile) {
+        fprintf(stderr, "mailgate: not starting: %s\n", err);
+        return -1;
+    }
     s->st = store_open(s->cfg->gateway.state_dir, err, sizeof err);
     if (!s->st) {
         fprintf(stderr, "mailgate: not starting: cannot open the store in %s: %s\n",
@@ -471,6 +481,7 @@ static void close_everything(struct serve *s)
     if (s->base)
         event_base_free(s->base);
     store_close(&s->st);
+    pidfile_release(&s->pidfile); /* last: every worker is gone */
     config_free(&s->cfg);
     libevent_global_shutdown();
 }

@@ -5,7 +5,8 @@
 #define MG_SERVE_H
 
 /* Returns the process exit code. Refuses to start (exit 1, message on stderr) on a bad config,
- * an unusable store, or a worker that cannot bind its listeners. */
+ * another gateway running on the same state_dir (its PID and pid file in the message), an
+ * unusable store, or a worker that cannot bind its listeners. */
 int serve_main(const char *config_path);
 
 #endif

@@ -23,6 +23,7 @@ void cli_usage(void)
           "  mailgate [-c FILE] user authorize NAME --device-code\n"
           "  mailgate [-c FILE] user authorize NAME --refresh-token-file FILE|-\n"
           "  mailgate [-c FILE] user deauthorize NAME\n"
+          "  mailgate [-c FILE] user unlock NAME [--address IP]\n"
           "  mailgate [-c FILE] audit [--user NAME] [--limit N]\n"
           "  mailgate [-c FILE] token get [--provider NAME] [--user NAME] [--password-stdin]"
           " [--raw]\n"

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "grant_store.h"
+#include "ipc.h"
 #include "password.h"
 #include "store.h"
 #include "util.h"
@@ -19,12 +20,19 @@
 #define USER_NAME_MAX 255 /* fits IPC_USER_MAX with its NUL */
 #define MAILBOX_MAX 319   /* fits IPC_MAILBOX_MAX with its NUL */
 
-enum option_flag { OPT_MAILBOX = 1, OPT_PROVIDER = 2, OPT_STDIN = 4, OPT_JSON = 8 };
+enum option_flag {
+    OPT_MAILBOX = 1,
+    OPT_PROVIDER = 2,
+    OPT_STDIN = 4,
+    OPT_JSON = 8,
+    OPT_ADDRESS = 16
+};
 
 struct user_args {
     const char *name;
     const char *mailbox;
     const char *provider;
+    const char *address;
     bool password_stdin;
     bool json;
 };
@@ -97,6 +105,9 @@ static int parse_args(int argc, char **argv, unsigned allowed, int positional, s
         else if ((allowed & OPT_PROVIDER) &&
                  (v = cli_option_value(argc, argv, &i, "--provider", &missing)))
             a->provider = v;
+        else if ((allowed & OPT_ADDRESS) &&
+                 (v = cli_option_value(argc, argv, &i, "--address", &missing)))
+            a->address = v;
         else if (missing)
             return cli_usage_error("%s needs a value", argv[i]);
         else if ((allowed & OPT_STDIN) && strcmp(argv[i], "--password-stdin") == 0)
@@ -351,6 +362,34 @@ static int user_del(const char *config_path, struct user_args *a)
     return rc;
 }
 
+/* ---- unlock ---- */
+
+/* Deletes the user's lockout rows; the running broker notices the change (PRAGMA data_version,
+ * lockout.c) at the next attempt of a pair it holds locked and lets it in. */
+static int user_unlock(const char *config_path, struct user_args *a)
+{
+    struct user_ctx c = {0};
+    int rc = open_ctx(config_path, &c);
+    if (rc)
+        return rc;
+    char host[IPC_ADDR_MAX];
+    if (a->address)
+        mg_addr_host(a->address, host, sizeof host);
+    int64_t lifted = 0;
+    enum store_status s = store_lockout_delete(c.st, a->name, a->address ? host : NULL, &lifted);
+    if (s == STORE_OK && lifted > 0)
+        s = store_audit_add(c.st, "unlocked", a->name, NULL, a->address ? host : NULL);
+    if (s != STORE_OK)
+        rc = store_failure(&c);
+    else if (lifted == 0)
+        printf("No lockout of %s%s%s.\n", a->name, a->address ? " from " : "",
+               a->address ? host : "");
+    else
+        printf("Lifted %lld lockout(s) of %s.\n", (long long)lifted, a->name);
+    close_ctx(&c);
+    return rc;
+}
+
 /* ---- list ---- */
 
 struct listed_user {
@@ -480,13 +519,14 @@ static const struct {
     {"list", user_list, OPT_JSON, 0},
     {"passwd", user_passwd, OPT_STDIN, 1},
     {"del", user_del, 0, 1},
+    {"unlock", user_unlock, OPT_ADDRESS, 1},
 };
 
 int cli_user(const char *config_path, int argc, char **argv)
 {
     if (argc < 2)
         return cli_usage_error(
-            "user needs a command: add, list, passwd, del, authorize or deauthorize");
+            "user needs a command: add, list, passwd, del, unlock, authorize or deauthorize");
     if (strcmp(argv[1], "authorize") == 0)
         return cli_user_authorize(config_path, argc - 1, argv + 1);
     if (strcmp(argv[1], "deauthorize") == 0)
@@ -500,5 +540,6 @@ int cli_user(const char *config_path, int argc, char **argv)
         return rc ? rc : user_commands[i].run(config_path, &a);
     }
     return cli_usage_error(
-        "unknown user command '%s' (add, list, passwd, del, authorize, deauthorize)", argv[1]);
+        "unknown user command '%s' (add, list, passwd, del, unlock, authorize, deauthorize)",
+        argv[1]);
 }

@@ -42,11 +42,22 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "auth_cache_ttl", V_DURATION0, auth_cache_ttl_ms, false),
     KEY(gateway_conf, "auth_failure_delay", V_DURATION0, auth_failure_delay_ms, false),
     KEY(gateway_conf, "token_timeout", V_DURATION, token_timeout_ms, false),
+    KEY(gateway_conf, "lockout_threshold", V_COUNT, lockout_threshold, false),
+    KEY(gateway_conf, "lockout_window", V_DURATION, lockout_window_ms, false),
+    KEY(gateway_conf, "lockout_duration", V_DURATION, lockout_duration_ms, false),
+    KEY(gateway_conf, "max_failure_delay", V_DURATION0, max_failure_delay_ms, false),
+    KEY(gateway_conf, "max_connections_per_ip", V_COUNT, max_connections_per_ip, false),
+    KEY(gateway_conf, "max_logins_per_ip", V_COUNT, max_logins_per_ip, false),
     {NULL, 0, 0, false}};
 
-static const struct key_def tls_keys[] = {KEY(tls_conf, "certificate", V_PATH, certificate, false),
-                                          KEY(tls_conf, "private_key", V_PATH, private_key, false),
-                                          {NULL, 0, 0, false}};
+static const struct key_def tls_keys[] = {
+    KEY(tls_conf, "certificate", V_PATH, certificate, false),
+    KEY(tls_conf, "private_key", V_PATH, private_key, false),
+    KEY(tls_conf, "ecdsa_certificate", V_PATH, ecdsa_certificate, false),
+    KEY(tls_conf, "ecdsa_private_key", V_PATH, ecdsa_private_key, false),
+    KEY(tls_conf, "ciphers", V_TLS_CIPHERS, ciphers, false),
+    KEY(tls_conf, "min_version", V_TLS_VERSION, min_version, false),
+    {NULL, 0, 0, false}};
 
 static const struct key_def listen_keys[] = {
     KEY(listener_conf, "protocol", V_PROTOCOL, protocol, true),
@@ -475,6 +486,16 @@ static void finish_listener(struct parser *p, const struct section *s)
     }
 }
 
+/* No key of the section had a bad value (checks that combine them would only add noise). */
+static bool section_values_ok(const struct parser *p, const struct section *s)
+{
+    const struct key_def *keys = section_kinds[s->kind].keys;
+    for (size_t k = 0; keys[k].name; k++)
+        if (s->key_line[k] && conf_error_at(p, s->key_line[k]))
+            return false;
+    return true;
+}
+
 static void finish_tls(struct parser *p)
 {
     const struct section *tls = find_section(p, "tls");
@@ -489,9 +510,10 @@ static void finish_tls(struct parser *p)
         conf_error(p, tls->line, "[tls] needs 'certificate'");
     if (!conf_key_line(tls, "private_key"))
         conf_error(p, tls->line, "[tls] needs 'private_key'");
-    if (p->cfg->tls.certificate && p->cfg->tls.private_key)
-        config_check_tls_pair(p, &p->cfg->tls, tls->line, conf_key_line(tls, "certificate"),
-                              conf_key_line(tls, "private_key"));
+    if (!conf_key_line(tls, "ecdsa_certificate") != !conf_key_line(tls, "ecdsa_private_key"))
+        conf_error(p, tls->line, "[tls] needs both 'ecdsa_certificate' and 'ecdsa_private_key'");
+    else if (section_values_ok(p, tls) && p->cfg->tls.certificate && p->cfg->tls.private_key)
+        config_check_tls(p, tls, &p->cfg->tls);
 }
 
 static void finish(struct parser *p)
@@ -524,6 +546,12 @@ static void set_defaults(struct gateway_conf *g)
     g->auth_cache_ttl_ms = 10 * 60 * 1000;
     g->auth_failure_delay_ms = 2 * 1000;
     g->token_timeout_ms = 15 * 1000;
+    g->lockout_threshold = 10;
+    g->lockout_window_ms = 15 * 60 * 1000;
+    g->lockout_duration_ms = 15 * 60 * 1000;
+    g->max_failure_delay_ms = 5 * 1000;
+    g->max_connections_per_ip = 50;
+    g->max_logins_per_ip = 20;
 }
 
 static void set_inih_options(void)
@@ -594,6 +622,9 @@ void config_free(struct config **cfgp)
     free(cfg->gateway.secret_key_file);
     free(cfg->tls.certificate);
     free(cfg->tls.private_key);
+    free(cfg->tls.ecdsa_certificate);
+    free(cfg->tls.ecdsa_private_key);
+    free(cfg->tls.ciphers);
     free(cfg->path);
     free(cfg);
     *cfgp = NULL;

@@ -29,11 +29,28 @@ struct gateway_conf {
     uint64_t auth_cache_ttl_ms;     /* default 10 min: remembered password verifications */
     uint64_t auth_failure_delay_ms; /* default 2 s: delay before answering a failed login */
     uint64_t token_timeout_ms;      /* default 15 s: one HTTP request to a token endpoint */
+    /* Login throttling (broker, throttle.c): after lockout_threshold failures of one (user,
+     * client address) within lockout_window, that pair is refused for lockout_duration. 0
+     * threshold: no lockout. */
+    uint32_t lockout_threshold;      /* default 10 */
+    uint64_t lockout_window_ms;      /* default 15 min */
+    uint64_t lockout_duration_ms;    /* default 15 min */
+    uint64_t max_failure_delay_ms;   /* default 5 s: the growing failure delay's ceiling */
+    uint32_t max_connections_per_ip; /* default 50, per worker; 0: no limit */
+    uint32_t max_logins_per_ip;      /* default 20: logins in flight in the broker; 0: no limit */
 };
 
+/* [tls] min_version: the oldest protocol version offered to clients. */
+enum mg_tls_version { MG_TLS_VERSION_1_2 = 0, MG_TLS_VERSION_1_3 = 1 };
+
+/* The TLS policy towards clients (tls_policy.h applies it). */
 struct tls_conf {
-    char *certificate; /* PEM chain for clients */
+    char *certificate; /* PEM chain for clients: RSA, or ECDSA when it is the only one */
     char *private_key;
+    char *ecdsa_certificate; /* optional second chain, ECDSA, beside an RSA certificate */
+    char *ecdsa_private_key;
+    char *ciphers;                   /* TLS 1.2 suites, OpenSSL syntax; NULL: TLS_DEFAULT_CIPHERS */
+    enum mg_tls_version min_version; /* default TLSv1.2 */
 };
 
 struct listener_conf {

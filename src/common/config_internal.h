@@ -36,6 +36,7 @@ enum value_kind {
     V_DURATION0,   /* uint64_t ms, may be 0 */
     V_LOG_LEVEL,   /* enum mg_log_level */
     V_WORKERS,     /* int */
+    V_COUNT,       /* uint32_t, 0 to COUNT_MAX (0: off, where the key says so) */
     V_TLS_MODE,    /* enum mg_tls_mode */
     V_PROTOCOL,    /* enum mg_proto */
     V_LISTEN_ADDR, /* listener address + sockaddr */
@@ -46,6 +47,8 @@ enum value_kind {
     V_JWT_ALG,     /* enum jwt_alg: RS256 or PS256 */
     V_FLOW,        /* enum mg_flow */
     V_SASL,        /* enum mg_sasl */
+    V_TLS_CIPHERS, /* char *, an OpenSSL cipher list selecting at least one TLS 1.2 suite */
+    V_TLS_VERSION, /* enum mg_tls_version: TLSv1.2 or TLSv1.3 */
 };
 
 struct key_def {
@@ -63,10 +66,10 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
 /* workers = auto: the number of online CPUs, within the allowed range. */
 int config_online_cpus(void);
 
-/* Loads the certificate chain and private key the way the workers will, so a bad or mismatched
- * key is reported at the line of the key concerned (the section's line when TLS itself fails). */
-void config_check_tls_pair(struct parser *p, const struct tls_conf *tls, int section_line,
-                           int cert_line, int pkey_line);
+/* Applies [tls] to a throwaway context the way the workers will (tls_policy.c), so a bad or
+ * mismatched key is reported at the line of the key concerned (the section's line when TLS
+ * itself fails). */
+void config_check_tls(struct parser *p, const struct section *tls, const struct tls_conf *conf);
 
 /* Loads the client certificate (DER kept in pr, both modes) and, with load_key, the private
  * key (kept in pr->client_key); checks both are RSA, at least 2048 bits, and that they match. */

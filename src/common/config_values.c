@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "tls_policy.h"
 #include "util.h"
 
 #define MAX_DURATION_MS (365ull * 24 * 3600 * 1000)
@@ -81,6 +82,20 @@ static void parse_workers(struct parser *p, int line, const char *value, int *ou
                    WORKERS_MAX, value);
     else
         *out = (int)n;
+}
+
+#define COUNT_MAX 1000000
+
+static void parse_count(struct parser *p, int line, const char *key, const char *value,
+                        uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(value, &end, 10);
+    if (value[0] < '0' || value[0] > '9' || *end || errno || n < 0 || n > COUNT_MAX)
+        conf_error(p, line, "%s: expected a number from 0 to %d, not '%s'", key, COUNT_MAX, value);
+    else
+        *out = (uint32_t)n;
 }
 
 static void parse_protocol(struct parser *p, int line, const char *value, enum mg_proto *out)
@@ -161,6 +176,11 @@ static const char *const flow_names[] = {
     [MG_FLOW_PASSWORD] = "password",
     [MG_FLOW_SERVICE_ACCOUNT] = "service_account",
 };
+static const char *const tls_version_names[] = {
+    [MG_TLS_VERSION_1_2] = "TLSv1.2",
+    [MG_TLS_VERSION_1_3] = "TLSv1.3",
+};
+
 static const char *const sasl_words[] = {
     [MG_SASL_XOAUTH2] = "xoauth2", [MG_SASL_OAUTHBEARER] = "oauthbearer"};
 static const char *const sasl_mechanisms[] = {
@@ -248,6 +268,9 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
     case V_WORKERS:
         parse_workers(p, line, value, field);
         break;
+    case V_COUNT:
+        parse_count(p, line, key->name, value, field);
+        break;
     case V_TLS_MODE:
         if (mg_tls_mode_parse(value, field) != 0)
             conf_error(p, line, "%s: expected implicit or starttls, not '%s'", key->name, value);
@@ -277,6 +300,16 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
     case V_SECRET_FILE:
         parse_secret_file(p, line, value, field);
         break;
+    case V_TLS_CIPHERS:
+        if (!tls_policy_ciphers_valid(value))
+            conf_error(p, line, "%s: '%s' selects no TLS 1.2 cipher suite (see `openssl ciphers`)",
+                       key->name, value);
+        else
+            set_string(field, value);
+        break;
+    case V_TLS_VERSION:
+        PARSE_WORD(p, line, key->name, value, tls_version_names, field);
+        break;
     case V_JWT_ALG:
         if (strcmp(value, "RS256") == 0)
             *(enum jwt_alg *)field = JWT_RS256;
@@ -288,40 +321,18 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
     }
 }
 
-static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
-{
-    MG_UNUSED(buf), MG_UNUSED(size), MG_UNUSED(rwflag), MG_UNUSED(userdata);
-    return 0; /* an encrypted key fails to load instead of prompting on a terminal */
-}
-
-static const char *openssl_reason(void)
-{
-    const char *reason = ERR_reason_error_string(ERR_peek_error());
-    return reason ? reason : "unknown error";
-}
-
-/* Loads the pair the way the workers will, so a bad or mismatched key is reported here. */
-void config_check_tls_pair(struct parser *p, const struct tls_conf *tls, int section_line,
-                           int cert_line, int pkey_line)
+void config_check_tls(struct parser *p, const struct section *tls, const struct tls_conf *conf)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
-        conf_error(p, section_line, "cannot create a TLS context: %s", openssl_reason());
+        conf_error(p, conf_section_line(tls), "cannot create a TLS context: %s",
+                   tls_openssl_reason());
         return;
     }
-    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
-    ERR_clear_error();
-    if (SSL_CTX_use_certificate_chain_file(ctx, tls->certificate) != 1)
-        conf_error(p, cert_line, "cannot load the certificate chain %s: %s", tls->certificate,
-                   openssl_reason());
-    else if (SSL_CTX_use_PrivateKey_file(ctx, tls->private_key, SSL_FILETYPE_PEM) != 1 &&
-             ERR_GET_REASON(ERR_peek_error()) != X509_R_KEY_VALUES_MISMATCH)
-        conf_error(p, pkey_line, "cannot use the private key %s: %s", tls->private_key,
-                   openssl_reason());
-    else if (SSL_CTX_check_private_key(ctx) != 1)
-        conf_error(p, pkey_line, "the private key %s does not match the certificate %s",
-                   tls->private_key, tls->certificate);
-    ERR_clear_error();
+    struct tls_policy_failure why;
+    if (tls_policy_apply(ctx, conf, &why) != 0)
+        conf_error(p, why.key ? conf_key_line(tls, why.key) : conf_section_line(tls), "%s",
+                   why.message);
     SSL_CTX_free(ctx);
 }
 
@@ -344,12 +355,12 @@ static const char *rsa_key_problem(const EVP_PKEY *key)
 static X509 *read_client_certificate(struct parser *p, int line, const char *path)
 {
     FILE *f = fopen(path, "re");
-    X509 *x = f ? PEM_read_X509(f, NULL, no_passphrase, NULL) : NULL;
+    X509 *x = f ? PEM_read_X509(f, NULL, tls_no_passphrase, NULL) : NULL;
     if (f)
         fclose(f);
     if (!x) {
         conf_error(p, line, "cannot load the certificate %s: %s", path,
-                   f ? openssl_reason() : strerror(errno));
+                   f ? tls_openssl_reason() : strerror(errno));
         ERR_clear_error();
         return NULL;
     }
@@ -366,10 +377,10 @@ EVP_PKEY *config_parse_rsa_key(struct parser *p, int line, const char *what, con
                                size_t len)
 {
     BIO *bio = len <= INT_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
-    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, NULL) : NULL;
     BIO_free(bio);
     if (!key) {
-        conf_error(p, line, "cannot load %s (PEM, not encrypted): %s", what, openssl_reason());
+        conf_error(p, line, "cannot load %s (PEM, not encrypted): %s", what, tls_openssl_reason());
         ERR_clear_error();
         return NULL;
     }

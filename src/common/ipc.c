@@ -126,7 +126,18 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
     put_str(&w, res->provider, sizeof res->provider);
     put_bytes_field(&w, res->token, res->token_len, sizeof res->token);
     put_str(&w, res->reason, sizeof res->reason);
+    if (res->delay_ms > IPC_DELAY_MAX_MS)
+        w.failed = 1;
+    put_u32(&w, res->delay_ms);
     put_u64(&w, res->token_id);
+    return finish_frame(&w, out);
+}
+
+int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id)
+{
+    struct writer w;
+    begin_frame(&w, IPC_AUTH_CANCEL);
+    put_u32(&w, request_id);
     return finish_frame(&w, out);
 }
 
@@ -235,6 +246,9 @@ static void decode_auth_response(struct reader *r, struct ipc_auth_response *res
     get_str(r, res->provider, sizeof res->provider);
     res->token_len = (uint32_t)get_bytes_field(r, res->token, sizeof res->token);
     get_str(r, res->reason, sizeof res->reason);
+    res->delay_ms = get_u32(r);
+    if (res->delay_ms > IPC_DELAY_MAX_MS)
+        r->failed = 1;
     res->token_id = get_u64(r);
 }
 
@@ -265,6 +279,9 @@ int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
         break;
     case IPC_AUTH_RESPONSE:
         decode_auth_response(&r, &msg->u.res);
+        break;
+    case IPC_AUTH_CANCEL:
+        msg->u.cancel_id = get_u32(&r);
         break;
     case IPC_TOKEN_REFUSED:
         decode_token_refused(&r, &msg->u.refused);

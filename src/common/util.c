@@ -60,20 +60,15 @@ char *mg_strndup(const char *s, size_t n)
 
 char *mg_printf(const char *fmt, ...)
 {
-    /* GCC 12 with -fsanitize=undefined warns "null format string" on the sizing vsnprintf
-     * unless fmt is known not to be NULL (the build has -Werror). */
-    if (!fmt)
-        fmt = "";
+    /* vasprintf, not vsnprintf(NULL, 0, ...) to measure first: GCC 12 with -fPIC and the
+     * sanitizers reports a "null format string" there (-Wformat-truncation, a false positive). */
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *p = NULL;
+    int n = vasprintf(&p, fmt, ap);
     va_end(ap);
     if (n < 0)
         out_of_memory(0);
-    char *p = mg_malloc((size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
-    va_end(ap);
     return p;
 }
 
@@ -199,4 +194,25 @@ char *mg_read_file(const char *path, size_t max, int strip, size_t *out_len)
     if (out_len)
         *out_len = len;
     return buf;
+}
+
+void mg_addr_host(const char *client_addr, char *out, size_t size)
+{
+    const char *start = client_addr, *end;
+    if (client_addr[0] == '[') {
+        start = client_addr + 1;
+        end = strchr(start, ']');
+    } else {
+        end = strrchr(client_addr, ':');
+        /* A bare IPv6 address has several colons and no port. */
+        if (end && strchr(client_addr, ':') != end)
+            end = NULL;
+    }
+    size_t len = end ? (size_t)(end - start) : strlen(start);
+    if (size == 0)
+        return;
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, start, len);
+    out[len] = '\0';
 }

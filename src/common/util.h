@@ -25,6 +25,9 @@ void mg_free_secret(char **s);
 
 /* Copies at most size-1 bytes, always terminates; returns strlen(src). */
 size_t mg_strlcpy(char *dst, const char *src, size_t size);
+/* The host part of a client address as the workers format it ("1.2.3.4:5678", "[::1]:993"):
+ * without port and brackets. A bare address (no port) is copied as it is. */
+void mg_addr_host(const char *client_addr, char *out, size_t size);
 
 /* Cryptographically strong random bytes (OpenSSL RAND_bytes); aborts on failure. */
 void mg_random_bytes(void *buf, size_t len);

@@ -377,6 +377,9 @@ static void imap_goodbye(struct session *s, enum session_goodbye why)
     case GOODBYE_SHUTDOWN:
         session_printf(s, "* BYE Server shutting down.\r\n");
         return;
+    case GOODBYE_TOO_MANY_CONNECTIONS:
+        session_printf(s, "* BYE [UNAVAILABLE] Too many connections from your address.\r\n");
+        return;
     }
 }
 

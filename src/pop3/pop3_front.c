@@ -327,6 +327,9 @@ static void pop3_goodbye(struct session *s, enum session_goodbye why)
     case GOODBYE_SHUTDOWN:
         session_printf(s, "-ERR [SYS/TEMP] Server shutting down.\r\n");
         return;
+    case GOODBYE_TOO_MANY_CONNECTIONS:
+        session_printf(s, "-ERR [SYS/TEMP] Too many connections from your address.\r\n");
+        return;
     }
 }
 

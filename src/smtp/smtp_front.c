@@ -318,6 +318,9 @@ static void smtp_goodbye(struct session *s, enum session_goodbye why)
         session_printf(s, "421 4.3.2 %s Service shutting down, closing connection\r\n",
                        hostname(s));
         return;
+    case GOODBYE_TOO_MANY_CONNECTIONS:
+        session_printf(s, "421 4.7.0 %s Too many connections from your address\r\n", hostname(s));
+        return;
     }
 }
 

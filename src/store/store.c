@@ -170,11 +170,6 @@ enum store_status store_token_delete_principal(struct store *st, const char *pri
     return st->ops->token_delete_principal(st, principal);
 }
 
-enum store_status store_data_version(struct store *st, int64_t *out)
-{
-    return st->ops->data_version(st, out);
-}
-
 enum store_status store_grant_put(struct store *st, const struct grant_record *g)
 {
     if (!g || !g->user || !g->provider || (g->state == GRANT_AUTHORIZED && !g->sealed))
@@ -253,4 +248,27 @@ enum store_status store_audit_list(struct store *st, int64_t limit, const char *
     if (!cb)
         return store_set_error(st, "no callback");
     return st->ops->audit_list(st, limit, user_or_null, cb, arg);
+}
+
+enum store_status store_lockout_put(struct store *st, const char *user, const char *address,
+                                    int64_t until)
+{
+    return st->ops->lockout_put(st, user, address, until);
+}
+
+enum store_status store_lockout_get(struct store *st, const char *user, const char *address)
+{
+    return st->ops->lockout_get(st, user, address);
+}
+
+enum store_status store_lockout_delete(struct store *st, const char *user,
+                                       const char *address_or_null, int64_t *deleted)
+{
+    int64_t ignored;
+    return st->ops->lockout_delete(st, user, address_or_null, deleted ? deleted : &ignored);
+}
+
+enum store_status store_data_version(struct store *st, int64_t *version)
+{
+    return st->ops->data_version(st, version);
 }

@@ -57,9 +57,6 @@ enum store_status store_token_delete(struct store *st, const char *provider, con
 enum store_status store_token_list(struct store *st,
                                    int (*cb)(const struct token_record *t, void *arg), void *arg);
 /* Transactions, for re-sealing every row at once (secrets rotate-key). */
-/* A number that changes when another connection (another process: the CLI) has changed the
- * store since this one last looked; unchanged by this connection's own writes. */
-enum store_status store_data_version(struct store *st, int64_t *out);
 enum store_status store_begin(struct store *st);
 enum store_status store_commit(struct store *st);
 void store_rollback(struct store *st);
@@ -115,6 +112,19 @@ enum store_status store_audit_add(struct store *st, const char *event, const cha
  * valid during the callback only; stops early when cb returns non-zero. */
 enum store_status store_audit_list(struct store *st, int64_t limit, const char *user_or_null,
                                    int (*cb)(const struct audit_record *a, void *arg), void *arg);
+
+/* Login lockouts (the broker's throttle.c decides them; `mailgate user unlock` lifts them): one
+ * row per (user, client address without port), until = unix seconds. The broker notices a
+ * change by another process (the CLI) through store_data_version(). */
+enum store_status store_lockout_put(struct store *st, const char *user, const char *address,
+                                    int64_t until);
+/* STORE_OK when the row exists, STORE_NOT_FOUND when not. */
+enum store_status store_lockout_get(struct store *st, const char *user, const char *address);
+/* Deletes the user's rows (only address's when not NULL); *deleted = how many. */
+enum store_status store_lockout_delete(struct store *st, const char *user,
+                                       const char *address_or_null, int64_t *deleted);
+/* A number that changes whenever another connection commits a change to the database. */
+enum store_status store_data_version(struct store *st, int64_t *version);
 
 /* Frees the strings of a record (wiping the hash) and zeroes it. */
 void user_record_clear(struct user_record *u);

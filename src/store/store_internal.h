@@ -39,7 +39,12 @@ struct store_ops {
     enum store_status (*audit_list)(struct store *st, int64_t limit, const char *user,
                                     int (*cb)(const struct audit_record *a, void *arg), void *arg);
     enum store_status (*exec)(struct store *st, const char *what); /* BEGIN/COMMIT/ROLLBACK */
-    enum store_status (*data_version)(struct store *st, int64_t *out);
+    enum store_status (*lockout_put)(struct store *st, const char *user, const char *address,
+                                     int64_t until);
+    enum store_status (*lockout_get)(struct store *st, const char *user, const char *address);
+    enum store_status (*lockout_delete)(struct store *st, const char *user, const char *address,
+                                        int64_t *deleted);
+    enum store_status (*data_version)(struct store *st, int64_t *version);
 };
 
 #define STORE_ERROR_MAX 512
@@ -55,5 +60,15 @@ enum store_status store_set_error(struct store *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 struct store *store_sqlite_open(const char *state_dir, char *err, size_t errlen);
+
+/* store_sqlite_lockout.c: the lockout table on the SQLite backend's connection. */
+struct sqlite3;
+struct sqlite3 *store_sqlite_db(struct store *st);
+enum store_status sqlite_lockout_put(struct store *st, const char *user, const char *address,
+                                     int64_t until);
+enum store_status sqlite_lockout_get(struct store *st, const char *user, const char *address);
+enum store_status sqlite_lockout_delete(struct store *st, const char *user, const char *address,
+                                        int64_t *deleted);
+enum store_status sqlite_data_version(struct store *st, int64_t *version);
 
 #endif

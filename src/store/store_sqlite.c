@@ -55,6 +55,13 @@ static const char *const migrations[] = {
     " detail TEXT);"
     "CREATE INDEX audit_by_user ON audit (user, id);"
     "PRAGMA user_version = 3;",
+    /* 4: login lockouts (store_sqlite_lockout.c). */
+    "CREATE TABLE lockouts ("
+    " user TEXT NOT NULL COLLATE NOCASE,"
+    " address TEXT NOT NULL,"
+    " until INTEGER NOT NULL,"
+    " PRIMARY KEY (user, address));"
+    "PRAGMA user_version = 4;",
 };
 
 enum stmt_id {
@@ -620,20 +627,6 @@ static enum store_status sqlite_exec(struct store *st, const char *what)
     return STORE_OK;
 }
 
-/* PRAGMA data_version: the same value until another connection commits a change. */
-static enum store_status sqlite_data_version(struct store *st, int64_t *out)
-{
-    struct sqlite_store *s = sqlite_of(st);
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &stmt, NULL) != SQLITE_OK)
-        return db_error(s, "reading the data version");
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_ROW ? STORE_OK : db_error(s, "reading the data version");
-}
-
 static const struct store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -655,8 +648,16 @@ static const struct store_ops sqlite_ops = {
     .audit_add = sqlite_audit_add,
     .audit_list = sqlite_audit_list,
     .exec = sqlite_exec,
+    .lockout_put = sqlite_lockout_put,
+    .lockout_get = sqlite_lockout_get,
+    .lockout_delete = sqlite_lockout_delete,
     .data_version = sqlite_data_version,
 };
+
+struct sqlite3 *store_sqlite_db(struct store *st)
+{
+    return sqlite_of(st)->db;
+}
 
 struct store *store_sqlite_open(const char *state_dir, char *err, size_t errlen)
 {

@@ -183,6 +183,7 @@ void session_free(struct session *s)
     log_login(s, "error", "session ended");
     if (s->request_pending)
         worker_cancel_auth_request(s->w, s);
+    worker_uncount_connection(s->w, s);
     free_proto_state(s);
     relay_free(&s->relay);
     upstream_free(&s->upstream);
@@ -312,6 +313,17 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         s->ops->on_client_input(s);
 }
 
+/* A client over max_connections_per_ip hears the protocol's goodbye instead of a greeting. */
+static void greet(struct session *s)
+{
+    if (!s->over_limit) {
+        s->ops->greeting(s);
+        return;
+    }
+    s->ops->goodbye(s, GOODBYE_TOO_MANY_CONNECTIONS);
+    close_session(s, "too many connections from this address", 1);
+}
+
 static void handshake_done(struct session *s)
 {
     int after_starttls = s->client_tls == 0 && s->listener->conf->tls == MG_TLS_STARTTLS;
@@ -320,7 +332,7 @@ static void handshake_done(struct session *s)
     if (after_starttls)
         s->ops->on_tls_ready(s);
     else
-        s->ops->greeting(s);
+        greet(s);
     if (!s->closing)
         resume_commands(s);
 }
@@ -580,7 +592,8 @@ void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
         start_upstream(s, res);
         return;
     case AUTH_FAIL:
-        hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason, failure_delay_ms(s));
+        hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason,
+                     res->delay_ms ? res->delay_ms : failure_delay_ms(s));
         return;
     case AUTH_TEMPFAIL:
         hold_failure(s, LOGIN_FAIL_TEMPORARY, res->reason, 0);
@@ -754,6 +767,7 @@ struct session *session_new(struct listener *l, int fd, const struct sockaddr *s
     mg_random_bytes(rnd, sizeof rnd);
     snprintf(s->id, sizeof s->id, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
     format_addr(sa, salen, s->client_addr, sizeof s->client_addr);
+    s->over_limit = worker_count_connection(w, s);
     s->login_timer = evtimer_new(w->base, login_timeout_cb, s);
     s->delay_timer = evtimer_new(w->base, delay_cb, s);
     s->flush_timer = evtimer_new(w->base, flush_timeout_cb, s);
@@ -774,6 +788,6 @@ struct session *session_new(struct listener *l, int fd, const struct sockaddr *s
     log_debug("session=%s listener=%s client=%s connected", s->id, l->conf->name, s->client_addr);
     arm_timer(s->login_timer, l->conf->login_timeout_ms);
     if (s->state == SESSION_PRELOGIN)
-        s->ops->greeting(s);
+        greet(s);
     return s;
 }

@@ -30,6 +30,7 @@ struct evbuffer;
 struct evconnlistener;
 struct evdns_base;
 struct relay;
+struct conn_count;
 struct session;
 struct tls_client_cache;
 
@@ -54,7 +55,12 @@ enum login_failure {
     LOGIN_FAIL_INTERNAL              /* broker unreachable, unknown provider, ... */
 };
 
-enum session_goodbye { GOODBYE_LOGIN_TIMEOUT, GOODBYE_TOO_MANY_ERRORS, GOODBYE_SHUTDOWN };
+enum session_goodbye {
+    GOODBYE_LOGIN_TIMEOUT,
+    GOODBYE_TOO_MANY_ERRORS,
+    GOODBYE_SHUTDOWN,
+    GOODBYE_TOO_MANY_CONNECTIONS /* instead of the greeting: max_connections_per_ip */
+};
 
 struct proto_ops {
     enum mg_proto protocol;
@@ -96,6 +102,7 @@ struct worker_ctx {
     int stopping; /* shutting down: the loop ends when the last session is freed */
     uint32_t next_request_id;
     struct session *pending[WORKER_PENDING_BUCKETS]; /* sessions waiting for the broker */
+    struct conn_count *per_address;                  /* connections per client address (worker.c) */
 };
 
 struct listener {
@@ -118,6 +125,7 @@ struct session {
     enum session_state state;
     int client_tls; /* TLS is established on the client connection */
     int closing;
+    int over_limit; /* too many connections from its address: refused instead of greeted */
     struct bufferevent *client;
     uint64_t started_ms;
     unsigned bad_commands;
@@ -173,6 +181,10 @@ void worker_cancel_auth_request(struct worker_ctx *w, struct session *s);
  * session_on_auth_response. */
 int worker_send_token_refused(struct worker_ctx *w, struct session *s,
                               struct ipc_token_refused *ref);
+/* Implemented in worker.c: count the session against its address (returns 1 when over
+ * max_connections_per_ip) and uncount it when it is freed. */
+int worker_count_connection(struct worker_ctx *w, struct session *s);
+void worker_uncount_connection(struct worker_ctx *w, struct session *s);
 
 /* ---- client side, for protocols ---- */
 struct evbuffer *session_input(struct session *s);

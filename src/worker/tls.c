@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "tls_policy.h"
 #include "util.h"
 
 /* Index of the per-connection "expected ALPN protocol" (a static string) in SSL ex_data. */
@@ -74,20 +75,15 @@ SSL_CTX *tls_server_ctx_new(const struct tls_conf *conf)
         return NULL;
     }
     set_common_options(ctx);
-    if (SSL_CTX_use_certificate_chain_file(ctx, conf->certificate) != 1) {
-        log_openssl_error("cannot load the certificate", conf->certificate);
-        goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, conf->private_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        log_openssl_error("cannot load the private key", conf->private_key);
-        goto fail;
+    /* Versions, suites and certificates: the policy the config check applied already. */
+    struct tls_policy_failure why;
+    if (tls_policy_apply(ctx, conf, &why) != 0) {
+        log_error("tls: [tls] %s: %s", why.key ? why.key : "", why.message);
+        SSL_CTX_free(ctx);
+        return NULL;
     }
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     return ctx;
-fail:
-    SSL_CTX_free(ctx);
-    return NULL;
 }
 
 SSL *tls_server_ssl_new(SSL_CTX *ctx, enum mg_proto proto)

@@ -1,7 +1,8 @@
 /* TLS contexts for both ends of a session, and the one operation both ends share: turning a
  * plain bufferevent into a TLS one on the same socket (implicit TLS and STARTTLS alike).
  *
- * Client side (our certificate): TLS >= 1.2, no compression, no renegotiation, and ALPN checked
+ * Client side (our certificates, [tls] policy from tls_policy.h: TLS 1.2 only with ECDHE+AEAD
+ * suites unless configured otherwise): no compression, no renegotiation, and ALPN checked
  * against the listener's protocol (ALPACA): a client that offers ALPN without our protocol is
  * refused; a client that offers none is fine.
  * Upstream side: the peer is always verified (CA, host name or IP address, SNI). */

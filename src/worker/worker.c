@@ -15,6 +15,7 @@
 #include <event2/listener.h>
 
 #include "config.h"
+#include "conn_count.h"
 #include "imap.h"
 #include "pop3.h"
 #include "smtp.h"
@@ -91,8 +92,12 @@ int worker_send_token_refused(struct worker_ctx *w, struct session *s,
     return 0;
 }
 
+/* The session goes away with its request in flight: the broker drops the request's queued
+ * password verification instead of spending a core on an answer nobody reads. */
 void worker_cancel_auth_request(struct worker_ctx *w, struct session *s)
 {
+    if (w->ipc && ipc_encode_auth_cancel(bufferevent_get_output(w->ipc), s->request_id) != 0)
+        log_debug("worker %d: cannot encode a cancel", w->index);
     for (struct session **p = pending_slot(w, s->request_id); *p; p = &(*p)->pending_next) {
         if (*p == s) {
             *p = s->pending_next;
@@ -115,6 +120,27 @@ static struct session *take_pending(struct worker_ctx *w, uint32_t id)
         }
     }
     return NULL;
+}
+
+/* ---- connections per address ---- */
+
+/* Per worker: with N workers an address may hold up to N times the limit (the kernel spreads
+ * connections over the workers' SO_REUSEPORT sockets by a hash of the addresses and ports). */
+int worker_count_connection(struct worker_ctx *w, struct session *s)
+{
+    size_t n = conn_count_add(w->per_address, s->client_addr);
+    uint32_t max = w->cfg->gateway.max_connections_per_ip;
+    if (max && n > max) {
+        log_info("session=%s client=%s refused: %zu connections from this address (limit %u)",
+                 s->id, s->client_addr, n - 1, (unsigned)max);
+        return 1;
+    }
+    return 0;
+}
+
+void worker_uncount_connection(struct worker_ctx *w, struct session *s)
+{
+    conn_count_remove(w->per_address, s->client_addr);
 }
 
 /* ---- IPC ---- */
@@ -315,6 +341,7 @@ static int setup(struct worker *wk, const char *config_path, int ipc_fd)
     if (!wk->cfg)
         return -1;
     wk->ctx.cfg = wk->cfg;
+    wk->ctx.per_address = conn_count_new();
     log_set_level(wk->cfg->gateway.log_level);
     if (setup_tls(wk) != 0 || setup_dns(wk) != 0 || setup_listeners(wk) != 0)
         return -1;
@@ -342,6 +369,7 @@ static void teardown(struct worker *wk)
     tls_client_cache_free(&wk->ctx.client_tls);
     if (wk->ctx.server_tls)
         SSL_CTX_free(wk->ctx.server_tls);
+    conn_count_free(&wk->ctx.per_address);
     config_free(&wk->cfg);
     event_base_free(wk->ctx.base);
 }

@@ -3,6 +3,8 @@
 - ca.pem / ca.key: the test CA (mailgate's ca_file; clients trust it)
 - server.pem / server.key: DNS:localhost + IP:127.0.0.1, signed by the CA (Dovecot and the
   gateway's own [tls]); fullchain.pem = server cert + CA cert
+- server-ecdsa.pem / server-ecdsa.key: the same names with an ECDSA P-256 key (made with the
+  command README's [tls] section recommends), signed by the CA; fullchain-ecdsa.pem with the CA
 - rogue.pem / rogue.key: self-signed, same names, NOT signed by the CA (bad-certificate case)
 - app.pem / app.key: the app registration's certificate credential (self-signed, CN=mailgate,
   registered with the fake IdP); app-other.pem / app-other.key: one that is not registered
@@ -33,6 +35,9 @@ class CertSet:
     app_other_key: str = None
     google_sa_cert: str = None
     google_sa_key: str = None
+    ecdsa_cert: str = None
+    ecdsa_key: str = None
+    ecdsa_fullchain: str = None
 
 
 def _openssl(*args, cwd):
@@ -47,18 +52,31 @@ def _make_ca(d):
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
 
 
+def _sign_server(d, name, chain):
+    """Signs name.csr with the test CA; chain = leaf + CA certificate."""
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write(SAN + "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", f"{name}.pem", "-days", "30", "-extfile", "server.ext",
+             cwd=d)
+    with open(os.path.join(d, chain), "w") as out:
+        for part in (f"{name}.pem", "ca.pem"):
+            with open(os.path.join(d, part)) as f:
+                out.write(f.read())
+
+
 def _make_server(d):
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
              "server.csr", "-subj", "/CN=localhost", cwd=d)
-    with open(os.path.join(d, "server.ext"), "w") as f:
-        f.write(SAN + "\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "server.pem", "-days", "30", "-extfile", "server.ext",
+    _sign_server(d, "server", "fullchain.pem")
+
+
+def _make_server_ecdsa(d):
+    """The key and request README's [tls] section tells administrators to make."""
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", "server-ecdsa.key", "-out", "server-ecdsa.csr", "-subj", "/CN=localhost",
              cwd=d)
-    with open(os.path.join(d, "fullchain.pem"), "w") as out:
-        for name in ("server.pem", "ca.pem"):
-            with open(os.path.join(d, name)) as f:
-                out.write(f.read())
+    _sign_server(d, "server-ecdsa", "fullchain-ecdsa.pem")
 
 
 def _make_rogue(d):
@@ -88,6 +106,11 @@ def make_certs(directory):
         _make_server(directory)
     if not os.path.exists(cs.rogue_cert):
         _make_rogue(directory)
+    cs.ecdsa_cert, cs.ecdsa_key, cs.ecdsa_fullchain = (
+        os.path.join(directory, n)
+        for n in ("server-ecdsa.pem", "server-ecdsa.key", "fullchain-ecdsa.pem"))
+    if not os.path.exists(cs.ecdsa_fullchain):
+        _make_server_ecdsa(directory)
     for name in ("app", "app-other", "google-sa"):
         if not os.path.exists(os.path.join(directory, f"{name}.pem")):
             _make_app_cert(directory, name)
@@ -97,7 +120,7 @@ def make_certs(directory):
     cs.google_sa_cert, cs.google_sa_key = (os.path.join(directory, n)
                                            for n in ("google-sa.pem", "google-sa.key"))
     # Keys are read by Dovecot's config process and by a possibly unprivileged gateway.
-    for k in (cs.key, cs.rogue_key):
+    for k in (cs.key, cs.rogue_key, cs.ecdsa_key):
         os.chmod(k, 0o644)
     return cs
 

@@ -38,14 +38,16 @@ def child_env():
 
 def render_config(gw):
     """mailgate.conf text for a Gateway's settings. The provider section is named "microsoft"
-    whatever its type (settings provider_type, flow, sasl; no tenant unless type = microsoft)."""
+    whatever its type (settings provider_type, flow, sasl; no tenant unless type = microsoft).
+    Settings gateway_lines / tls_lines: more "key = value" lines for [gateway] / [tls]."""
     s = gw.settings
     lines = ["[gateway]", f"state_dir = {gw.state_dir}", f"log_level = {s['log_level']}",
              f"workers = {s['workers']}", f"login_timeout = {s['login_timeout']}",
              f"idle_timeout = {s['idle_timeout']}", f"auth_cache_ttl = {s['auth_cache_ttl']}",
              f"auth_failure_delay = {s['auth_failure_delay']}",
-             f"token_timeout = {s['token_timeout']}", "",
-             "[tls]", f"certificate = {gw.certs.fullchain}", f"private_key = {gw.certs.key}", ""]
+             f"token_timeout = {s['token_timeout']}", *s.get("gateway_lines", ()), "",
+             "[tls]", f"certificate = {gw.certs.fullchain}", f"private_key = {gw.certs.key}",
+             *s.get("tls_lines", []), ""]
     for name, (mode, port) in gw.listeners.items():
         proto = gw.protocol(name)
         lines += [f"[listen {name}]", f"protocol = {proto}", f"address = 127.0.0.1:{port}",

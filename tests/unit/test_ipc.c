@@ -38,6 +38,7 @@ static struct ipc_auth_response sample_response(void)
     memset(res.token, 'T', IPC_TOKEN_MAX - 1);
     res.token_len = IPC_TOKEN_MAX - 1;
     strcpy(res.reason, "why not");
+    res.delay_ms = 4321;
     res.token_id = 0x0000000700000003ull;
     return res;
 }
@@ -61,17 +62,30 @@ static void decode_one(struct evbuffer *buf, struct ipc_msg *msg)
     assert_int_equal(evbuffer_get_length(buf), 0);
 }
 
+/* The messages whose body is one u32: worker ready (index), cancel (request id). */
+static void check_u32_message(int (*encode)(struct evbuffer *, uint32_t), enum ipc_type type,
+                              uint32_t value)
+{
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_msg msg;
+    assert_int_equal(encode(buf, value), 0);
+    assert_int_equal(evbuffer_get_length(buf), 4 + 1 + 4);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, type);
+    assert_int_equal(type == IPC_WORKER_READY ? msg.u.worker_index : msg.u.cancel_id, value);
+    evbuffer_free(buf);
+}
+
 static void test_roundtrip_ready(void **state)
 {
     (void)state;
-    struct evbuffer *buf = evbuffer_new();
-    struct ipc_msg msg;
-    assert_int_equal(ipc_encode_ready(buf, 0x01020304), 0);
-    assert_int_equal(evbuffer_get_length(buf), 4 + 1 + 4);
-    decode_one(buf, &msg);
-    assert_int_equal(msg.type, IPC_WORKER_READY);
-    assert_int_equal(msg.u.worker_index, 0x01020304);
-    evbuffer_free(buf);
+    check_u32_message(ipc_encode_ready, IPC_WORKER_READY, 0x01020304);
+}
+
+static void test_roundtrip_cancel(void **state)
+{
+    (void)state;
+    check_u32_message(ipc_encode_auth_cancel, IPC_AUTH_CANCEL, 0xa1b2c3d4);
 }
 
 static void test_roundtrip_request(void **state)
@@ -112,6 +126,7 @@ static void test_roundtrip_response(void **state)
     assert_int_equal(msg.u.res.token_len, IPC_TOKEN_MAX - 1);
     assert_memory_equal(msg.u.res.token, res.token, IPC_TOKEN_MAX - 1);
     assert_string_equal(msg.u.res.reason, res.reason);
+    assert_int_equal(msg.u.res.delay_ms, 4321);
     assert_true(msg.u.res.token_id == res.token_id);
     evbuffer_free(buf);
 }
@@ -177,6 +192,9 @@ static void test_encode_rejects_oversize_fields(void **state)
     assert_int_equal(ipc_encode_auth_response(buf, &res), -1);
     res = sample_response();
     res.status = (enum auth_status)4;
+    assert_int_equal(ipc_encode_auth_response(buf, &res), -1);
+    res = sample_response();
+    res.delay_ms = IPC_DELAY_MAX_MS + 1;
     assert_int_equal(ipc_encode_auth_response(buf, &res), -1);
     /* A failed encode leaves nothing half-written behind. */
     assert_int_equal(evbuffer_get_length(buf), 0);
@@ -290,7 +308,71 @@ static void test_bad_bodies(void **state)
         IPC_AUTH_REQUEST, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 'a', 'x', 'b', 0, 0};
     /* response with status 4 */
     static const unsigned char bad_status[] = {
-        IPC_AUTH_RESPONSE, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0};
+        IPC_AUTH_RESPONSE, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    /* response with a delay beyond IPC_DELAY_MAX_MS (0x10000000 ms), then the token id */
+    static const unsigned char bad_delay[] = {IPC_AUTH_RESPONSE,
+                                              0,
+                                              0,
+                                              0,
+                                              1,
+                                              0,
+                                              0,
+                                              0,
+                                              1,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0x10,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0};
+    static const unsigned char good_response[] = {IPC_AUTH_RESPONSE,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  1,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  1,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0x13,
+                                                  0x88,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0};
+    /* the same without its token id */
+    static const unsigned char response_without_id[] = {
+        IPC_AUTH_RESPONSE, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x13, 0x88};
+    static const unsigned char cancel_short[] = {IPC_AUTH_CANCEL, 0, 0, 1};
+    static const unsigned char cancel_trailing[] = {IPC_AUTH_CANCEL, 0, 0, 0, 1, 0};
 
     assert_int_equal(ipc_decode_body(unknown_type, sizeof unknown_type, &msg), -1);
     assert_int_equal(ipc_decode_body(ready_short, sizeof ready_short, &msg), -1);
@@ -300,6 +382,12 @@ static void test_bad_bodies(void **state)
     assert_int_equal(ipc_decode_body(long_string, sizeof long_string, &msg), -1);
     assert_int_equal(ipc_decode_body(nul_in_user, sizeof nul_in_user, &msg), -1);
     assert_int_equal(ipc_decode_body(bad_status, sizeof bad_status, &msg), -1);
+    assert_int_equal(ipc_decode_body(bad_delay, sizeof bad_delay, &msg), -1);
+    assert_int_equal(ipc_decode_body(cancel_short, sizeof cancel_short, &msg), -1);
+    assert_int_equal(ipc_decode_body(cancel_trailing, sizeof cancel_trailing, &msg), -1);
+    assert_int_equal(ipc_decode_body(response_without_id, sizeof response_without_id, &msg), -1);
+    assert_int_equal(ipc_decode_body(good_response, sizeof good_response, &msg), 1);
+    assert_int_equal(msg.u.res.delay_ms, 5000);
     assert_int_equal(ipc_decode_body(good_request, sizeof good_request, &msg), 1);
     assert_string_equal(msg.u.req.user, "axb");
     assert_int_equal(ipc_decode_body(good_request, 0, &msg), -1);
@@ -323,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_ready),
         cmocka_unit_test(test_roundtrip_request),
         cmocka_unit_test(test_roundtrip_response),
+        cmocka_unit_test(test_roundtrip_cancel),
         cmocka_unit_test(test_roundtrip_token_refused),
         cmocka_unit_test(test_token_refused_rejects_bad_fields),
         cmocka_unit_test(test_encode_rejects_oversize_fields),

@@ -534,6 +534,33 @@ static void test_password_generate(void **state)
     assert_int_equal(strlen(small), 4);
 }
 
+/* Lockouts: written by the broker, deleted by `user unlock` in another process; the broker's
+ * connection sees the change as a new data_version. */
+static void test_lockouts_and_data_version(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    struct store *cli = store_open(f->state_dir, err, sizeof err);
+    assert_non_null(cli);
+    int64_t v0, v1, v2, deleted = -1;
+    assert_int_equal(store_lockout_put(f->st, "bob", "10.0.0.1", 4000000000), STORE_OK);
+    assert_int_equal(store_lockout_put(f->st, "bob", "10.0.0.2", 4000000000), STORE_OK);
+    assert_int_equal(store_lockout_get(cli, "BOB", "10.0.0.1"), STORE_OK);
+    assert_int_equal(store_lockout_get(cli, "bob", "10.0.0.3"), STORE_NOT_FOUND);
+    assert_int_equal(store_data_version(f->st, &v0), STORE_OK);
+    assert_int_equal(store_data_version(f->st, &v1), STORE_OK);
+    assert_true(v0 == v1); /* nothing changed */
+    assert_int_equal(store_lockout_delete(cli, "Bob", "10.0.0.1", &deleted), STORE_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(store_data_version(f->st, &v2), STORE_OK);
+    assert_true(v2 != v1); /* another connection committed */
+    assert_int_equal(store_lockout_get(f->st, "bob", "10.0.0.1"), STORE_NOT_FOUND);
+    assert_int_equal(store_lockout_delete(cli, "bob", NULL, &deleted), STORE_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(store_lockout_get(f->st, "bob", "10.0.0.2"), STORE_NOT_FOUND);
+    store_close(&cli);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +576,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_delete_principal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_version_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lockouts_and_data_version, setup, teardown),
         cmocka_unit_test(test_password_hash_verify),
         cmocka_unit_test(test_password_verify_garbage),
         cmocka_unit_test(test_password_generate),

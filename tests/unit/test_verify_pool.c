@@ -7,6 +7,8 @@
 
 #include <argon2.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -30,6 +32,13 @@ static void make_hash(const char *pw, char *out, size_t outlen)
     static const unsigned char salt[16] = "0123456789abcdef";
     int rc = argon2id_hash_encoded(1, 64, 1, pw, strlen(pw), salt, sizeof salt, 16, out, outlen);
     assert_int_equal(rc, ARGON2_OK);
+}
+
+static struct verify_ticket *submit(struct verify_pool *vp, const char *user, const char *hash,
+                                    const char *pw, verify_done_cb cb, void *arg)
+{
+    struct verify_request req = {.user = user, .hash = hash, .pw = pw, .len = pw ? strlen(pw) : 0};
+    return verify_pool_submit(vp, &req, cb, arg);
 }
 
 static void on_done(int result, void *arg)
@@ -77,7 +86,9 @@ static void test_results_come_back_on_the_loop_thread(void **state)
         out[i].result = 42;
         const char *pw = i % 3 == 0 ? "right password" : i % 3 == 1 ? "wrong password" : "";
         const char *h = i == N_JOBS - 1 ? "$argon2id$garbage" : hash;
-        assert_int_equal(verify_pool_submit(vp, h, pw, strlen(pw), on_done, &out[i]), 0);
+        char user[16];
+        snprintf(user, sizeof user, "user%d", i);
+        assert_non_null(submit(vp, user, h, pw, on_done, &out[i]));
     }
     /* Nothing is called back synchronously. */
     for (int i = 0; i < N_JOBS; i++)
@@ -110,7 +121,9 @@ static void test_free_drops_pending_jobs_without_callbacks(void **state)
     for (int i = 0; i < N_JOBS; i++) {
         out[i].remaining = &remaining;
         out[i].base = base;
-        assert_int_equal(verify_pool_submit(vp, hash, "pw", 2, on_done, &out[i]), 0);
+        char pw[16];
+        snprintf(pw, sizeof pw, "pw%d", i);
+        assert_non_null(submit(vp, "u", hash, pw, on_done, &out[i]));
     }
     verify_pool_free(&vp);
     /* The loop has nothing left that could call back. */
@@ -127,12 +140,168 @@ static void test_bad_arguments_are_refused(void **state)
     struct verify_pool *vp = verify_pool_new(base, 0); /* clamped to one thread */
     assert_non_null(vp);
     struct outcome o = {0};
-    assert_int_equal(verify_pool_submit(vp, NULL, "pw", 2, on_done, &o), -1);
-    assert_int_equal(verify_pool_submit(vp, "$argon2id$x", "pw", 2, NULL, &o), -1);
-    assert_int_equal(verify_pool_submit(NULL, "$argon2id$x", "pw", 2, on_done, &o), -1);
+    assert_null(submit(vp, "u", NULL, "pw", on_done, &o));
+    assert_null(submit(vp, NULL, "$argon2id$x", "pw", on_done, &o));
+    assert_null(submit(vp, "u", "$argon2id$x", "pw", NULL, &o));
+    assert_null(submit(NULL, "u", "$argon2id$x", "pw", on_done, &o));
     verify_pool_free(&vp);
     verify_pool_free(&vp); /* idempotent */
     event_base_free(base);
+}
+
+/* ---- scheduling, sharing, cancelling ---- */
+
+/* Completion order of the callbacks (1 thread: the order the jobs ran in). */
+struct ordered {
+    int result, calls, order;
+    int *next_order, *remaining;
+    struct event_base *base;
+};
+
+static void on_ordered(int result, void *arg)
+{
+    struct ordered *o = arg;
+    o->result = result;
+    o->calls++;
+    o->order = (*o->next_order)++;
+    if (--*o->remaining == 0)
+        event_base_loopbreak(o->base);
+}
+
+/* A verification slow enough (16 MiB, 2 passes) that the single thread is busy with it while
+ * the test queues the rest. */
+static void make_slow_hash(char *out, size_t outlen)
+{
+    static const unsigned char salt[16] = "fedcba9876543210";
+    int rc = argon2id_hash_encoded(2, 16384, 1, "slow", 4, salt, sizeof salt, 16, out, outlen);
+    assert_int_equal(rc, ARGON2_OK);
+}
+
+struct fixture {
+    struct event_base *base;
+    struct verify_pool *vp;
+    char hash[PASSWORD_HASH_MAX], slow[PASSWORD_HASH_MAX];
+    struct ordered o[16];
+    int next_order, remaining;
+};
+
+static struct fixture *fixture_new(void)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    f->base = event_base_new();
+    f->vp = verify_pool_new(f->base, 1);
+    make_hash("right", f->hash, sizeof f->hash);
+    make_slow_hash(f->slow, sizeof f->slow);
+    for (int i = 0; i < 16; i++) {
+        f->o[i].next_order = &f->next_order;
+        f->o[i].remaining = &f->remaining;
+        f->o[i].base = f->base;
+        f->o[i].order = -1;
+    }
+    return f;
+}
+
+static struct verify_ticket *fixture_submit(struct fixture *f, int i, const char *user,
+                                            const char *hash, const char *pw)
+{
+    f->remaining++;
+    return submit(f->vp, user, hash, pw, on_ordered, &f->o[i]);
+}
+
+static void fixture_free(struct fixture *f)
+{
+    verify_pool_free(&f->vp);
+    event_base_free(f->base);
+    free(f);
+}
+
+/* Five guesses for alice are queued before bob's login: bob's runs second, not sixth. */
+static void test_users_are_served_round_robin(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new();
+    assert_non_null(fixture_submit(f, 0, "blocker", f->slow, "slow"));
+    char pw[16];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(pw, sizeof pw, "guess%d", i);
+        assert_non_null(fixture_submit(f, i, "Alice", f->hash, pw));
+    }
+    assert_non_null(fixture_submit(f, 6, "bob", f->hash, "right"));
+    run_loop(f->base);
+    assert_int_equal(f->remaining, 0);
+    assert_int_equal(f->o[6].result, 1);
+    assert_true(f->o[6].order < f->o[3].order); /* before alice's third guess */
+    fixture_free(f);
+}
+
+/* Equal requests (user without case, hash, password) share one verification. */
+static void test_equal_requests_share_one_verification(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new();
+    assert_non_null(fixture_submit(f, 0, "blocker", f->slow, "slow"));
+    for (int i = 1; i <= 5; i++)
+        assert_non_null(fixture_submit(f, i, i % 2 ? "carol" : "CAROL", f->hash, "right"));
+    assert_non_null(fixture_submit(f, 6, "carol", f->hash, "wrong"));
+    run_loop(f->base);
+    struct verify_stats st;
+    verify_pool_stats(f->vp, &st);
+    assert_int_equal(st.computations, 3); /* blocker, carol's right, carol's wrong */
+    assert_int_equal(st.shared, 4);
+    for (int i = 1; i <= 5; i++)
+        assert_int_equal(f->o[i].result, 1);
+    assert_int_equal(f->o[6].result, 0);
+    fixture_free(f);
+}
+
+/* A cancelled ticket is never answered; a queued verification nobody waits for is dropped,
+ * one that another login shares still runs. */
+static void test_cancel_drops_queued_verifications(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new();
+    assert_non_null(fixture_submit(f, 0, "blocker", f->slow, "slow"));
+    struct verify_ticket *gone1 = fixture_submit(f, 1, "dave", f->hash, "a");
+    struct verify_ticket *gone2 = fixture_submit(f, 2, "dave", f->hash, "b");
+    struct verify_ticket *shared = fixture_submit(f, 3, "erin", f->hash, "right");
+    assert_non_null(fixture_submit(f, 4, "erin", f->hash, "right"));
+    verify_pool_cancel(f->vp, gone1);
+    verify_pool_cancel(f->vp, gone2);
+    verify_pool_cancel(f->vp, shared);
+    f->remaining -= 3;
+    run_loop(f->base);
+    assert_int_equal(f->remaining, 0);
+    assert_int_equal(f->o[1].calls + f->o[2].calls + f->o[3].calls, 0);
+    assert_int_equal(f->o[4].result, 1);
+    struct verify_stats st;
+    verify_pool_stats(f->vp, &st);
+    assert_int_equal(st.dropped, 2);
+    assert_int_equal(st.computations, 2); /* blocker, erin */
+    fixture_free(f);
+}
+
+static int known_frank(const char *user, const char *hash, const char *pw, size_t len, void *arg)
+{
+    (void)hash, (void)pw, (void)len, (void)arg;
+    return strcmp(user, "frank") == 0;
+}
+
+/* The precheck (the auth cache) runs as a queued job starts: no Argon2 when it knows. */
+static void test_precheck_skips_argon2(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new();
+    verify_pool_set_precheck(f->vp, known_frank, NULL);
+    assert_non_null(fixture_submit(f, 0, "frank", f->hash, "not checked"));
+    assert_non_null(fixture_submit(f, 1, "gina", f->hash, "wrong"));
+    run_loop(f->base);
+    assert_int_equal(f->o[0].result, 1);
+    assert_int_equal(f->o[1].result, 0);
+    struct verify_stats st;
+    verify_pool_stats(f->vp, &st);
+    assert_int_equal(st.prechecked, 1);
+    assert_int_equal(st.computations, 1);
+    fixture_free(f);
 }
 
 int main(void)
@@ -141,6 +310,10 @@ int main(void)
         cmocka_unit_test(test_results_come_back_on_the_loop_thread),
         cmocka_unit_test(test_free_drops_pending_jobs_without_callbacks),
         cmocka_unit_test(test_bad_arguments_are_refused),
+        cmocka_unit_test(test_users_are_served_round_robin),
+        cmocka_unit_test(test_equal_requests_share_one_verification),
+        cmocka_unit_test(test_cancel_drops_queued_verifications),
+        cmocka_unit_test(test_precheck_skips_argon2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
