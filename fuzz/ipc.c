@@ -22,6 +22,8 @@ static int encode(struct evbuffer *out, const struct ipc_msg *msg)
         return ipc_encode_auth_response(out, &msg->u.res);
     case IPC_AUTH_CANCEL:
         return ipc_encode_auth_cancel(out, msg->u.cancel_id);
+    case IPC_TOKEN_REFUSED:
+        return ipc_encode_token_refused(out, &msg->u.refused);
     }
     abort();
 }

@@ -41,6 +41,9 @@
 #define WORKER_PENDING_MAX 1024
 #define WORKER_OUTPUT_HIGH (4u << 20)
 #define WORKER_INPUT_MAX (64u << 10)
+/* A token the upstream refuses although obtained less than this ago is refused for a missing
+ * permission, not for being stale: dropping it would only fetch the same refusal again. */
+#define TOKEN_FRESH_MS 10000
 
 _Static_assert(PASSWORD_MAX <= IPC_PASSWORD_MAX, "a password must fit an IPC request");
 
@@ -73,6 +76,10 @@ struct auth_job {
     size_t pw_len;
     struct token_wait *token_wait;
     struct verify_ticket *ticket; /* inside the verify pool */
+    uint64_t token_id;            /* of the token handed out (token_result.token_id) */
+    /* The verdict on a refused token (IPC_TOKEN_REFUSED): the credentials were judged by the
+     * login before it, so the throttle learns nothing from this one. */
+    int token_verdict;
 };
 
 struct broker {
@@ -235,6 +242,8 @@ static void permission_hint(const struct auth_job *job, const char *token, size_
  * answers when a wrong password would have been answered). */
 static uint32_t count_outcome(struct auth_job *job, enum auth_status status)
 {
+    if (job->token_verdict)
+        return 0;
     if (status == AUTH_FAIL)
         return lockouts_failure(job->b->guard, job->user, job->client_addr);
     if (status == AUTH_OK)
@@ -266,6 +275,7 @@ static void finish(struct auth_job *job, enum auth_status status, const char *re
         if (fits) {
             memcpy(res.token, token, token_len);
             res.token_len = (uint32_t)token_len;
+            res.token_id = job->token_id;
         } else {
             memset(&res, 0, sizeof res);
             res.id = job->id;
@@ -292,6 +302,7 @@ static void on_token(const struct token_result *tr, void *arg)
     job->token_wait = NULL;
     switch (tr->status) {
     case TOKEN_OK:
+        job->token_id = tr->token_id;
         finish(job, AUTH_OK, "", tr->access_token, tr->token_len);
         return;
     case TOKEN_NEEDS_AUTH: /* the user must be authorized (again): not a passing problem */
@@ -448,6 +459,37 @@ static void handle_auth_request(struct worker_conn *conn, const struct ipc_auth_
     verify_in_pool(job, req->password, len);
 }
 
+/* ---- a token the upstream refused ---- */
+
+/* The verdict on a refused token (see IPC_TOKEN_REFUSED): a fresh token refused is a
+ * permission problem (authentication failure); a stale one is dropped and, when the worker may
+ * still retry, a new one is the answer; else "try again" (the next login gets a new one). */
+static void handle_token_refused(struct worker_conn *conn, const struct ipc_token_refused *ref)
+{
+    struct broker *b = conn->b;
+    struct auth_job *job = job_new(conn, ref->id);
+    job->token_verdict = 1;
+    job->protocol = ref->protocol;
+    if (store_user_get(b->st, ref->user, &job->rec) != STORE_OK) {
+        fail(job, AUTH_TEMPFAIL, "the user is gone from the store");
+        return;
+    }
+    job->known_user = 1;
+    enum token_refusal verdict = token_client_refused(b->tokens, ref->token_id, TOKEN_FRESH_MS);
+    if (verdict == TOKEN_REFUSAL_FRESH) {
+        fail(job, AUTH_FAIL, "a token obtained just now was refused: a permission problem");
+        return;
+    }
+    if (verdict == TOKEN_REFUSAL_UNKNOWN || !ref->want_token) {
+        fail(job, AUTH_TEMPFAIL, "the refused token was dropped; the next login gets a new one");
+        return;
+    }
+    /* As in request_token: a synchronous answer has freed the job already. */
+    struct token_wait *w = token_get_again(b->tokens, ref->token_id, on_token, job);
+    if (w)
+        job->token_wait = w;
+}
+
 /* ---- worker connections ---- */
 
 /* Drops a job unanswered: its verification (if no other login waits for it) or token request
@@ -559,6 +601,8 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             handle_auth_request(conn, &msg.u.req);
         else if (msg.type == IPC_AUTH_CANCEL)
             handle_auth_cancel(conn, msg.u.cancel_id);
+        else if (msg.type == IPC_TOKEN_REFUSED)
+            handle_token_refused(conn, &msg.u.refused);
         else
             handle_ready(conn, msg.u.worker_index);
         ipc_msg_wipe(&msg);

@@ -30,6 +30,8 @@ void cli_usage(void)
           "                                            show the claims of the (cached) token\n"
           "  mailgate [-c FILE] token test NAME [--protocol imap|pop3|smtp] [--password-stdin]\n"
           "                                            log in upstream with the user's token\n"
+          "  mailgate [-c FILE] token flush [--provider NAME] [--user NAME]\n"
+          "                                            delete stored access tokens\n"
           "  mailgate [-c FILE] secrets rotate-key      re-encrypt the stored secrets under a new"
           " key\n"
           "  mailgate version\n"
@@ -114,6 +116,19 @@ struct store *cli_open_store(const struct config *cfg)
     if (!st)
         fprintf(stderr, "mailgate: cannot open the store in %s: %s\n", cfg->gateway.state_dir, err);
     return st;
+}
+
+int cli_run_with_store(const char *config_path,
+                       int (*run)(const struct config *cfg, struct store *st, void *arg), void *arg)
+{
+    struct config *cfg = cli_load_config(config_path, CONFIG_SKIP_SECRETS);
+    if (!cfg)
+        return 1;
+    struct store *st = cli_open_store(cfg);
+    int rc = st ? run(cfg, st, arg) : 1;
+    store_close(&st);
+    config_free(&cfg);
+    return rc;
 }
 
 /* See cli.h. Unbuffered, so no copy of the password stays in a stdio buffer. */

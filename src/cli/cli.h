@@ -30,6 +30,11 @@ struct config *cli_load_config(const char *config_path, enum config_secrets secr
 
 /* Opens the store in cfg's state_dir; prints why not to stderr and returns NULL on failure. */
 struct store *cli_open_store(const struct config *cfg);
+/* For commands that need the store and no secret: loads the configuration without secrets,
+ * opens the store, returns run's exit code (1 when either cannot be opened) and closes both. */
+int cli_run_with_store(const char *config_path,
+                       int (*run)(const struct config *cfg, struct store *st, void *arg),
+                       void *arg);
 /* Prints "mailgate: <message>" and a pointer to the help on stderr; returns 2 (usage error). */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The value of "--opt VALUE" or "--opt=VALUE" at argv[*i] (advancing *i past VALUE); NULL when

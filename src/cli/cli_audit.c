@@ -92,25 +92,23 @@ static int print_event(const struct audit_record *e, void *arg)
     return 0;
 }
 
+static int list_events(const struct config *cfg, struct store *st, void *arg)
+{
+    (void)cfg;
+    const struct audit_args *a = arg;
+    int rc = 0;
+    if (store_audit_list(st, a->limit, a->user, print_event, NULL) != STORE_OK) {
+        fprintf(stderr, "mailgate: store error: %s\n", store_last_error(st));
+        rc = 1;
+    }
+    if (fflush(stdout) != 0)
+        rc = 1;
+    return rc;
+}
+
 int cli_audit(const char *config_path, int argc, char **argv)
 {
     struct audit_args a = {0};
     int rc = parse_args(argc, argv, &a);
-    if (rc)
-        return rc;
-    struct config *cfg = cli_load_config(config_path, CONFIG_SKIP_SECRETS);
-    if (!cfg)
-        return 1;
-    struct store *st = cli_open_store(cfg);
-    if (!st) {
-        rc = 1;
-    } else if (store_audit_list(st, a.limit, a.user, print_event, NULL) != STORE_OK) {
-        fprintf(stderr, "mailgate: store error: %s\n", store_last_error(st));
-        rc = 1;
-    }
-    store_close(&st);
-    config_free(&cfg);
-    if (fflush(stdout) != 0)
-        rc = 1;
-    return rc;
+    return rc ? rc : cli_run_with_store(config_path, list_events, &a);
 }

@@ -188,9 +188,11 @@ int cli_token(const char *config_path, int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "test") == 0)
         return cli_token_test(config_path, argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "flush") == 0)
+        return cli_token_flush(config_path, argc - 1, argv + 1);
     if (argc < 2 || strcmp(argv[1], "get") != 0)
-        return cli_usage_error("%s", argc < 2 ? "token needs a subcommand: get or test"
-                                              : "unknown token subcommand (get or test)");
+        return cli_usage_error("%s", argc < 2 ? "token needs a subcommand: get, test or flush"
+                                              : "unknown token subcommand (get, test or flush)");
     struct token_args a = {0};
     int rc = parse_args(argc - 1, argv + 1, &a);
     return rc ? rc : token_get_command(config_path, &a);

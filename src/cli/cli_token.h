@@ -62,6 +62,8 @@ void cli_token_clear(struct cli_token *t);
 void cli_token_explain_failure(const struct cli_token_ctx *c, const struct cli_token *t, FILE *out,
                                const char *prefix);
 
+/* "token flush [--provider P] [--user NAME]" (cli_token_flush.c); argv[0] is "flush". */
+int cli_token_flush(const char *config_path, int argc, char **argv);
 /* "token test NAME [--protocol P] [--password-stdin]" (cli_token_test.c); argv[0] is "test". */
 int cli_token_test(const char *config_path, int argc, char **argv);
 

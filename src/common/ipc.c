@@ -44,6 +44,12 @@ static void put_u32(struct writer *w, uint32_t v)
     put_bytes(w, b, sizeof b);
 }
 
+static void put_u64(struct writer *w, uint64_t v)
+{
+    put_u32(w, (uint32_t)(v >> 32));
+    put_u32(w, (uint32_t)v);
+}
+
 /* A string field: u16 length + bytes. `max` is the size of the C field including its NUL, so
  * at most max-1 bytes go on the wire (the decoder must be able to terminate it). */
 static void put_bytes_field(struct writer *w, const char *s, size_t len, size_t max)
@@ -123,6 +129,7 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
     if (res->delay_ms > IPC_DELAY_MAX_MS)
         w.failed = 1;
     put_u32(&w, res->delay_ms);
+    put_u64(&w, res->token_id);
     return finish_frame(&w, out);
 }
 
@@ -131,6 +138,20 @@ int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id)
     struct writer w;
     begin_frame(&w, IPC_AUTH_CANCEL);
     put_u32(&w, request_id);
+    return finish_frame(&w, out);
+}
+
+int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref)
+{
+    struct writer w;
+    begin_frame(&w, IPC_TOKEN_REFUSED);
+    if ((unsigned)ref->protocol > MG_PROTO_SMTP || ref->want_token > 1)
+        w.failed = 1;
+    put_u32(&w, ref->id);
+    put_u32(&w, (uint32_t)ref->protocol);
+    put_str(&w, ref->user, sizeof ref->user);
+    put_u64(&w, ref->token_id);
+    put_u32(&w, ref->want_token);
     return finish_frame(&w, out);
 }
 
@@ -162,6 +183,12 @@ static uint32_t get_u32(struct reader *r)
     return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
 }
 
+static uint64_t get_u64(struct reader *r)
+{
+    uint64_t hi = get_u32(r);
+    return hi << 32 | get_u32(r);
+}
+
 /* Copies a length-prefixed field into dst[max] and terminates it. Returns the length. */
 static size_t get_bytes_field(struct reader *r, char *dst, size_t max)
 {
@@ -185,6 +212,14 @@ static void get_str(struct reader *r, char *dst, size_t max)
         r->failed = 1;
 }
 
+static enum mg_proto get_protocol(struct reader *r)
+{
+    uint32_t protocol = get_u32(r);
+    if (protocol > MG_PROTO_SMTP)
+        r->failed = 1;
+    return (enum mg_proto)protocol;
+}
+
 static void decode_ready(struct reader *r, struct ipc_msg *msg)
 {
     msg->u.worker_index = get_u32(r);
@@ -193,10 +228,7 @@ static void decode_ready(struct reader *r, struct ipc_msg *msg)
 static void decode_auth_request(struct reader *r, struct ipc_auth_request *req)
 {
     req->id = get_u32(r);
-    uint32_t protocol = get_u32(r);
-    if (protocol > MG_PROTO_SMTP)
-        r->failed = 1;
-    req->protocol = (enum mg_proto)protocol;
+    req->protocol = get_protocol(r);
     get_str(r, req->listener, sizeof req->listener);
     get_str(r, req->client_addr, sizeof req->client_addr);
     get_str(r, req->user, sizeof req->user);
@@ -216,6 +248,18 @@ static void decode_auth_response(struct reader *r, struct ipc_auth_response *res
     get_str(r, res->reason, sizeof res->reason);
     res->delay_ms = get_u32(r);
     if (res->delay_ms > IPC_DELAY_MAX_MS)
+        r->failed = 1;
+    res->token_id = get_u64(r);
+}
+
+static void decode_token_refused(struct reader *r, struct ipc_token_refused *ref)
+{
+    ref->id = get_u32(r);
+    ref->protocol = get_protocol(r);
+    get_str(r, ref->user, sizeof ref->user);
+    ref->token_id = get_u64(r);
+    ref->want_token = get_u32(r);
+    if (ref->want_token > 1)
         r->failed = 1;
 }
 
@@ -238,6 +282,9 @@ int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
         break;
     case IPC_AUTH_CANCEL:
         msg->u.cancel_id = get_u32(&r);
+        break;
+    case IPC_TOKEN_REFUSED:
+        decode_token_refused(&r, &msg->u.refused);
         break;
     default:
         r.failed = 1;

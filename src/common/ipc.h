@@ -29,7 +29,12 @@ enum ipc_type {
     IPC_AUTH_RESPONSE = 3, /* broker -> worker */
     /* worker -> broker: the session of request `id` has gone; its verification, if still
      * queued, is dropped and no response comes. Body: u32 request id. */
-    IPC_AUTH_CANCEL = 4
+    IPC_AUTH_CANCEL = 4,
+    /* worker -> broker: the upstream refused the token of an accepted login. Answered with an
+     * IPC_AUTH_RESPONSE (same id): AUTH_OK with a fresh token to log in with once more,
+     * AUTH_TEMPFAIL (the token was stale and is dropped: the next login gets a new one) or
+     * AUTH_FAIL (a fresh token was refused: a permission problem, not staleness). */
+    IPC_TOKEN_REFUSED = 5
 };
 
 enum auth_status {
@@ -60,6 +65,15 @@ struct ipc_auth_response {
     /* How long the worker holds a failure before answering; 0: its own configured delay. The
      * broker makes it grow with repeated failures (throttle.c). At most IPC_DELAY_MAX_MS. */
     uint32_t delay_ms;
+    uint64_t token_id; /* AUTH_OK: names the token in an IPC_TOKEN_REFUSED (never the token) */
+};
+
+struct ipc_token_refused {
+    uint32_t id; /* a new request id, echoed in the response */
+    enum mg_proto protocol;
+    char user[IPC_USER_MAX]; /* as in the login's request */
+    uint64_t token_id;       /* from the login's response */
+    uint32_t want_token;     /* 1: answer with a fresh token to retry with; 0: no retry left */
 };
 
 #define IPC_DELAY_MAX_MS 60000
@@ -71,6 +85,7 @@ struct ipc_msg {
         uint32_t cancel_id; /* IPC_AUTH_CANCEL */
         struct ipc_auth_request req;
         struct ipc_auth_response res;
+        struct ipc_token_refused refused;
     } u;
 };
 
@@ -79,6 +94,7 @@ int ipc_encode_ready(struct evbuffer *out, uint32_t worker_index);
 int ipc_encode_auth_request(struct evbuffer *out, const struct ipc_auth_request *req);
 int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_response *res);
 int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id);
+int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

@@ -15,6 +15,7 @@
 
 #include "aadsts.h"
 #include "config.h"
+#include "json_wipe.h"
 #include "log.h"
 #include "token_creds.h"
 #include "token_http.h"
@@ -44,6 +45,10 @@ struct token_entry {
     char *token;   /* NULL when none or expired */
     size_t token_len;
     uint64_t renew_at_ms, expires_at_ms;
+    /* Which token this is (token_result.token_id = serial << 32 | generation) and when it was
+     * obtained: 0 when unknown (seeded from the store), i.e. "not fresh". */
+    uint32_t serial, generation;
+    uint64_t obtained_ms;
     int used; /* handed out since obtained: only then is a background renewal worth it */
     struct event *timer;
     struct token_http_req *inflight;
@@ -66,43 +71,10 @@ struct token_client {
     void *observer_arg;
     struct token_refresh_ops refresh_ops;
     void *refresh_arg;
+    struct token_store_ops store_ops;
+    void *store_arg;
+    uint32_t next_serial;
 };
-
-/* jansson keeps copies of parsed strings (the access token among them) in memory it frees
- * itself; route it through allocators that wipe before freeing. Installed by token_client_new,
- * i.e. before the broker uses jansson for anything else (memory allocated by one allocator
- * must not be freed by the other). */
-union alloc_header {
-    size_t size;
-    max_align_t align;
-};
-
-static void *wiping_malloc(size_t size)
-{
-    union alloc_header *h = malloc(sizeof *h + size);
-    if (!h)
-        return NULL;
-    h->size = size;
-    return h + 1;
-}
-
-static void wiping_free(void *p)
-{
-    if (!p)
-        return;
-    union alloc_header *h = (union alloc_header *)p - 1;
-    mg_wipe(p, h->size);
-    free(h);
-}
-
-static void install_wiping_json_allocator(void)
-{
-    static int installed;
-    if (!installed) {
-        json_set_alloc_funcs(wiping_malloc, wiping_free);
-        installed = 1;
-    }
-}
 
 /* For logs: a password principal without its hash (which would be a password oracle for anyone
  * holding the process key, and says nothing useful). */
@@ -144,6 +116,7 @@ static struct token_entry *entry_for(struct token_client *tc, const struct provi
         e->log_name = log_name_of(subj->principal);
         e->scope = mg_strdup(scope);
         e->timer = evtimer_new(tc->base, on_entry_timer, e);
+        e->serial = ++tc->next_serial;
         e->next = tc->entries;
         tc->entries = e;
         tc->n_entries++;
@@ -211,12 +184,19 @@ static void store_token(struct token_entry *e, struct token_response *tr, uint64
     uint64_t margin = life / 10 < EXPIRY_MARGIN_MS ? life / 10 : EXPIRY_MARGIN_MS;
     e->renew_at_ms = obtained_ms + renew;
     e->expires_at_ms = obtained_ms + life - margin;
+    e->generation++;
+    e->obtained_ms = obtained_ms;
     e->used = 0; /* the waiters that asked for it do not count: only later demand does */
     e->failures = 0;
     e->backoff_until_ms = 0;
     e->last_status = TOKEN_OK;
     e->last_reason[0] = '\0';
     arm_timer(e, e->renew_at_ms);
+}
+
+static uint64_t token_id_of(const struct token_entry *e)
+{
+    return (uint64_t)e->serial << 32 | e->generation;
 }
 
 /* ---- failures ---- */
@@ -303,6 +283,7 @@ static void deliver(struct token_entry *e, enum token_status status, const char 
         if (status == TOKEN_OK) {
             res.access_token = e->token;
             res.token_len = e->token_len;
+            res.token_id = token_id_of(e);
         }
         token_cb cb = w->cb;
         void *arg = w->arg;
@@ -494,6 +475,16 @@ static void answer_now(token_cb cb, void *arg, enum token_status status, const c
     cb(&res, arg);
 }
 
+static void answer_cached(const struct token_entry *e, token_cb cb, void *arg)
+{
+    struct token_result res = {.status = TOKEN_OK,
+                               .access_token = e->token,
+                               .token_len = e->token_len,
+                               .token_id = token_id_of(e),
+                               .reason = ""};
+    cb(&res, arg);
+}
+
 static int subject_is_complete(const struct token_subject *s)
 {
     int needs_subject = s->grant == TOKEN_GRANT_JWT_BEARER || s->grant == TOKEN_GRANT_PASSWORD;
@@ -531,20 +522,19 @@ static int reauthorized(struct token_entry *e)
     return 1;
 }
 
-struct token_wait *token_get_for(struct token_client *tc, const struct provider_conf *p,
-                                 const struct token_subject *subj, token_cb cb, void *arg)
+static void follow_store(struct token_client *tc);
+
+/* token_get_for once the entry is known; subj is NULL when asking again for an entry's own
+ * subject (token_get_again). */
+static struct token_wait *get_from_entry(struct token_entry *e, const struct token_subject *subj,
+                                         token_cb cb, void *arg)
 {
-    if (!subject_is_complete(subj)) {
-        answer_now(cb, arg, TOKEN_PERMFAIL, NULL, 0, "incomplete token request (no principal)");
-        return NULL;
-    }
-    struct token_entry *e = entry_for(tc, p, subj);
     uint64_t now = mg_now_ms();
     if (e->token && now < e->expires_at_ms) {
         e->used = 1;
         if (now >= e->renew_at_ms && renewable(e) && !e->inflight && now >= e->backoff_until_ms)
             start_request(e, NULL); /* in the background: this caller is served right away */
-        answer_now(cb, arg, TOKEN_OK, e->token, e->token_len, "");
+        answer_cached(e, cb, arg);
         return NULL;
     }
     if (e->token)
@@ -567,6 +557,17 @@ struct token_wait *token_get_for(struct token_client *tc, const struct provider_
         e->waiters->prev = w;
     e->waiters = w;
     return w;
+}
+
+struct token_wait *token_get_for(struct token_client *tc, const struct provider_conf *p,
+                                 const struct token_subject *subj, token_cb cb, void *arg)
+{
+    if (!subject_is_complete(subj)) {
+        answer_now(cb, arg, TOKEN_PERMFAIL, NULL, 0, "incomplete token request (no principal)");
+        return NULL;
+    }
+    follow_store(tc);
+    return get_from_entry(entry_for(tc, p, subj), subj, cb, arg);
 }
 
 struct token_wait *token_get(struct token_client *tc, const struct provider_conf *p, token_cb cb,
@@ -595,6 +596,85 @@ void token_wait_cancel(struct token_wait *w)
         return;
     wait_unlink(w);
     free(w);
+}
+
+/* ---- tokens the upstream refused ---- */
+
+static struct token_entry *entry_of_id(struct token_client *tc, uint64_t token_id)
+{
+    for (struct token_entry *e = tc->entries; e; e = e->next)
+        if (e->serial == (uint32_t)(token_id >> 32))
+            return e;
+    return NULL;
+}
+
+/* The token goes from the cache and from the store: a restart must not bring it back. */
+static void forget_token(struct token_entry *e)
+{
+    const struct token_client *tc = e->tc;
+    drop_token(e);
+    if (tc->store_ops.forget && e->grant != TOKEN_GRANT_PASSWORD)
+        tc->store_ops.forget(tc->store_arg, e->creds->conf.name, e->principal, e->scope);
+}
+
+enum token_refusal token_client_refused(struct token_client *tc, uint64_t token_id,
+                                        uint64_t fresh_ms)
+{
+    struct token_entry *e = entry_of_id(tc, token_id);
+    if (!e)
+        return TOKEN_REFUSAL_UNKNOWN;
+    /* Another refusal of the same token got here first: it is gone or replaced already. */
+    if (!e->token || e->generation != (uint32_t)token_id)
+        return TOKEN_REFUSAL_DROPPED;
+    uint64_t now = mg_now_ms();
+    if (e->obtained_ms && now - e->obtained_ms < fresh_ms)
+        return TOKEN_REFUSAL_FRESH;
+    log_info("provider=%s principal=%s: the upstream refused a token obtained %s; dropping it",
+             e->creds->conf.name, e->log_name, e->obtained_ms ? "earlier" : "before the restart");
+    forget_token(e);
+    return TOKEN_REFUSAL_DROPPED;
+}
+
+struct token_wait *token_get_again(struct token_client *tc, uint64_t token_id, token_cb cb,
+                                   void *arg)
+{
+    struct token_entry *e = entry_of_id(tc, token_id);
+    if (!e || e->grant == TOKEN_GRANT_PASSWORD) { /* no password to ask with: the client's next
+                                                     login brings it */
+        answer_now(cb, arg, TOKEN_TEMPFAIL, NULL, 0, "no fresh token without a new login");
+        return NULL;
+    }
+    return get_from_entry(e, NULL, cb, arg);
+}
+
+/* Someone else changed the store (e.g. `mailgate token flush`, `user del`): a cached token
+ * whose row has gone is dropped, so the next login gets a new one. Password tokens are never
+ * stored. Runs only when the store says it changed, so a store that cannot be written (whose
+ * rows are missing for that reason) does not turn into a request per login. */
+static void follow_store(struct token_client *tc)
+{
+    const struct token_store_ops *ops = &tc->store_ops;
+    if (!ops->changed || !ops->stored || !ops->changed(tc->store_arg))
+        return;
+    for (struct token_entry *e = tc->entries; e; e = e->next) {
+        if (!e->token || e->grant == TOKEN_GRANT_PASSWORD ||
+            ops->stored(tc->store_arg, e->creds->conf.name, e->principal, e->scope) != 0)
+            continue;
+        log_info("provider=%s principal=%s: the stored token was deleted; dropping the cached "
+                 "copy",
+                 e->creds->conf.name, e->log_name);
+        drop_token(e);
+    }
+}
+
+void token_client_set_store_ops(struct token_client *tc, const struct token_store_ops *ops,
+                                void *arg)
+{
+    if (ops)
+        tc->store_ops = *ops;
+    else
+        memset(&tc->store_ops, 0, sizeof tc->store_ops);
+    tc->store_arg = arg;
 }
 
 /* ---- the idle sweep ---- */
@@ -656,7 +736,9 @@ void token_client_seed(struct token_client *tc, const struct provider_conf *p,
         return; /* password tokens are never stored, so never seeded either */
     struct token_response tr = {.access_token = mg_strndup(token, len), .token_len = len};
     tr.expires_in = expires_in;
-    store_token(entry_for(tc, p, subj), &tr, mg_now_ms());
+    struct token_entry *e = entry_for(tc, p, subj);
+    store_token(e, &tr, mg_now_ms());
+    e->obtained_ms = 0; /* obtained before we started: never "fresh" (token_client_refused) */
 }
 
 uint64_t token_client_requests(const struct token_client *tc)
@@ -671,7 +753,7 @@ size_t token_client_entries(const struct token_client *tc)
 
 struct token_client *token_client_new(struct event_base *base, uint64_t timeout_ms)
 {
-    install_wiping_json_allocator();
+    json_wipe_install();
     struct token_client *tc = mg_calloc(1, sizeof *tc);
     tc->base = base;
     tc->http = token_http_new(base, timeout_ms);

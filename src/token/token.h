@@ -66,6 +66,8 @@ struct token_result {
     const char *access_token; /* TOKEN_OK only */
     size_t token_len;
     const char *reason; /* human readable, for logs: never contains a token or secret */
+    /* TOKEN_OK: which token this is, for token_client_refused (never 0). */
+    uint64_t token_id;
 };
 
 typedef void (*token_cb)(const struct token_result *res, void *arg);
@@ -124,6 +126,37 @@ void token_client_set_observer(struct token_client *tc, token_obtained_cb cb, vo
 void token_client_seed(struct token_client *tc, const struct provider_conf *p,
                        const struct token_subject *subj, const char *token, size_t len,
                        int64_t expires_in);
+
+/* The upstream refused the token token_id (from a token_result). A token the cache still
+ * holds is dropped (cache and store: token_store_ops.forget), unless it was obtained less than
+ * fresh_ms ago: a token that new is refused for a permission, not for being stale, and asking
+ * again would only repeat that. Concurrent refusals of one token drop it once: the others find
+ * it gone (or replaced) and get TOKEN_REFUSAL_DROPPED too. */
+enum token_refusal {
+    TOKEN_REFUSAL_DROPPED = 0, /* gone now (or already): token_get_again brings a new one */
+    TOKEN_REFUSAL_FRESH = 1,   /* kept: it was obtained just now */
+    TOKEN_REFUSAL_UNKNOWN = 2  /* no such entry (any more) */
+};
+enum token_refusal token_client_refused(struct token_client *tc, uint64_t token_id,
+                                        uint64_t fresh_ms);
+/* Like token_get_for, for the entry of token_id (its grant and subject): the token it holds
+ * now, or a new one (single flight). TOKEN_TEMPFAIL at once for an unknown entry or the
+ * password grant (its password is not kept). */
+struct token_wait *token_get_again(struct token_client *tc, uint64_t token_id, token_cb cb,
+                                   void *arg);
+
+/* The store's side of the cache (token_store.c). */
+struct token_store_ops {
+    /* Deletes the stored row of a token the upstream refused. */
+    void (*forget)(void *arg, const char *provider, const char *principal, const char *scope);
+    /* 1 when someone else changed the store since the last call (checked before each
+     * token_get_for); then every cached token is checked with stored() (1 there, 0 gone, -1
+     * error) and dropped when its row is gone. */
+    int (*changed)(void *arg);
+    int (*stored)(void *arg, const char *provider, const char *principal, const char *scope);
+};
+void token_client_set_store_ops(struct token_client *tc, const struct token_store_ops *ops,
+                                void *arg);
 
 /* Requests sent to token endpoints since start (for tests and metrics). */
 uint64_t token_client_requests(const struct token_client *tc);

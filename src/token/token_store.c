@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "grant_store.h"
+#include "jwt_claims.h"
 #include "log.h"
 #include "secretbox.h"
 #include "store.h"
@@ -22,8 +23,19 @@ struct token_store {
     const struct config *cfg;
     struct store *st;
     struct secretbox *box;
-    size_t seeded; /* tokens loaded at attach */
+    size_t seeded;        /* tokens loaded at attach */
+    int64_t data_version; /* the store's, when last looked at (store_data_version) */
 };
+
+int64_t token_store_time_left(const char *token, size_t len, int64_t stored_left, int64_t now)
+{
+    json_t *claims = jwt_claims_decode(token, len);
+    int64_t exp = 0;
+    if (claims && jwt_claims_time(claims, "exp", &exp) == 0 && exp - now < stored_left)
+        stored_left = exp - now;
+    json_decref(claims);
+    return stored_left;
+}
 
 char *token_store_context(const char *provider, const char *principal, const char *scope)
 {
@@ -74,6 +86,38 @@ static void on_obtained(const char *provider, const char *principal, const char 
     if (rc != STORE_OK)
         log_warn("cannot store the token of provider %s: %s", provider, store_last_error(ts->st));
 }
+
+/* ---- the token client's store hooks: refused tokens, rows deleted by others ---- */
+
+static void forget_row(void *arg, const char *provider, const char *principal, const char *scope)
+{
+    struct token_store *ts = arg;
+    if (store_token_delete(ts->st, provider, principal, scope) == STORE_ERROR)
+        log_warn("cannot delete the refused token of provider %s from the store: %s", provider,
+                 store_last_error(ts->st));
+}
+
+static int store_changed(void *arg)
+{
+    struct token_store *ts = arg;
+    int64_t version = 0;
+    if (store_data_version(ts->st, &version) != STORE_OK || version == ts->data_version)
+        return 0;
+    ts->data_version = version;
+    return 1;
+}
+
+static int row_stored(void *arg, const char *provider, const char *principal, const char *scope)
+{
+    struct token_store *ts = arg;
+    struct token_record t;
+    enum store_status rc = store_token_get(ts->st, provider, principal, scope, &t);
+    if (rc == STORE_OK)
+        token_record_clear(&t);
+    return rc == STORE_OK ? 1 : rc == STORE_NOT_FOUND ? 0 : -1;
+}
+
+static const struct token_store_ops store_ops = {forget_row, store_changed, row_stored};
 
 /* ---- refresh tokens: the token client's hooks onto grant_store.c ---- */
 
@@ -169,8 +213,15 @@ static int load_one(const struct token_record *t, void *arg)
                  p->name, t->principal);
         return 0;
     }
-    token_client_seed(ts->tc, p, &subj, token, len, left);
-    ts->seeded++;
+    left = token_store_time_left(token, len, left, (int64_t)time(NULL));
+    if (left <= MIN_LEFT_S) {
+        log_info("provider %s: the stored token of %s has expired (its exp claim); dropping it",
+                 p->name, t->principal);
+        forget_row(ts, t->provider, t->principal, t->scope);
+    } else {
+        token_client_seed(ts->tc, p, &subj, token, len, left);
+        ts->seeded++;
+    }
     log_debug("provider %s: reusing the stored token of %s (%lld s left)", p->name, t->principal,
               (long long)left);
     mg_wipe(token, len);
@@ -186,12 +237,14 @@ struct token_store *token_store_attach(struct token_client *tc, const struct con
     ts->cfg = cfg;
     ts->st = st;
     ts->box = box;
+    store_data_version(st, &ts->data_version);
     if (store_token_list(st, load_one, ts) != STORE_OK)
         log_warn("cannot read the stored tokens: %s", store_last_error(st));
     else if (ts->seeded)
         log_info("reusing the stored tokens of %zu principal(s)", ts->seeded);
     token_client_set_observer(tc, on_obtained, ts);
     token_client_set_refresh_ops(tc, &refresh_ops, ts);
+    token_client_set_store_ops(tc, &store_ops, ts);
     return ts;
 }
 
@@ -201,6 +254,7 @@ void token_store_detach(struct token_store **tsp)
         return;
     token_client_set_observer((*tsp)->tc, NULL, NULL);
     token_client_set_refresh_ops((*tsp)->tc, NULL, NULL);
+    token_client_set_store_ops((*tsp)->tc, NULL, NULL);
     free(*tsp);
     *tsp = NULL;
 }

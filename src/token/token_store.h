@@ -6,6 +6,7 @@
 #define MG_TOKEN_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct secretbox;
@@ -17,10 +18,16 @@ struct token_store;
  * new ones, and the refresh-token hooks (grant_store.h: load, store a rotated one, mark a
  * revoked one "needs authorization" with an audit event). Before each use of the key the box
  * follows its key file, so a running gateway takes up a key rotated by `mailgate secrets
- * rotate-key` (and still opens rows sealed with the previous key). cfg, st, box and tc must outlive the returned handle. */
+ * rotate-key` (and still opens rows sealed with the previous key). cfg, st, box and tc must outlive
+ * the returned handle. */
 struct token_store *token_store_attach(struct token_client *tc, const struct config *cfg,
                                        struct store *st, struct secretbox *box);
 void token_store_detach(struct token_store **ts);
+
+/* Seconds a stored token has left: the stored expiry's stored_left, or less when the token is
+ * a JWT whose exp claim says so (a token stored under a wrong clock, or a bad one from the
+ * IdP). Opaque tokens keep stored_left. Pure. */
+int64_t token_store_time_left(const char *token, size_t len, int64_t stored_left, int64_t now);
 
 /* The associated data of a token row: "token:PROVIDER:PRINCIPAL:SCOPE" (malloc'd). */
 char *token_store_context(const char *provider, const char *principal, const char *scope);

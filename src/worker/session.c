@@ -450,6 +450,7 @@ int session_login(struct session *s, const char *user, const char *password, siz
 
     mg_strlcpy(s->user, user, sizeof s->user);
     s->mailbox[0] = s->provider[0] = s->reason[0] = '\0';
+    s->token_retried = 0;
     s->login_active = 1;
     s->login_started_ms = mg_now_ms();
     s->broker_delay_ms = 0;
@@ -519,6 +520,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
     memcpy(s->token, res->token, res->token_len);
     s->token[res->token_len] = '\0';
     s->token_len = res->token_len;
+    s->token_id = res->token_id;
     s->sasl = p->sasl;
     s->server = server;
     struct upstream_params params = {
@@ -532,11 +534,52 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
     s->upstream = upstream_connect(&params, &upstream_handler, s);
 }
 
+/* The upstream refused the broker's token: report it (the broker drops a stale token) and
+ * wait for the verdict, a fresh token to try once more or how to fail. Never sends the token
+ * back: its id names it. -1 when the broker cannot be asked. */
+static int report_refused_token(struct session *s, const char *reason)
+{
+    struct ipc_token_refused ref = {
+        .protocol = s->ops->protocol, .token_id = s->token_id, .want_token = !s->token_retried};
+    mg_strlcpy(ref.user, s->user, sizeof ref.user);
+    if (worker_send_token_refused(s->w, s, &ref) != 0)
+        return -1;
+    wipe_token(s);
+    upstream_free(&s->upstream);
+    s->token_refused = 1;
+    s->token_retried = 1;
+    mg_strlcpy(s->reason, reason, sizeof s->reason); /* the upstream's words, for the log */
+    s->state = SESSION_AUTH_WAIT;
+    return 0;
+}
+
+/* Temporary until a fresh token has been tried (the broker answers AUTH_FAIL only then). */
+static void on_refusal_verdict(struct session *s, struct ipc_auth_response *res)
+{
+    s->token_refused = 0;
+    if (res->status == AUTH_OK) {
+        log_debug("session=%s upstream refused the token; retrying with a fresh one", s->id);
+        start_upstream(s, res);
+        return;
+    }
+    char reason[SESSION_REASON_MAX];
+    if (snprintf(reason, sizeof reason, "%s; %s", s->reason, res->reason) < 0)
+        reason[0] = '\0';
+    if (res->status == AUTH_FAIL)
+        hold_failure(s, LOGIN_FAIL_UPSTREAM_AUTH, reason);
+    else
+        hold_failure(s, LOGIN_FAIL_TEMPORARY, reason);
+}
+
 void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
 {
     s->request_pending = 0;
     if (s->state != SESSION_AUTH_WAIT || s->closing)
         return;
+    if (s->token_refused) {
+        on_refusal_verdict(s, res);
+        return;
+    }
     s->broker_delay_ms = res->delay_ms;
     mg_strlcpy(s->mailbox, res->mailbox, sizeof s->mailbox);
     mg_strlcpy(s->provider, res->provider, sizeof s->provider);
@@ -610,11 +653,13 @@ void session_upstream_failed(struct session *s, enum upstream_failure f, const c
 {
     if (s->closing || s->state != SESSION_UPSTREAM)
         return;
-    char reason[2 * IPC_REASON_MAX + 64];
+    char reason[SESSION_REASON_MAX];
     /* s->reason: the broker's hint on an accepted login (e.g. the token lacks a permission) */
     int hint = f == UPSTREAM_AUTH_REJECTED && s->reason[0];
-    snprintf(reason, sizeof reason, "upstream %s: %s%s%s", upstream_failure_name(f), detail,
-             hint ? "; " : "", hint ? s->reason : "");
+    snprintf(reason, sizeof reason, "upstream %s: %s%s%.*s", upstream_failure_name(f), detail,
+             hint ? "; " : "", IPC_REASON_MAX - 1, hint ? s->reason : "");
+    if (f == UPSTREAM_AUTH_REJECTED && report_refused_token(s, reason) == 0)
+        return;
     enum login_failure lf = upstream_to_login_failure(f);
     const char *result = f == UPSTREAM_PROTOCOL_ERROR ? "error" : failure_result(lf);
     login_failed(s, lf, result, reason);

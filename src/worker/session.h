@@ -89,6 +89,7 @@ struct proto_ops {
 };
 
 #define WORKER_PENDING_BUCKETS 256
+#define SESSION_REASON_MAX (2 * IPC_REASON_MAX + 64)
 
 /* Per-process state of a worker, shared by its sessions. */
 struct worker_ctx {
@@ -142,7 +143,9 @@ struct session {
     char user[IPC_USER_MAX];
     char mailbox[IPC_MAILBOX_MAX];
     char provider[IPC_NAME_MAX];
-    char reason[IPC_REASON_MAX];
+    /* The broker's hint on an accepted login, or a held failure's reason: the upstream's words
+     * and the hint, and after a refused token the broker's verdict too. */
+    char reason[SESSION_REASON_MAX];
     enum login_failure held_failure; /* delivered when the delay timer fires */
     char *token;                     /* secret: wiped as soon as it was used */
     size_t token_len;
@@ -152,6 +155,10 @@ struct session {
     const struct server_addr *server;
     uint32_t request_id;
     int request_pending;
+    /* The upstream refused the token: the broker's verdict is awaited (token_refused), and a
+     * login retries with a fresh token at most once (token_retried). */
+    uint64_t token_id;
+    int token_refused, token_retried;
     struct session *pending_next;
 
     struct upstream *upstream;        /* login phase */
@@ -174,6 +181,10 @@ void session_shutdown(struct session *s);
  * and forget it. */
 int worker_send_auth_request(struct worker_ctx *w, struct session *s, struct ipc_auth_request *req);
 void worker_cancel_auth_request(struct worker_ctx *w, struct session *s);
+/* The same for the report of a refused token (sets ref->id); the answer comes to
+ * session_on_auth_response. */
+int worker_send_token_refused(struct worker_ctx *w, struct session *s,
+                              struct ipc_token_refused *ref);
 /* Implemented in worker.c: count the session against its address (returns 1 when over
  * max_connections_per_ip) and uncount it when it is freed. */
 int worker_count_connection(struct worker_ctx *w, struct session *s);

@@ -59,6 +59,16 @@ static struct session **pending_slot(struct worker_ctx *w, uint32_t id)
     return &w->pending[id % WORKER_PENDING_BUCKETS];
 }
 
+/* The session waits for the answer to request id (one request at a time). */
+static void add_pending(struct worker_ctx *w, struct session *s, uint32_t id)
+{
+    s->request_id = id;
+    s->request_pending = 1;
+    struct session **slot = pending_slot(w, id);
+    s->pending_next = *slot;
+    *slot = s;
+}
+
 int worker_send_auth_request(struct worker_ctx *w, struct session *s, struct ipc_auth_request *req)
 {
     if (!w->ipc)
@@ -66,11 +76,19 @@ int worker_send_auth_request(struct worker_ctx *w, struct session *s, struct ipc
     req->id = ++w->next_request_id;
     if (ipc_encode_auth_request(bufferevent_get_output(w->ipc), req) != 0)
         return -1;
-    s->request_id = req->id;
-    s->request_pending = 1;
-    struct session **slot = pending_slot(w, req->id);
-    s->pending_next = *slot;
-    *slot = s;
+    add_pending(w, s, req->id);
+    return 0;
+}
+
+int worker_send_token_refused(struct worker_ctx *w, struct session *s,
+                              struct ipc_token_refused *ref)
+{
+    if (!w->ipc)
+        return -1;
+    ref->id = ++w->next_request_id;
+    if (ipc_encode_token_refused(bufferevent_get_output(w->ipc), ref) != 0)
+        return -1;
+    add_pending(w, s, ref->id);
     return 0;
 }
 

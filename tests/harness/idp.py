@@ -48,6 +48,8 @@ Control (HTTPS, from 127.0.0.1 only):
                                            "revoke_app":CLIENT_ID, "secrets":{client_id:S},
                                            "grants":{client_id:[mailbox,...]},
                                            "certificates":{client_id:[PEM,...]},
+                                           "roles":{client_id:[ROLE,...]} (tokens issued
+                                           from then on; issued ones keep theirs),
                                            "rotate_refresh":BOOL, "revoke_refresh":MAILBOX,
                                            "device_code_lifetime":S, "device_interval":S,
                                            "force_slow_down":N, "users":{mailbox:{...}} (merged)}
@@ -230,7 +232,7 @@ class State:
         for mailbox, changes in args.get("users", {}).items():
             self.users.setdefault(mailbox.lower(), {}).update(changes)
         for field, key in (("grants", "mailboxes"), ("secrets", "secret"),
-                           ("certificates", "certificates")):
+                           ("certificates", "certificates"), ("roles", "roles")):
             for app_id, value in args.get(field, {}).items():
                 self.apps[app_id][key] = list(value) if isinstance(value, list) else value
 

@@ -43,7 +43,13 @@ static struct {
     const char *last_provider;
     enum token_grant last_grant;
     char last_principal[128], last_subject[128], last_password[64];
+    /* refused tokens: what token_client_refused says, and what it was asked */
+    enum token_refusal refusal;
+    int refusals, agains;
+    uint64_t last_refused_id, last_fresh_ms;
 } fake;
+
+#define FAKE_TOKEN_ID 0x0000000500000002ull
 
 struct token_client {
     struct event_base *base;
@@ -74,7 +80,8 @@ void token_client_free(struct token_client **tc)
 static void answer(token_cb cb, void *arg, const char *token)
 {
     int ok = fake.status == TOKEN_OK;
-    struct token_result r = {fake.status, ok ? token : NULL, ok ? strlen(token) : 0, fake.reason};
+    struct token_result r = {fake.status, ok ? token : NULL, ok ? strlen(token) : 0, fake.reason,
+                             ok ? FAKE_TOKEN_ID : 0};
     cb(&r, arg);
 }
 
@@ -128,6 +135,26 @@ struct token_wait *token_get_for(struct token_client *tc, const struct provider_
     evtimer_add(w->ev, &tv);
     fake.outstanding++;
     return w;
+}
+
+enum token_refusal token_client_refused(struct token_client *tc, uint64_t token_id,
+                                        uint64_t fresh_ms)
+{
+    (void)tc;
+    fake.refusals++;
+    fake.last_refused_id = token_id;
+    fake.last_fresh_ms = fresh_ms;
+    return fake.refusal;
+}
+
+struct token_wait *token_get_again(struct token_client *tc, uint64_t token_id, token_cb cb,
+                                   void *arg)
+{
+    (void)tc;
+    (void)token_id;
+    fake.agains++;
+    answer(cb, arg, "fresh-token");
+    return NULL;
 }
 
 void token_wait_cancel(struct token_wait *w)
@@ -381,6 +408,16 @@ static void send_request(struct peer *p, uint32_t id, const char *user, const ch
     send_evbuffer(p, b);
 }
 
+static void send_refused(struct peer *p, uint32_t id, const char *user, int want_token)
+{
+    struct ipc_token_refused ref = {
+        .id = id, .protocol = MG_PROTO_POP3, .token_id = FAKE_TOKEN_ID, .want_token = want_token};
+    strcpy(ref.user, user);
+    struct evbuffer *b = evbuffer_new();
+    assert_int_equal(ipc_encode_token_refused(b, &ref), 0);
+    send_evbuffer(p, b);
+}
+
 /* Reads one response and checks it; reason and token may be NULL (not checked). */
 static void expect(struct peer *p, uint32_t id, enum auth_status status, const char *reason,
                    const char *token)
@@ -579,6 +616,52 @@ static void test_token_tempfail(void **state)
     assert_int_equal(fake.gets, 2);
 }
 
+/* The token id travels with an accepted login, so that a refusal can name it. */
+static void test_response_names_the_token(void **state)
+{
+    (void)state;
+    send_request(&fx.w, 1, "alice", "right");
+    struct ipc_msg m;
+    assert_int_equal(read_msg(&fx.w, &m, ANSWER_MS), 1);
+    assert_int_equal(m.u.res.status, AUTH_OK);
+    assert_true(m.u.res.token_id == FAKE_TOKEN_ID);
+    ipc_msg_wipe(&m);
+}
+
+/* A stale token refused: dropped (token_client_refused), and a fresh one is the answer. */
+static void test_refused_stale_token_retries(void **state)
+{
+    (void)state;
+    fake.refusal = TOKEN_REFUSAL_DROPPED;
+    send_refused(&fx.w, 9, "alice", 1);
+    expect(&fx.w, 9, AUTH_OK, NULL, "fresh-token");
+    assert_int_equal(fake.refusals, 1);
+    assert_true(fake.last_refused_id == FAKE_TOKEN_ID);
+    assert_true(fake.last_fresh_ms >= 5000 && fake.last_fresh_ms <= 60000);
+    assert_int_equal(fake.agains, 1);
+    /* No retry left: dropped all the same, the answer is "try later", no token is fetched. */
+    send_refused(&fx.w, 10, "alice", 0);
+    expect(&fx.w, 10, AUTH_TEMPFAIL, NULL, NULL);
+    assert_int_equal(fake.refusals, 2);
+    assert_int_equal(fake.agains, 1);
+}
+
+/* A token obtained just now refused: a permission problem, reported as a failure at once. */
+static void test_refused_fresh_token_fails(void **state)
+{
+    (void)state;
+    fake.refusal = TOKEN_REFUSAL_FRESH;
+    send_refused(&fx.w, 3, "alice", 1);
+    expect(&fx.w, 3, AUTH_FAIL, NULL, NULL);
+    assert_int_equal(fake.agains, 0);
+    fake.refusal = TOKEN_REFUSAL_UNKNOWN;
+    send_refused(&fx.w, 4, "alice", 1);
+    expect(&fx.w, 4, AUTH_TEMPFAIL, NULL, NULL);
+    send_refused(&fx.w, 5, "nobody", 1);
+    expect(&fx.w, 5, AUTH_TEMPFAIL, NULL, NULL);
+    assert_int_equal(fake.agains, 0);
+}
+
 static void test_pipelined(void **state)
 {
     (void)state;
@@ -710,6 +793,9 @@ int main(void)
         T(test_unknown_user),
         T(test_empty_password),
         T(test_provider_not_configured),
+        T(test_response_names_the_token),
+        T(test_refused_stale_token_retries),
+        T(test_refused_fresh_token_fails),
         T(test_token_tempfail),
         T(test_pipelined),
         T(test_bad_frame_drops_worker),

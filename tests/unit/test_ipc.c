@@ -39,7 +39,20 @@ static struct ipc_auth_response sample_response(void)
     res.token_len = IPC_TOKEN_MAX - 1;
     strcpy(res.reason, "why not");
     res.delay_ms = 4321;
+    res.token_id = 0x0000000700000003ull;
     return res;
+}
+
+static struct ipc_token_refused sample_refused(void)
+{
+    struct ipc_token_refused ref;
+    memset(&ref, 0, sizeof ref);
+    ref.id = 0x01020304;
+    ref.protocol = MG_PROTO_POP3;
+    strcpy(ref.user, "alice");
+    ref.token_id = 0xfedcba9876543210ull;
+    ref.want_token = 1;
+    return ref;
 }
 
 /* Decodes exactly one frame from buf and checks that it consumed everything. */
@@ -114,6 +127,50 @@ static void test_roundtrip_response(void **state)
     assert_memory_equal(msg.u.res.token, res.token, IPC_TOKEN_MAX - 1);
     assert_string_equal(msg.u.res.reason, res.reason);
     assert_int_equal(msg.u.res.delay_ms, 4321);
+    assert_true(msg.u.res.token_id == res.token_id);
+    evbuffer_free(buf);
+}
+
+/* The worker names the refused token by its id (all 64 bits), never by the token. */
+static void test_roundtrip_token_refused(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_token_refused ref = sample_refused();
+    struct ipc_msg msg;
+    assert_int_equal(ipc_encode_token_refused(buf, &ref), 0);
+    assert_int_equal(evbuffer_get_length(buf), 4 + 1 + 4 + 4 + 2 + 5 + 8 + 4);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, IPC_TOKEN_REFUSED);
+    assert_int_equal(msg.u.refused.id, ref.id);
+    assert_int_equal(msg.u.refused.protocol, MG_PROTO_POP3);
+    assert_string_equal(msg.u.refused.user, "alice");
+    assert_true(msg.u.refused.token_id == ref.token_id);
+    assert_int_equal(msg.u.refused.want_token, 1);
+    evbuffer_free(buf);
+}
+
+static void test_token_refused_rejects_bad_fields(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_token_refused ref = sample_refused();
+    ref.want_token = 2;
+    assert_int_equal(ipc_encode_token_refused(buf, &ref), -1);
+    ref = sample_refused();
+    ref.protocol = (enum mg_proto)3;
+    assert_int_equal(ipc_encode_token_refused(buf, &ref), -1);
+    assert_int_equal(evbuffer_get_length(buf), 0);
+    struct ipc_msg msg;
+    /* id, protocol, user "", token id, want_token 2 */
+    static const unsigned char want_two[] = {
+        IPC_TOKEN_REFUSED, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2};
+    static const unsigned char want_one[] = {
+        IPC_TOKEN_REFUSED, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1};
+    assert_int_equal(ipc_decode_body(want_two, sizeof want_two, &msg), -1);
+    assert_int_equal(ipc_decode_body(want_one, sizeof want_one, &msg), 1);
+    assert_true(msg.u.refused.token_id == 1);
+    assert_int_equal(ipc_decode_body(want_one, sizeof want_one - 1, &msg), -1);
     evbuffer_free(buf);
 }
 
@@ -252,10 +309,67 @@ static void test_bad_bodies(void **state)
     /* response with status 4 */
     static const unsigned char bad_status[] = {
         IPC_AUTH_RESPONSE, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    /* response with a delay beyond IPC_DELAY_MAX_MS (0x10000000 ms) */
-    static const unsigned char bad_delay[] = {
-        IPC_AUTH_RESPONSE, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0};
-    static const unsigned char good_response[] = {
+    /* response with a delay beyond IPC_DELAY_MAX_MS (0x10000000 ms), then the token id */
+    static const unsigned char bad_delay[] = {IPC_AUTH_RESPONSE,
+                                              0,
+                                              0,
+                                              0,
+                                              1,
+                                              0,
+                                              0,
+                                              0,
+                                              1,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0x10,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0,
+                                              0};
+    static const unsigned char good_response[] = {IPC_AUTH_RESPONSE,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  1,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  1,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0x13,
+                                                  0x88,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0,
+                                                  0};
+    /* the same without its token id */
+    static const unsigned char response_without_id[] = {
         IPC_AUTH_RESPONSE, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x13, 0x88};
     static const unsigned char cancel_short[] = {IPC_AUTH_CANCEL, 0, 0, 1};
     static const unsigned char cancel_trailing[] = {IPC_AUTH_CANCEL, 0, 0, 0, 1, 0};
@@ -271,6 +385,7 @@ static void test_bad_bodies(void **state)
     assert_int_equal(ipc_decode_body(bad_delay, sizeof bad_delay, &msg), -1);
     assert_int_equal(ipc_decode_body(cancel_short, sizeof cancel_short, &msg), -1);
     assert_int_equal(ipc_decode_body(cancel_trailing, sizeof cancel_trailing, &msg), -1);
+    assert_int_equal(ipc_decode_body(response_without_id, sizeof response_without_id, &msg), -1);
     assert_int_equal(ipc_decode_body(good_response, sizeof good_response, &msg), 1);
     assert_int_equal(msg.u.res.delay_ms, 5000);
     assert_int_equal(ipc_decode_body(good_request, sizeof good_request, &msg), 1);
@@ -297,6 +412,8 @@ int main(void)
         cmocka_unit_test(test_roundtrip_request),
         cmocka_unit_test(test_roundtrip_response),
         cmocka_unit_test(test_roundtrip_cancel),
+        cmocka_unit_test(test_roundtrip_token_refused),
+        cmocka_unit_test(test_token_refused_rejects_bad_fields),
         cmocka_unit_test(test_encode_rejects_oversize_fields),
         cmocka_unit_test(test_split_frames),
         cmocka_unit_test(test_back_to_back),

@@ -44,6 +44,7 @@ struct fixture {
     struct provider_conf p;
     const char *stored_refresh; /* what load returns; NULL: not authorized */
     int rotate_fails;
+    int store_changed, row_stored; /* what the store hooks answer */
 };
 
 static char *load(void *arg, const char *provider, const char *principal, size_t *len)
@@ -82,6 +83,31 @@ static void observer(const char *provider, const char *principal, const char *sc
 
 static const struct token_refresh_ops ops = {load, rotated, revoked};
 
+static void forget(void *arg, const char *provider, const char *principal, const char *scope)
+{
+    (void)arg;
+    (void)scope;
+    note("forget %s %s;", provider, principal);
+}
+
+static int changed(void *arg)
+{
+    struct fixture *f = arg;
+    int was = f->store_changed;
+    f->store_changed = 0;
+    return was;
+}
+
+static int stored(void *arg, const char *provider, const char *principal, const char *scope)
+{
+    struct fixture *f = arg;
+    (void)scope;
+    note("stored? %s %s;", provider, principal);
+    return f->row_stored;
+}
+
+static const struct token_store_ops store_ops = {forget, changed, stored};
+
 static int setup(void **state)
 {
     struct fixture *f = mg_calloc(1, sizeof *f);
@@ -97,6 +123,8 @@ static int setup(void **state)
     f->stored_refresh = "rt-1";
     token_client_set_refresh_ops(f->tc, &ops, f);
     token_client_set_observer(f->tc, observer, NULL);
+    token_client_set_store_ops(f->tc, &store_ops, f);
+    f->row_stored = 1;
     events[0] = '\0';
     *state = f;
     return 0;
@@ -117,12 +145,14 @@ struct outcome {
     enum token_status status;
     char token[128];
     char reason[512];
+    uint64_t token_id;
 };
 
 static void record(const struct token_result *res, void *arg)
 {
     struct outcome *o = arg;
     o->calls++;
+    o->token_id = res->token_id;
     o->status = res->status;
     mg_strlcpy(o->token, res->status == TOKEN_OK ? res->access_token : "", sizeof o->token);
     mg_strlcpy(o->reason, res->reason, sizeof o->reason);
@@ -377,6 +407,82 @@ static void test_idle_sweep(void **state)
     assert_string_equal(c.token, "tok");
 }
 
+/* An app token as loaded from the store at start (obtained before: never "fresh"). */
+static uint64_t seed_app_token(struct fixture *f, const char *token)
+{
+    char *principal = token_app_principal(&f->p);
+    struct token_subject s = {.grant = TOKEN_GRANT_CLIENT_CREDENTIALS, .principal = principal};
+    token_client_seed(f->tc, &f->p, &s, token, strlen(token), 3600);
+    free(principal);
+    struct outcome o = {0};
+    assert_null(token_get(f->tc, &f->p, record, &o));
+    assert_string_equal(o.token, token);
+    assert_true(o.token_id != 0);
+    return o.token_id;
+}
+
+/* Many logins report one refused token: it is dropped once (cache and store), one request
+ * brings the next one for all of them; a token obtained just now is kept. */
+static void test_refused_token_dropped_once(void **state)
+{
+    struct fixture *f = *state;
+    f->p.client_secret = "s3cret";
+    uint64_t old = seed_app_token(f, "stored-token");
+    events[0] = '\0';
+    assert_int_equal(token_client_refused(f->tc, old, 10000), TOKEN_REFUSAL_DROPPED);
+    assert_int_equal(token_client_refused(f->tc, old, 10000), TOKEN_REFUSAL_DROPPED);
+    assert_string_equal(events, "forget contoso app:app-1@contoso.onmicrosoft.com;");
+
+    fake_idp_push(f->idp, 200, FAKE_IDP_TOKEN("new-token", 3600));
+    struct outcome a = {0}, b = {0};
+    assert_non_null(token_get_again(f->tc, old, record, &a));
+    assert_non_null(token_get_again(f->tc, old, record, &b));
+    run_until(f, &b.calls, 1);
+    assert_int_equal(a.calls, 1);
+    assert_string_equal(a.token, "new-token");
+    assert_string_equal(b.token, "new-token");
+    assert_int_equal(fake_idp_requests(f->idp), 1);
+    assert_true(a.token_id != old && a.token_id == b.token_id);
+    /* A late report of the old token leaves the new one alone. */
+    assert_int_equal(token_client_refused(f->tc, old, 10000), TOKEN_REFUSAL_DROPPED);
+    /* The new one refused at once: a permission problem; kept, nothing more is asked. */
+    assert_int_equal(token_client_refused(f->tc, a.token_id, 10000), TOKEN_REFUSAL_FRESH);
+    struct outcome c = {0};
+    assert_null(token_get(f->tc, &f->p, record, &c));
+    assert_string_equal(c.token, "new-token");
+    assert_int_equal(fake_idp_requests(f->idp), 1);
+}
+
+static void test_refused_unknown_token(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o = {0};
+    assert_int_equal(token_client_refused(f->tc, 0x7700000001ull, 10000), TOKEN_REFUSAL_UNKNOWN);
+    assert_null(token_get_again(f->tc, 0x7700000001ull, record, &o));
+    assert_int_equal(o.status, TOKEN_TEMPFAIL);
+    assert_int_equal(fake_idp_requests(f->idp), 0);
+}
+
+/* Another process deleted stored rows (token flush): the cached copies whose rows are gone
+ * are dropped before the next token is handed out; the store is asked only after a change. */
+static void test_deleted_row_drops_cached_copy(void **state)
+{
+    struct fixture *f = *state;
+    f->p.client_secret = "s3cret";
+    seed_app_token(f, "stored-token");
+    assert_null(strstr(events, "stored?")); /* unchanged store: not asked */
+    f->store_changed = 1;
+    f->row_stored = 0;
+    events[0] = '\0';
+    fake_idp_push(f->idp, 200, FAKE_IDP_TOKEN("new-token", 3600));
+    struct outcome o = {0};
+    assert_non_null(token_get(f->tc, &f->p, record, &o));
+    run_until(f, &o.calls, 1);
+    assert_string_equal(o.token, "new-token");
+    assert_non_null(strstr(events, "stored? contoso app:app-1@contoso.onmicrosoft.com;"));
+    assert_null(strstr(events, "forget")); /* the row is gone already */
+}
+
 int main(void)
 {
     log_init("test", MG_LOG_ERROR);
@@ -389,6 +495,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jwt_bearer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_renewal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_token_dropped_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_unknown_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_row_drops_cached_copy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -199,12 +199,28 @@ static void test_persist(void **state)
     token_store_detach(&ts);
 }
 
+/* The JWT's exp claim shortens the stored expiry, never lengthens it; opaque tokens and JWTs
+ * without exp keep the stored one. */
+static void test_time_left_from_exp(void **state)
+{
+    (void)state;
+    static const char exp_1000[] = "eyJhbGciOiJub25lIn0.eyJleHAiOjEwMDB9.c2ln";
+    static const char no_exp[] = "eyJhbGciOiJub25lIn0.eyJpYXQiOjEwMDB9.c2ln";
+    size_t n = strlen(exp_1000);
+    assert_int_equal(token_store_time_left(exp_1000, n, 3600, 2000), -1000); /* expired */
+    assert_int_equal(token_store_time_left(exp_1000, n, 3600, 900), 100);
+    assert_int_equal(token_store_time_left(exp_1000, n, 50, 900), 50);
+    assert_int_equal(token_store_time_left(no_exp, strlen(no_exp), 3600, 2000), 3600);
+    assert_int_equal(token_store_time_left("ya29.opaque", 11, 3600, 2000), 3600);
+}
+
 int main(void)
 {
     log_init("test", MG_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_seed_by_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persist, setup, teardown),
+        cmocka_unit_test(test_time_left_from_exp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
