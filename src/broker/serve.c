@@ -1,11 +1,13 @@
 /* `mailgate serve`: process supervision around the broker.
  *
  * Start: load the config with secrets, open the store, start the broker, fork+exec one worker
- * per [gateway] workers, and wait on the loop until each reported its listeners bound. A worker
+ * per [gateway] workers, and wait on the loop until each reported it accepts. The listening
+ * sockets and the config bytes are the generation's (generation.h): bound and read here once. A worker
  * that dies (or 15 s without all of them ready) means the gateway cannot serve as configured:
  * stop everything and exit 1. Running: a worker that dies is restarted after 1 s, doubling up
  * to 30 s while it keeps dying within 10 s of its start. SIGTERM/SIGINT: SIGTERM to every
- * worker, SIGKILL to those still there 10 s later, free everything, exit 0. Only one gateway
+ * worker, SIGKILL to those still there 10 s later, free everything, exit 0. SIGHUP: reload
+ * (new generation, new workers; the old ones drain: docs/design.md "reload"). Only one gateway
  * per state_dir (pidfile.h): a second one exits 1 before it opens the store or binds. */
 #include "serve.h"
 
@@ -620,8 +622,8 @@ static int open_everything(struct serve *s)
     s->cfg = s->gen->cfg;
     log_init("broker", s->cfg->gateway.log_level);
     char err[512] = "";
-    /* Before the store and before any worker binds: a second gateway on the same state_dir
-     * would otherwise share every port through SO_REUSEPORT with a store of its own. */
+    /* Before the store and before the listeners are bound: a second gateway on the same
+     * state_dir is told which process holds it (not just "address in use"). */
     s->pidfile = pidfile_acquire(s->cfg->gateway.state_dir, err, sizeof err);
     if (!s->pidfile) {
         fprintf(stderr, "mailgate: not starting: %s\n", err);
