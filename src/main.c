@@ -51,15 +51,25 @@ static const char *take_config_option(int *argc, char **argv, int *bad)
 
 static int run_worker(const char *config_path, int argc, char **argv)
 {
-    /* Internal: "mailgate __worker IPC_FD INDEX", started by serve. */
-    if (argc != 4) {
+    /* Internal: "mailgate __worker IPC_FD INDEX CONFIG_FD LISTEN_FD...", started by serve with
+     * those descriptors inherited (docs/design.md, "Worker start"). */
+    if (argc < 5) {
         fprintf(stderr, "mailgate: __worker is internal\n");
         return 2;
     }
     /* Started through /proc/self/exe (so broker and workers are always the same binary), which
      * would show up as "exe" in ps and top. */
     prctl(PR_SET_NAME, "mailgate-worker", 0, 0, 0);
-    return worker_main(config_path, atoi(argv[2]), atoi(argv[3]));
+    struct worker_start start = {.config_path = config_path,
+                                 .ipc_fd = atoi(argv[2]),
+                                 .index = atoi(argv[3]),
+                                 .config_fd = atoi(argv[4]),
+                                 .n_listen = (size_t)(argc - 5)};
+    int fds[argc - 4];
+    for (int i = 5; i < argc; i++)
+        fds[i - 5] = atoi(argv[i]);
+    start.listen_fds = fds;
+    return worker_main(&start);
 }
 
 int main(int argc, char **argv)

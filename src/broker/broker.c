@@ -708,6 +708,12 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
     return b;
 }
 
+void broker_set_config(struct broker *b, const struct config *cfg)
+{
+    b->cfg = cfg;
+    lockouts_configure(b->guard, &cfg->gateway);
+}
+
 struct token_client *broker_token_client(struct broker *b)
 {
     return b->tokens;

@@ -22,5 +22,8 @@ int broker_add_worker(struct broker *b, int fd, int index, void (*on_ready)(int 
                       void *arg);
 /* Drops the IPC connection of a worker (it died); its pending requests are cancelled. */
 void broker_remove_worker(struct broker *b, int index);
+/* SIGHUP: new logins use cfg (providers, lockout and delay settings); the caller frees the old
+ * config only after this. Jobs in flight look their provider up again by name. */
+void broker_set_config(struct broker *b, const struct config *cfg);
 
 #endif

@@ -26,7 +26,7 @@ struct lockouts {
     int64_t seen_version;
 };
 
-struct lockouts *lockouts_new(const struct gateway_conf *g, struct store *st)
+static struct throttle_policy policy_of(const struct gateway_conf *g)
 {
     uint64_t max_delay = g->max_failure_delay_ms;
     if (max_delay > IPC_DELAY_MAX_MS)
@@ -38,6 +38,12 @@ struct lockouts *lockouts_new(const struct gateway_conf *g, struct store *st)
                                      .max_delay_ms = max_delay,
                                      .max_in_flight = g->max_logins_per_ip,
                                      .max_entries = THROTTLE_MAX_ENTRIES};
+    return policy;
+}
+
+struct lockouts *lockouts_new(const struct gateway_conf *g, struct store *st)
+{
+    struct throttle_policy policy = policy_of(g);
     struct lockouts *l = mg_calloc(1, sizeof *l);
     l->t = throttle_new(&policy);
     l->st = st;
@@ -45,6 +51,14 @@ struct lockouts *lockouts_new(const struct gateway_conf *g, struct store *st)
     l->threshold = g->lockout_threshold;
     store_data_version(st, &l->seen_version);
     return l;
+}
+
+void lockouts_configure(struct lockouts *l, const struct gateway_conf *g)
+{
+    struct throttle_policy policy = policy_of(g);
+    throttle_set_policy(l->t, &policy);
+    l->lockout_ms = g->lockout_duration_ms;
+    l->threshold = g->lockout_threshold;
 }
 
 void lockouts_free(struct lockouts **lp)

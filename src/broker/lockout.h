@@ -14,6 +14,8 @@ struct store;
 struct lockouts;
 
 struct lockouts *lockouts_new(const struct gateway_conf *g, struct store *st);
+/* SIGHUP: the reloaded [gateway] lockout and delay settings, for the next logins. */
+void lockouts_configure(struct lockouts *l, const struct gateway_conf *g);
 void lockouts_free(struct lockouts **l);
 /* Before any Argon2 work. GO takes a slot of the address's logins in flight: give it back with
  * lockouts_release() when the attempt is answered. */

@@ -1,11 +1,13 @@
 /* `mailgate serve`: process supervision around the broker.
  *
  * Start: load the config with secrets, open the store, start the broker, fork+exec one worker
- * per [gateway] workers, and wait on the loop until each reported its listeners bound. A worker
+ * per [gateway] workers, and wait on the loop until each reported it accepts. The listening
+ * sockets and the config bytes are the generation's (generation.h): bound and read here once. A worker
  * that dies (or 15 s without all of them ready) means the gateway cannot serve as configured:
  * stop everything and exit 1. Running: a worker that dies is restarted after 1 s, doubling up
  * to 30 s while it keeps dying within 10 s of its start. SIGTERM/SIGINT: SIGTERM to every
- * worker, SIGKILL to those still there 10 s later, free everything, exit 0. Only one gateway
+ * worker, SIGKILL to those still there 10 s later, free everything, exit 0. SIGHUP: reload
+ * (new generation, new workers; the old ones drain: docs/design.md "reload"). Only one gateway
  * per state_dir (pidfile.h): a second one exits 1 before it opens the store or binds. */
 #include "serve.h"
 
@@ -25,6 +27,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "generation.h"
 #include "log.h"
 #include "pidfile.h"
 #include "secretbox.h"
@@ -45,8 +48,10 @@ struct serve;
 
 struct worker_proc {
     struct serve *s;
-    int index;
-    pid_t pid; /* 0: not running */
+    int index;  /* unique for the broker's life: the IPC link's name */
+    int gen_no; /* the configuration generation it serves; older ones drain and are not restarted */
+    int draining; /* told to stop accepting (SIGUSR1) */
+    pid_t pid;    /* 0: not running */
     int ready;
     uint64_t started_ms;
     uint64_t restart_delay_ms; /* 0 until the first unexpected death */
@@ -55,21 +60,27 @@ struct worker_proc {
 
 struct serve {
     const char *config_path;
-    struct config *cfg;
+    struct generation *gen; /* the configuration new and restarted workers get */
+    struct config *cfg;     /* gen->cfg */
+    int gen_no;
     struct pidfile *pidfile; /* one gateway per state_dir, taken before anything is opened */
     struct store *st;
     struct secretbox *box; /* secrets at rest: sealed tokens in the store */
     struct token_store *token_store;
     struct event_base *base;
     struct broker *broker;
-    struct worker_proc *procs;
+    struct worker_proc **procs; /* the current generation's, then older ones still draining */
     int n_procs;
+    int n_current; /* procs of gen_no */
+    int next_index;
     int n_ready;
     enum phase phase;
     int exit_code;
+    int reloading; /* a new generation's workers are starting; the older ones still accept */
     struct event *startup_timer;
     struct event *stop_timer;
     struct event *signal_events[4];
+    struct event *reload_event; /* SIGHUP */
     int fd_sweep_limit;
 };
 
@@ -89,28 +100,30 @@ static int running_workers(const struct serve *s)
 {
     int n = 0;
     for (int i = 0; i < s->n_procs; i++)
-        n += s->procs[i].pid > 0;
+        n += s->procs[i]->pid > 0;
     return n;
 }
 
 static void signal_workers(struct serve *s, int sig)
 {
     for (int i = 0; i < s->n_procs; i++)
-        if (s->procs[i].pid > 0)
-            kill(s->procs[i].pid, sig);
+        if (s->procs[i]->pid > 0)
+            kill(s->procs[i]->pid, sig);
 }
 
 /* ---- starting a worker ---- */
 
 /* In the child between fork and exec: async-signal-safe calls only (the broker has threads). */
-__attribute__((noreturn)) static void exec_worker(char *const argv[], int keep_fd, int sweep_limit)
+__attribute__((noreturn)) static void exec_worker(char *const argv[], const int *keep,
+                                                  size_t n_keep, int sweep_limit)
 {
     /* Nothing the broker holds (store, token sockets, other workers' pipes) may reach the
-     * worker: mark every descriptor close-on-exec, then let only the worker's own end through. */
+     * worker: mark every descriptor close-on-exec, then let only the worker's own through. */
     if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
         for (int fd = 3; fd < sweep_limit; fd++)
             fcntl(fd, F_SETFD, FD_CLOEXEC);
-    fcntl(keep_fd, F_SETFD, 0);
+    for (size_t i = 0; i < n_keep; i++)
+        fcntl(keep[i], F_SETFD, 0);
     execv("/proc/self/exe", argv);
     static const char msg[] = "mailgate: cannot execute /proc/self/exe to start a worker\n";
     ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
@@ -119,6 +132,46 @@ __attribute__((noreturn)) static void exec_worker(char *const argv[], int keep_f
 }
 
 static void on_worker_ready(int index, void *arg);
+static int reload_on_worker_ready(struct serve *s, struct worker_proc *p);
+
+/* The worker's command line and the descriptors it inherits (docs/design.md, "Worker start"):
+ * mailgate -c PATH __worker IPC_FD INDEX CONFIG_FD LISTEN_FD... (one per [listen], in order).
+ * Built before fork: the child may not allocate. */
+struct worker_args {
+    char **argv;
+    int *keep;
+    size_t n_keep;
+};
+
+static void worker_args_build(struct worker_args *a, const struct serve *s, int ipc_fd, int index)
+{
+    const struct generation *g = s->gen;
+    size_t n = 7 + g->n_listen;
+    a->argv = mg_calloc(n + 1, sizeof *a->argv);
+    a->keep = mg_calloc(2 + g->n_listen, sizeof *a->keep);
+    a->argv[0] = mg_strdup("mailgate");
+    a->argv[1] = mg_strdup("-c");
+    a->argv[2] = mg_strdup(s->config_path);
+    a->argv[3] = mg_strdup("__worker");
+    a->argv[4] = mg_printf("%d", ipc_fd);
+    a->argv[5] = mg_printf("%d", index);
+    a->argv[6] = mg_printf("%d", g->config_fd);
+    a->keep[0] = ipc_fd;
+    a->keep[1] = g->config_fd;
+    a->n_keep = 2;
+    for (size_t i = 0; i < g->n_listen; i++) {
+        a->argv[7 + i] = mg_printf("%d", g->listen_fds[i]);
+        a->keep[a->n_keep++] = g->listen_fds[i];
+    }
+}
+
+static void worker_args_free(struct worker_args *a)
+{
+    for (size_t i = 0; a->argv[i]; i++)
+        free(a->argv[i]);
+    free(a->argv);
+    free(a->keep);
+}
 
 static int spawn_worker(struct worker_proc *p)
 {
@@ -128,20 +181,18 @@ static int spawn_worker(struct worker_proc *p)
         log_error("worker %d: socketpair: %s", p->index, strerror(errno));
         return -1;
     }
-    char fd_arg[16], index_arg[16];
-    snprintf(fd_arg, sizeof fd_arg, "%d", sv[1]);
-    snprintf(index_arg, sizeof index_arg, "%d", p->index);
-    char *const argv[] = {"mailgate", "-c", (char *)s->config_path, "__worker", fd_arg,
-                          index_arg,  NULL};
+    struct worker_args args;
+    worker_args_build(&args, s, sv[1], p->index);
     pid_t pid = fork();
+    if (pid == 0)
+        exec_worker(args.argv, args.keep, args.n_keep, s->fd_sweep_limit);
+    worker_args_free(&args);
     if (pid < 0) {
         log_error("worker %d: fork: %s", p->index, strerror(errno));
         close(sv[0]);
         close(sv[1]);
         return -1;
     }
-    if (pid == 0)
-        exec_worker(argv, sv[1], s->fd_sweep_limit);
     close(sv[1]);
     p->pid = pid;
     p->ready = 0;
@@ -165,7 +216,8 @@ static void begin_stop(struct serve *s, int exit_code)
     s->exit_code = exit_code;
     evtimer_del(s->startup_timer);
     for (int i = 0; i < s->n_procs; i++)
-        evtimer_del(s->procs[i].restart_timer);
+        evtimer_del(s->procs[i]->restart_timer);
+    evsignal_del(s->reload_event); /* a reload now would start workers */
     if (running_workers(s) == 0) {
         event_base_loopbreak(s->base);
         return;
@@ -184,23 +236,31 @@ static void log_ready(const struct serve *s)
                          l->name, l->address);
         used += n > 0 ? (size_t)n : 0;
     }
-    log_info("mailgate ready: %d workers, listeners: %s", s->n_procs, listeners);
+    log_info("mailgate ready: %d workers, listeners: %s", s->n_current, listeners);
+}
+
+static struct worker_proc *proc_by_index(struct serve *s, int index)
+{
+    for (int i = 0; i < s->n_procs; i++)
+        if (s->procs[i]->index == index)
+            return s->procs[i];
+    return NULL;
 }
 
 static void on_worker_ready(int index, void *arg)
 {
     struct serve *s = arg;
-    if (index < 0 || index >= s->n_procs)
-        return;
-    struct worker_proc *p = &s->procs[index];
-    if (p->ready || p->pid <= 0)
+    struct worker_proc *p = proc_by_index(s, index);
+    if (!p || p->ready || p->pid <= 0)
         return;
     p->ready = 1;
     if (s->phase == PHASE_RUNNING) {
+        if (reload_on_worker_ready(s, p))
+            return;
         log_info("worker %d is serving again (pid %ld)", index, (long)p->pid);
         return;
     }
-    if (s->phase == PHASE_STARTING && ++s->n_ready == s->n_procs) {
+    if (s->phase == PHASE_STARTING && ++s->n_ready == s->n_current) {
         evtimer_del(s->startup_timer);
         s->phase = PHASE_RUNNING;
         log_ready(s);
@@ -244,6 +304,25 @@ static void on_restart_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void proc_free(struct worker_proc *p)
+{
+    if (p->restart_timer)
+        event_free(p->restart_timer);
+    free(p);
+}
+
+static void drop_proc(struct serve *s, struct worker_proc *p)
+{
+    for (int i = 0; i < s->n_procs; i++) {
+        if (s->procs[i] == p) {
+            memmove(&s->procs[i], &s->procs[i + 1], (size_t)(s->n_procs - i - 1) * sizeof p);
+            s->n_procs--;
+            break;
+        }
+    }
+    proc_free(p);
+}
+
 static void worker_exited(struct serve *s, struct worker_proc *p, int status)
 {
     char how[96];
@@ -260,6 +339,12 @@ static void worker_exited(struct serve *s, struct worker_proc *p, int status)
         begin_stop(s, 1);
         break;
     case PHASE_RUNNING:
+        if (p->gen_no != s->gen_no) {
+            /* Replaced by a reload: never restarted, with the configuration it had. */
+            log_info("worker %d (previous configuration, pid %ld) %s", p->index, (long)pid, how);
+            drop_proc(s, p);
+            break;
+        }
         schedule_restart(p);
         log_error("worker %d (pid %ld) %s%s; restarting it in %llu ms", p->index, (long)pid, how,
                   was_ready ? "" : " before it was ready", (unsigned long long)p->restart_delay_ms);
@@ -275,8 +360,8 @@ static void worker_exited(struct serve *s, struct worker_proc *p, int status)
 static struct worker_proc *proc_by_pid(struct serve *s, pid_t pid)
 {
     for (int i = 0; i < s->n_procs; i++)
-        if (s->procs[i].pid == pid)
-            return &s->procs[i];
+        if (s->procs[i]->pid == pid)
+            return s->procs[i];
     return NULL;
 }
 
@@ -306,12 +391,122 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     begin_stop(s, 0);
 }
 
+/* ---- reload (SIGHUP) ---- */
+
+/* The new generation's workers first; then the older ones still running (they drain). */
+static int make_generation_procs(struct serve *s)
+{
+    int n = s->cfg->gateway.workers > 0 ? s->cfg->gateway.workers : 1;
+    struct worker_proc **procs = mg_calloc((size_t)(n + s->n_procs), sizeof *procs);
+    int m = 0;
+    for (; m < n; m++) {
+        struct worker_proc *p = procs[m] = mg_calloc(1, sizeof *p);
+        p->s = s;
+        p->index = s->next_index++;
+        p->gen_no = s->gen_no;
+        p->restart_timer = evtimer_new(s->base, on_restart_timer, p);
+        if (!p->restart_timer)
+            return -1;
+    }
+    for (int i = 0; i < s->n_procs; i++) {
+        struct worker_proc *old = s->procs[i];
+        evtimer_del(old->restart_timer);
+        if (old->pid > 0)
+            procs[m++] = old;
+        else
+            proc_free(old); /* waiting for a restart it no longer gets */
+    }
+    free(s->procs);
+    s->procs = procs;
+    s->n_procs = m;
+    s->n_current = n;
+    return 0;
+}
+
+/* Once every worker of the new configuration listens, the older ones stop accepting and exit
+ * when their last session ends (worker.c); until then both accept on the shared sockets. */
+static int reload_on_worker_ready(struct serve *s, struct worker_proc *p)
+{
+    if (!s->reloading || p->gen_no != s->gen_no)
+        return 0;
+    for (int i = 0; i < s->n_current; i++)
+        if (!s->procs[i]->ready)
+            return 1;
+    s->reloading = 0;
+    for (int i = s->n_current; i < s->n_procs; i++) {
+        struct worker_proc *old = s->procs[i];
+        if (old->pid > 0 && !old->draining) {
+            old->draining = 1;
+            kill(old->pid, SIGUSR1);
+        }
+    }
+    log_info("reloaded %s: %d workers with the new configuration", s->config_path, s->n_current);
+    return 1;
+}
+
+static void warn_restart_only(const struct config *old, const struct config *cfg)
+{
+    if (strcmp(old->gateway.state_dir, cfg->gateway.state_dir) != 0 ||
+        strcmp(old->gateway.secret_key_file, cfg->gateway.secret_key_file) != 0)
+        log_warn("state_dir and secret_key_file changes take effect at the next start");
+}
+
+static void apply_generation(struct serve *s, struct generation *g)
+{
+    warn_restart_only(s->cfg, g->cfg);
+    broker_set_config(s->broker, g->cfg);
+    generation_free(&s->gen);
+    s->gen = g;
+    s->cfg = g->cfg;
+    s->gen_no++;
+    log_set_level(s->cfg->gateway.log_level);
+    if (make_generation_procs(s) != 0) {
+        log_error("reload: out of memory; stopping");
+        begin_stop(s, 1);
+        return;
+    }
+    s->reloading = 1;
+    for (int i = 0; i < s->n_current; i++) {
+        struct worker_proc *p = s->procs[i];
+        if (spawn_worker(p) != 0) {
+            p->started_ms = mg_now_ms();
+            schedule_restart(p);
+        }
+    }
+}
+
+/* Each error line ("PATH:LINE: message") goes to the log. */
+static void log_reload_errors(char *text)
+{
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        log_error("reload: %s", line);
+    log_error("reload failed: still running the previous configuration");
+}
+
 static void on_sighup(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
     (void)what;
-    (void)arg;
-    log_warn("reload is not supported yet; restart mailgate to apply changes");
+    struct serve *s = arg;
+    if (s->phase != PHASE_RUNNING) {
+        log_warn("SIGHUP ignored: the gateway is %s",
+                 s->phase == PHASE_STARTING ? "starting" : "stopping");
+        return;
+    }
+    log_info("SIGHUP: reloading %s", s->config_path);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *errors = open_memstream(&text, &len);
+    struct generation *g = errors ? generation_load(s->config_path, errors) : NULL;
+    if (g && generation_listen(g, s->gen, errors) != 0)
+        generation_free(&g);
+    if (errors)
+        fclose(errors);
+    if (g)
+        apply_generation(s, g);
+    else
+        log_reload_errors(text ? text : (char[]){"cannot collect the errors"});
+    free(text);
 }
 
 static void on_startup_timeout(evutil_socket_t fd, short what, void *arg)
@@ -319,8 +514,8 @@ static void on_startup_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct serve *s = arg;
-    for (int i = 0; i < s->n_procs; i++) {
-        if (!s->procs[i].ready) {
+    for (int i = 0; i < s->n_current; i++) {
+        if (!s->procs[i]->ready) {
             log_error("worker %d failed to start within %d s; see messages above", i,
                       STARTUP_TIMEOUT_MS / 1000);
             break;
@@ -374,24 +569,15 @@ static int setup_loop(struct serve *s)
         add_signal(s, 1, SIGTERM, on_stop_signal) != 0 ||
         add_signal(s, 2, SIGINT, on_stop_signal) != 0 || add_signal(s, 3, SIGHUP, on_sighup) != 0)
         return -1;
-    s->n_procs = s->cfg->gateway.workers > 0 ? s->cfg->gateway.workers : 1;
-    s->procs = mg_calloc((size_t)s->n_procs, sizeof *s->procs);
-    for (int i = 0; i < s->n_procs; i++) {
-        struct worker_proc *p = &s->procs[i];
-        p->s = s;
-        p->index = i;
-        p->restart_timer = evtimer_new(s->base, on_restart_timer, p);
-        if (!p->restart_timer)
-            return -1;
-    }
-    return 0;
+    s->reload_event = s->signal_events[3];
+    return make_generation_procs(s);
 }
 
 static void start_workers(struct serve *s)
 {
     s->phase = PHASE_STARTING;
-    for (int i = 0; i < s->n_procs; i++) {
-        if (spawn_worker(&s->procs[i]) != 0) {
+    for (int i = 0; i < s->n_current; i++) {
+        if (spawn_worker(s->procs[i]) != 0) {
             log_error("worker %d failed to start; see messages above", i);
             begin_stop(s, 1);
             return;
@@ -405,17 +591,16 @@ static void reap_leftovers(struct serve *s)
 {
     signal_workers(s, SIGKILL);
     for (int i = 0; i < s->n_procs; i++) {
-        if (s->procs[i].pid > 0)
-            waitpid(s->procs[i].pid, NULL, 0);
-        s->procs[i].pid = 0;
+        if (s->procs[i]->pid > 0)
+            waitpid(s->procs[i]->pid, NULL, 0);
+        s->procs[i]->pid = 0;
     }
 }
 
 static void free_loop_objects(struct serve *s)
 {
     for (int i = 0; s->procs && i < s->n_procs; i++)
-        if (s->procs[i].restart_timer)
-            event_free(s->procs[i].restart_timer);
+        proc_free(s->procs[i]);
     free(s->procs);
     s->procs = NULL;
     for (size_t i = 0; i < MG_ARRAY_LEN(s->signal_events); i++)
@@ -429,18 +614,24 @@ static void free_loop_objects(struct serve *s)
 
 static int open_everything(struct serve *s)
 {
-    s->cfg = config_load(s->config_path, CONFIG_LOAD_SECRETS, stderr);
-    if (!s->cfg) {
+    s->gen = generation_load(s->config_path, stderr);
+    if (!s->gen) {
         fprintf(stderr, "mailgate: not starting: %s has errors (see above)\n", s->config_path);
         return -1;
     }
+    s->cfg = s->gen->cfg;
     log_init("broker", s->cfg->gateway.log_level);
     char err[512] = "";
-    /* Before the store and before any worker binds: a second gateway on the same state_dir
-     * would otherwise share every port through SO_REUSEPORT with a store of its own. */
+    /* Before the store and before the listeners are bound: a second gateway on the same
+     * state_dir is told which process holds it (not just "address in use"). */
     s->pidfile = pidfile_acquire(s->cfg->gateway.state_dir, err, sizeof err);
     if (!s->pidfile) {
         fprintf(stderr, "mailgate: not starting: %s\n", err);
+        return -1;
+    }
+    /* Bound once, before any worker exists; the workers inherit the sockets. */
+    if (generation_listen(s->gen, NULL, stderr) != 0) {
+        fprintf(stderr, "mailgate: not starting: cannot bind the listeners (see above)\n");
         return -1;
     }
     s->st = store_open(s->cfg->gateway.state_dir, err, sizeof err);
@@ -482,7 +673,8 @@ static void close_everything(struct serve *s)
         event_base_free(s->base);
     store_close(&s->st);
     pidfile_release(&s->pidfile); /* last: every worker is gone */
-    config_free(&s->cfg);
+    generation_free(&s->gen);
+    s->cfg = NULL;
     libevent_global_shutdown();
 }
 

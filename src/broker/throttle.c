@@ -135,6 +135,13 @@ static struct entry *lookup(struct throttle *t, const struct key *k, uint64_t no
     return e;
 }
 
+void throttle_set_policy(struct throttle *t, const struct throttle_policy *policy)
+{
+    t->policy = *policy;
+    if (t->policy.max_entries == 0)
+        t->policy.max_entries = 100000;
+}
+
 struct throttle *throttle_new(const struct throttle_policy *policy)
 {
     struct throttle *t = mg_calloc(1, sizeof *t);

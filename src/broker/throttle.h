@@ -38,6 +38,9 @@ struct throttle_outcome {
 };
 
 struct throttle *throttle_new(const struct throttle_policy *policy);
+/* A reload's new policy: counters and lockouts already running are kept (a lockout keeps the
+ * end it got), the new thresholds and delays apply from the next failure on. */
+void throttle_set_policy(struct throttle *t, const struct throttle_policy *policy);
 void throttle_free(struct throttle **t);
 
 /* addr: "1.2.3.4:5678", "[2001:db8::1]:5678" or a bare address; the port is ignored. */

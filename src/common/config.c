@@ -578,15 +578,16 @@ static void parse_file(struct parser *p)
     mg_wipe(iobuf, sizeof iobuf);
 }
 
-struct config *config_load(const char *path, enum config_secrets secrets, FILE *errors)
+/* in: the open text, NULL when it could not be opened (open_errno says why). */
+static struct config *load_stream(const char *path, FILE *in, int open_errno,
+                                  enum config_secrets secrets, FILE *errors)
 {
     struct config *cfg = mg_calloc(1, sizeof *cfg);
     cfg->path = mg_strdup(path);
     set_defaults(&cfg->gateway);
-    struct parser p = {.cfg = cfg, .secrets = secrets};
-    p.in = fopen(path, "re");
+    struct parser p = {.cfg = cfg, .secrets = secrets, .in = in};
     if (!p.in) {
-        conf_error(&p, 0, "cannot open: %s", strerror(errno));
+        conf_error(&p, 0, "cannot open: %s", strerror(open_errno));
     } else {
         parse_file(&p);
         finish(&p);
@@ -599,6 +600,23 @@ struct config *config_load(const char *path, enum config_secrets secrets, FILE *
     if (n_errors)
         config_free(&cfg);
     return cfg;
+}
+
+struct config *config_load(const char *path, enum config_secrets secrets, FILE *errors)
+{
+    FILE *in = fopen(path, "re");
+    return load_stream(path, in, errno, secrets, errors);
+}
+
+struct config *config_load_bytes(const char *path, const char *data, size_t len,
+                                 enum config_secrets secrets, FILE *errors)
+{
+    /* fmemopen refuses a zero size; an empty file is an empty text all the same. */
+    static const char empty[1] = "";
+    FILE *in = len ? fmemopen((void *)data, len, "r") : fmemopen((void *)empty, 1, "r");
+    if (in && !len)
+        fseek(in, 1, SEEK_SET);
+    return load_stream(path, in, errno, secrets, errors);
 }
 
 void config_free(struct config **cfgp)

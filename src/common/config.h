@@ -150,6 +150,10 @@ enum config_secrets { CONFIG_LOAD_SECRETS, CONFIG_SKIP_SECRETS };
  * listener addresses that parse, each provider's keys for its type and flow (config_provider.c).
  */
 struct config *config_load(const char *path, enum config_secrets secrets, FILE *errors);
+/* The same from the file's bytes, read earlier (the broker's copy, handed to the workers):
+ * path only names the file in messages. data need not be NUL-terminated. */
+struct config *config_load_bytes(const char *path, const char *data, size_t len,
+                                 enum config_secrets secrets, FILE *errors);
 void config_free(struct config **cfg); /* wipes client secrets, frees client keys */
 
 const struct provider_conf *config_provider(const struct config *cfg, const char *name);

@@ -164,22 +164,19 @@ int mg_ascii_casecmp(const char *a, const char *b)
     return mg_ascii_ncasecmp(a, b, SIZE_MAX);
 }
 
-char *mg_read_file(const char *path, size_t max, int strip, size_t *out_len)
+/* pread from offset 0: a memfd shared by several workers has one file offset for all. */
+char *mg_read_fd(int fd, size_t max, int strip, size_t *out_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
     char *buf = mg_malloc(max + 1);
     size_t len = 0;
     for (;;) {
-        ssize_t n = read(fd, buf + len, max + 1 - len);
+        ssize_t n = pread(fd, buf + len, max + 1 - len, (off_t)len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || (n > 0 && len + (size_t)n > max)) {
             int saved = n < 0 ? errno : EFBIG;
             mg_wipe(buf, len);
             free(buf);
-            close(fd);
             errno = saved;
             return NULL;
         }
@@ -187,12 +184,23 @@ char *mg_read_file(const char *path, size_t max, int strip, size_t *out_len)
             break;
         len += (size_t)n;
     }
-    close(fd);
     while (strip && len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
         buf[--len] = '\0';
     buf[len] = '\0';
     if (out_len)
         *out_len = len;
+    return buf;
+}
+
+char *mg_read_file(const char *path, size_t max, int strip, size_t *out_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *buf = mg_read_fd(fd, max, strip, out_len);
+    int saved = errno;
+    close(fd);
+    errno = saved;
     return buf;
 }
 

@@ -48,5 +48,7 @@ int mg_ascii_ncasecmp(const char *a, const char *b, size_t n);
 /* Reads a whole small file (<= max bytes) into a NUL-terminated buffer; trailing CR/LF and
  * spaces are stripped when strip is true. Returns NULL and sets errno on failure. */
 char *mg_read_file(const char *path, size_t max, int strip, size_t *out_len);
+/* The same for an open descriptor, read from offset 0 whatever its file position. */
+char *mg_read_fd(int fd, size_t max, int strip, size_t *out_len);
 
 #endif

@@ -242,6 +242,7 @@ struct token_store *token_store_attach(struct token_client *tc, const struct con
         log_warn("cannot read the stored tokens: %s", store_last_error(st));
     else if (ts->seeded)
         log_info("reusing the stored tokens of %zu principal(s)", ts->seeded);
+    ts->cfg = NULL; /* only the seeding reads it; a reload (SIGHUP) frees that config */
     token_client_set_observer(tc, on_obtained, ts);
     token_client_set_refresh_ops(tc, &refresh_ops, ts);
     token_client_set_store_ops(tc, &store_ops, ts);

@@ -25,7 +25,7 @@
 #include "tls.h"
 #include "util.h"
 
-#define LISTEN_BACKLOG 1024
+#define CONFIG_MAX_BYTES (1024 * 1024)
 #define ACCEPT_PAUSE_MS 1000
 /* On SIGTERM/SIGINT: how long goodbyes to clients still logging in may take to go out. */
 #define SHUTDOWN_GRACE_MS 500
@@ -35,7 +35,8 @@ struct worker {
     struct config *cfg;
     struct listener *listeners;
     size_t n_listeners;
-    struct event *sigterm, *sigint;
+    struct event *sigterm, *sigint, *sigusr1;
+    int terminating; /* SIGTERM/SIGINT seen */
     int exit_code;
 };
 
@@ -124,8 +125,8 @@ static struct session *take_pending(struct worker_ctx *w, uint32_t id)
 
 /* ---- connections per address ---- */
 
-/* Per worker: with N workers an address may hold up to N times the limit (the kernel spreads
- * connections over the workers' SO_REUSEPORT sockets by a hash of the addresses and ports). */
+/* Per worker: with N workers an address may hold up to N times the limit (whichever worker
+ * wins the accept on the shared socket counts it). */
 int worker_count_connection(struct worker_ctx *w, struct session *s)
 {
     size_t n = conn_count_add(w->per_address, s->client_addr);
@@ -223,7 +224,10 @@ static void accept_error_cb(struct evconnlistener *evl, void *arg)
     log_warn("listener %s: accept: %s", l->conf->name, strerror(err));
 }
 
-static int open_listener(struct worker *wk, struct listener *l, const struct listener_conf *conf)
+/* fd: the broker's listening socket (non-blocking, shared by every worker: the kernel wakes
+ * each one polling it, one accept() wins, the others see EAGAIN, which libevent ignores). */
+static int open_listener(struct worker *wk, struct listener *l, const struct listener_conf *conf,
+                         int fd)
 {
     l->w = &wk->ctx;
     l->conf = conf;
@@ -233,13 +237,14 @@ static int open_listener(struct worker *wk, struct listener *l, const struct lis
                   mg_proto_name(conf->protocol));
         return -1;
     }
-    unsigned flags =
-        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
-    l->evl = evconnlistener_new_bind(wk->ctx.base, accept_cb, l, flags, LISTEN_BACKLOG,
-                                     (const struct sockaddr *)&conf->addr, (int)conf->addrlen);
+    evutil_make_socket_closeonexec(fd);
+    /* backlog 0: already listening (the broker called listen()). */
+    l->evl = evconnlistener_new(wk->ctx.base, accept_cb, l,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
     if (!l->evl) {
-        log_error("listener %s: cannot listen on %s: %s", conf->name, conf->address,
+        log_error("listener %s: cannot accept on %s: %s", conf->name, conf->address,
                   strerror(errno));
+        close(fd);
         return -1;
     }
     evconnlistener_set_error_cb(l->evl, accept_error_cb);
@@ -266,9 +271,10 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     MG_UNUSED(what);
     struct worker *wk = arg;
-    if (wk->ctx.stopping)
+    if (wk->terminating)
         return; /* Ctrl-C: SIGINT from the terminal, then SIGTERM from the broker */
     log_info("worker %d: signal %d, stopping", wk->ctx.index, (int)sig);
+    wk->terminating = 1;
     wk->ctx.stopping = 1;
     close_listeners(wk);
     /* Sessions in the login phase say goodbye and close; relaying ones close at once. The loop
@@ -281,6 +287,23 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     }
     struct timeval grace = {SHUTDOWN_GRACE_MS / 1000, (SHUTDOWN_GRACE_MS % 1000) * 1000};
     event_base_loopexit(wk->ctx.base, &grace);
+}
+
+/* SIGUSR1 after a reload: the new workers accept now. Sessions go on untouched (the upstream
+ * relay, IDLE, a long FETCH); each still ends by its own idle timeout at the latest, and the
+ * worker exits when the last one is freed (session.c). */
+static void on_drain_signal(evutil_socket_t sig, short what, void *arg)
+{
+    MG_UNUSED(sig), MG_UNUSED(what);
+    struct worker *wk = arg;
+    if (wk->ctx.stopping)
+        return;
+    log_info("worker %d: replaced by a reload; finishing %zu session(s)", wk->ctx.index,
+             wk->ctx.n_sessions);
+    wk->ctx.stopping = 1;
+    close_listeners(wk);
+    if (wk->ctx.n_sessions == 0)
+        event_base_loopbreak(wk->ctx.base);
 }
 
 static int setup_tls(struct worker *wk)
@@ -307,14 +330,37 @@ static int setup_dns(struct worker *wk)
     return 0;
 }
 
-static int setup_listeners(struct worker *wk)
+static int setup_listeners(struct worker *wk, const struct worker_start *start)
 {
+    if (start->n_listen != wk->cfg->n_listeners) {
+        log_error("worker %d: %zu listening sockets for %zu listeners", wk->ctx.index,
+                  start->n_listen, wk->cfg->n_listeners);
+        return -1;
+    }
     wk->n_listeners = wk->cfg->n_listeners;
-    wk->listeners = mg_calloc(wk->n_listeners, sizeof *wk->listeners);
+    wk->listeners = mg_calloc(wk->n_listeners ? wk->n_listeners : 1, sizeof *wk->listeners);
     for (size_t i = 0; i < wk->n_listeners; i++)
-        if (open_listener(wk, &wk->listeners[i], &wk->cfg->listeners[i]) != 0)
+        if (open_listener(wk, &wk->listeners[i], &wk->cfg->listeners[i], start->listen_fds[i]) != 0)
             return -1;
     return 0;
+}
+
+/* The bytes the broker validated, never the file: it may have changed since. */
+static struct config *load_config(const struct worker_start *start)
+{
+    size_t len = 0;
+    char *data = mg_read_fd(start->config_fd, CONFIG_MAX_BYTES, 0, &len);
+    close(start->config_fd);
+    if (!data) {
+        log_error("worker %d: cannot read the configuration from the broker: %s", start->index,
+                  strerror(errno));
+        return NULL;
+    }
+    struct config *cfg =
+        config_load_bytes(start->config_path, data, len, CONFIG_SKIP_SECRETS, stderr);
+    mg_wipe(data, len); /* the file may hold a client_secret */
+    free(data);
+    return cfg;
 }
 
 static int setup_ipc(struct worker *wk, int ipc_fd)
@@ -331,24 +377,26 @@ static int setup_ipc(struct worker *wk, int ipc_fd)
     return 0;
 }
 
-static int setup(struct worker *wk, const char *config_path, int ipc_fd)
+static int setup(struct worker *wk, const struct worker_start *start)
 {
-    if (setup_ipc(wk, ipc_fd) != 0) {
+    if (setup_ipc(wk, start->ipc_fd) != 0) {
         log_error("worker %d: cannot use the broker link", wk->ctx.index);
         return -1;
     }
-    wk->cfg = config_load(config_path, CONFIG_SKIP_SECRETS, stderr);
+    wk->cfg = load_config(start);
     if (!wk->cfg)
         return -1;
     wk->ctx.cfg = wk->cfg;
     wk->ctx.per_address = conn_count_new();
     log_set_level(wk->cfg->gateway.log_level);
-    if (setup_tls(wk) != 0 || setup_dns(wk) != 0 || setup_listeners(wk) != 0)
+    if (setup_tls(wk) != 0 || setup_dns(wk) != 0 || setup_listeners(wk, start) != 0)
         return -1;
     wk->sigterm = evsignal_new(wk->ctx.base, SIGTERM, on_stop_signal, wk);
     wk->sigint = evsignal_new(wk->ctx.base, SIGINT, on_stop_signal, wk);
+    wk->sigusr1 = evsignal_new(wk->ctx.base, SIGUSR1, on_drain_signal, wk);
     evsignal_add(wk->sigterm, NULL);
     evsignal_add(wk->sigint, NULL);
+    evsignal_add(wk->sigusr1, NULL);
     return ipc_encode_ready(bufferevent_get_output(wk->ctx.ipc), (uint32_t)wk->ctx.index);
 }
 
@@ -364,6 +412,8 @@ static void teardown(struct worker *wk)
         event_free(wk->sigterm);
     if (wk->sigint)
         event_free(wk->sigint);
+    if (wk->sigusr1)
+        event_free(wk->sigusr1);
     if (wk->ctx.dns)
         evdns_base_free(wk->ctx.dns, 0);
     tls_client_cache_free(&wk->ctx.client_tls);
@@ -374,8 +424,9 @@ static void teardown(struct worker *wk)
     event_base_free(wk->ctx.base);
 }
 
-int worker_main(const char *config_path, int ipc_fd, int index)
+int worker_main(const struct worker_start *start)
 {
+    int index = start->index;
     log_init("worker", MG_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
     struct worker wk;
@@ -387,7 +438,7 @@ int worker_main(const char *config_path, int ipc_fd, int index)
         return 1;
     }
     int rc = 1;
-    if (setup(&wk, config_path, ipc_fd) == 0) {
+    if (setup(&wk, start) == 0) {
         log_debug("worker %d: serving", index);
         event_base_dispatch(wk.ctx.base);
         rc = wk.exit_code;
