@@ -25,6 +25,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "harden.h"
 #include "log.h"
 #include "pidfile.h"
 #include "secretbox.h"
@@ -440,6 +441,10 @@ static int open_everything(struct serve *s)
      * would otherwise share every port through SO_REUSEPORT with a store of its own. */
     s->pidfile = pidfile_acquire(s->cfg->gateway.state_dir, err, sizeof err);
     if (!s->pidfile) {
+        fprintf(stderr, "mailgate: not starting: %s\n", err);
+        return -1;
+    }
+    if (broker_harden(s->cfg, err, sizeof err) != 0) {
         fprintf(stderr, "mailgate: not starting: %s\n", err);
         return -1;
     }
