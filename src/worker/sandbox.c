@@ -173,14 +173,17 @@ static void forbidden_call(int sig)
     syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0);
 }
 
-static void install_test_hook(void)
+static int install_test_hook(void)
 {
-    if (getenv("MAILGATE_TEST_SANDBOX_HOOK"))
-        signal(SIGUSR2, forbidden_call);
+    if (!getenv("MAILGATE_TEST_SANDBOX_HOOK"))
+        return 0;
+    signal(SIGUSR2, forbidden_call);
+    return 1;
 }
 #else
-static void install_test_hook(void)
+static int install_test_hook(void)
 {
+    return 0;
 }
 #endif
 
@@ -197,11 +200,12 @@ int worker_sandbox_enter(const struct config *cfg)
 #if defined(__SANITIZE_ADDRESS__)
     on_exit(leave_without_leak_check, NULL);
 #endif
-    install_test_hook();
+    int hook = install_test_hook();
     if (load_filter() != 0) {
         log_error("sandbox: cannot load the seccomp filter");
         return -1;
     }
-    log_debug("sandbox: entered (uid %ld, seccomp on)", (long)getuid());
+    log_debug("sandbox: entered (uid %ld, seccomp on%s)", (long)getuid(),
+              hook ? ", test hook armed" : "");
     return 0;
 }
