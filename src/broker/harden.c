@@ -35,9 +35,10 @@ static int user_exists(const char *user, char *err, size_t errlen)
 {
     if (getpwnam(user))
         return 0;
+    /* --no-create-home: the state directory is the broker's (root, 0700), never the user's. */
     snprintf(err, errlen,
              "the workers run as user \"%s\" ([gateway] user), which does not exist; create it "
-             "with: adduser --system --group --home /var/lib/mailgate %s",
+             "with: adduser --system --group --home /var/lib/mailgate --no-create-home %s",
              user, user);
     return -1;
 }
@@ -55,7 +56,8 @@ static int is_empty_dir(const char *path)
     return empty;
 }
 
-/* A directory the workers can neither write nor find anything in: their root after chroot. */
+/* A directory the workers can neither write nor find anything in: their root after chroot.
+ * Changed only when wrong, so the systemd unit needs neither CAP_CHOWN nor CAP_FOWNER. */
 static int prepare_empty_dir(const char *state_dir, char *err, size_t errlen)
 {
     char *path = mg_printf("%s/%s", state_dir, EMPTY_DIR);
@@ -65,7 +67,8 @@ static int prepare_empty_dir(const char *state_dir, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
     else if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         snprintf(err, errlen, "%s is not a directory", path);
-    else if (chown(path, 0, 0) != 0 || chmod(path, 0555) != 0)
+    else if (((st.st_uid || st.st_gid) && chown(path, 0, 0) != 0) ||
+             ((st.st_mode & 07777) != 0555 && chmod(path, 0555) != 0))
         snprintf(err, errlen, "cannot make %s root-owned, mode 0555: %s", path, strerror(errno));
     else if (!is_empty_dir(path))
         snprintf(err, errlen, "%s must be empty (the workers' root directory)", path);

@@ -39,8 +39,14 @@ struct rule {
     uint32_t action;
 };
 
-#define ALLOW(name) {SCMP_SYS(name), SCMP_ACT_ALLOW}
-#define FAIL(name, err) {SCMP_SYS(name), SCMP_ACT_ERRNO(err)}
+#define ALLOW(name)                                                                                \
+    {                                                                                              \
+        SCMP_SYS(name), SCMP_ACT_ALLOW                                                             \
+    }
+#define FAIL(name, err)                                                                            \
+    {                                                                                              \
+        SCMP_SYS(name), SCMP_ACT_ERRNO(err)                                                        \
+    }
 
 /* Allowed without conditions, or refused with an errno (see the top of the file). */
 static const struct rule plain_rules[] = {
@@ -54,19 +60,19 @@ static const struct rule plain_rules[] = {
     /* memory (PROT_EXEC is refused by the conditional rules below) */
     ALLOW(munmap), ALLOW(madvise), ALLOW(brk), ALLOW(mremap),
     /* time, randomness, threads' futexes (libc locks) */
-    ALLOW(clock_gettime), ALLOW(clock_getres), ALLOW(gettimeofday), ALLOW(time),
-    ALLOW(nanosleep), ALLOW(clock_nanosleep), ALLOW(getrandom), ALLOW(futex),
+    ALLOW(clock_gettime), ALLOW(clock_getres), ALLOW(gettimeofday), ALLOW(time), ALLOW(nanosleep),
+    ALLOW(clock_nanosleep), ALLOW(getrandom), ALLOW(futex),
     /* signals and leaving */
     ALLOW(rt_sigreturn), ALLOW(rt_sigprocmask), ALLOW(rt_sigaction), ALLOW(sigaltstack),
     ALLOW(restart_syscall), ALLOW(exit), ALLOW(exit_group),
     /* facts about the process itself (libc, OpenSSL's fork check, the sanitizers' reports) */
-    ALLOW(getpid), ALLOW(gettid), ALLOW(getuid), ALLOW(geteuid), ALLOW(getgid),
-    ALLOW(getegid), ALLOW(sched_yield), ALLOW(fstat), ALLOW(newfstatat), ALLOW(lseek),
-    ALLOW(getrlimit), ALLOW(uname),
+    ALLOW(getpid), ALLOW(gettid), ALLOW(getuid), ALLOW(geteuid), ALLOW(getgid), ALLOW(getegid),
+    ALLOW(sched_yield), ALLOW(fstat), ALLOW(newfstatat), ALLOW(lseek), ALLOW(getrlimit),
+    ALLOW(uname),
     /* fallback paths of library code: nothing to open in the chroot */
     FAIL(open, EACCES), FAIL(openat, EACCES), FAIL(stat, EACCES), FAIL(lstat, EACCES),
-    FAIL(access, EACCES), FAIL(faccessat, EACCES), FAIL(readlink, EACCES),
-    FAIL(readlinkat, EACCES), FAIL(prctl, EPERM), FAIL(prlimit64, EPERM)};
+    FAIL(access, EACCES), FAIL(faccessat, EACCES), FAIL(readlink, EACCES), FAIL(readlinkat, EACCES),
+    FAIL(prctl, EPERM), FAIL(prlimit64, EPERM)};
 
 static int add_plain_rules(scmp_filter_ctx f)
 {

@@ -145,8 +145,7 @@ static SSL_CTX *client_ctx_new(const char *ca_file)
     }
     set_common_options(ctx);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-                     : load_system_cas(ctx);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) : load_system_cas(ctx);
     if (ok != 1) {
         log_openssl_error("cannot load CA certificates", ca_file ? ca_file : "(system)");
         SSL_CTX_free(ctx);

@@ -94,5 +94,6 @@ def test_serve_refuses_without_the_user(fleet):
     r = gw.cli("serve", timeout=30)
     assert r.returncode == 1
     assert "user \"no-such-user-xyz\"" in r.stderr
-    assert "adduser --system --group --home /var/lib/mailgate no-such-user-xyz" in r.stderr
+    assert ("adduser --system --group --home /var/lib/mailgate --no-create-home "
+            "no-such-user-xyz") in r.stderr
     assert time.monotonic() - started < 20
