@@ -4,7 +4,8 @@
 #   make fuzz     run each libFuzzer target for FUZZ_RUNS iterations
 #   make demo     start a local test stack and the gateway, run a real client session
 #   make bench    throughput and login latency, through mailgate vs direct
-.PHONY: all deps check fuzz demo bench format clean
+#   make install  build/mailgate to $(PREFIX)/bin, the unit file, the [gateway] user if missing
+.PHONY: all deps check fuzz demo bench format clean install
 
 BUILD      := build
 TEST_BUILD := build-test
@@ -12,6 +13,8 @@ FUZZ_BUILD := build-fuzz
 FUZZ_RUNS  ?= 1000000
 CHECK_FUZZ_RUNS ?= 1000000
 PYTHON     := /usr/bin/python3
+PREFIX     ?= /usr/local
+MG_USER    ?= mailgate
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -45,6 +48,15 @@ demo: all
 
 bench: all
 	$(PYTHON) bench/bench.py --mailgate $(BUILD)/mailgate
+
+# The workers drop to [gateway] user (default mailgate) after their setup: `serve` started as
+# root refuses to start without it, so create it here (a system user, no login shell).
+install: all
+	install -D -m 755 $(BUILD)/mailgate $(DESTDIR)$(PREFIX)/bin/mailgate
+	install -D -m 644 contrib/mailgate.service $(DESTDIR)/etc/systemd/system/mailgate.service
+	install -D -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/mailgate/README.md
+	id $(MG_USER) >/dev/null 2>&1 || \
+		adduser --system --group --home /var/lib/mailgate --no-create-home $(MG_USER)
 
 format:
 	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c fuzz/*.c

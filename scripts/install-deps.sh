@@ -11,10 +11,12 @@ set -euo pipefail
 #   ca-certificates  libcurl's and Python's default trust store (a Recommends of libcurl4)
 #   make             the Makefile itself (not on a minimal Debian)
 #   sqlite3          the sqlite3 shell: test_store builds old and newer schemas with it
+#   libseccomp-dev   the workers' system call filter (src/worker/sandbox.c)
+#   adduser          `make install` and the tests (as root) create the workers' user with it
 PACKAGES=(
     make meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev
     libssl-dev libevent-dev libcurl4-openssl-dev libjansson-dev libinih-dev libsqlite3-dev
-    libargon2-dev libcmocka-dev sqlite3
+    libargon2-dev libcmocka-dev sqlite3 libseccomp-dev adduser
     dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
     python3 python3-pytest python3-cryptography curl openssl ca-certificates
     swaks libnet-ssleay-perl libio-socket-ssl-perl

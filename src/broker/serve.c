@@ -28,6 +28,7 @@
 #include "broker.h"
 #include "config.h"
 #include "generation.h"
+#include "harden.h"
 #include "log.h"
 #include "pidfile.h"
 #include "secretbox.h"
@@ -626,6 +627,10 @@ static int open_everything(struct serve *s)
      * state_dir is told which process holds it (not just "address in use"). */
     s->pidfile = pidfile_acquire(s->cfg->gateway.state_dir, err, sizeof err);
     if (!s->pidfile) {
+        fprintf(stderr, "mailgate: not starting: %s\n", err);
+        return -1;
+    }
+    if (broker_harden(s->cfg, err, sizeof err) != 0) {
         fprintf(stderr, "mailgate: not starting: %s\n", err);
         return -1;
     }

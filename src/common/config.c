@@ -35,6 +35,7 @@ enum section_kind { SEC_INVALID, SEC_GATEWAY, SEC_TLS, SEC_LISTEN, SEC_PROVIDER,
 static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "state_dir", V_STRING, state_dir, false),
     KEY(gateway_conf, "secret_key_file", V_STRING, secret_key_file, false),
+    KEY(gateway_conf, "user", V_STRING, user, false),
     KEY(gateway_conf, "log_level", V_LOG_LEVEL, log_level, false),
     KEY(gateway_conf, "workers", V_WORKERS, workers, false),
     KEY(gateway_conf, "login_timeout", V_DURATION, login_timeout_ms, false),
@@ -539,6 +540,7 @@ static void finish(struct parser *p)
 static void set_defaults(struct gateway_conf *g)
 {
     g->state_dir = mg_strdup("/var/lib/mailgate");
+    g->user = mg_strdup("mailgate");
     g->log_level = MG_LOG_INFO;
     g->workers = config_online_cpus();
     g->login_timeout_ms = 60 * 1000;
@@ -638,6 +640,7 @@ void config_free(struct config **cfgp)
     free(cfg->providers);
     free(cfg->gateway.state_dir);
     free(cfg->gateway.secret_key_file);
+    free(cfg->gateway.user);
     free(cfg->tls.certificate);
     free(cfg->tls.private_key);
     free(cfg->tls.ecdsa_certificate);

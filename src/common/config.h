@@ -20,8 +20,10 @@ enum jwt_alg {
 };
 
 struct gateway_conf {
-    char *state_dir;                /* default /var/lib/mailgate */
-    char *secret_key_file;          /* default state_dir/secret.key (AES-256-GCM, secretbox.h) */
+    char *state_dir;       /* default /var/lib/mailgate */
+    char *secret_key_file; /* default state_dir/secret.key (AES-256-GCM, secretbox.h) */
+    /* default mailgate: workers started as root become this user (worker/sandbox.h) */
+    char *user;
     enum mg_log_level log_level;    /* default info */
     int workers;                    /* "auto" -> number of online CPUs (>= 1) */
     uint64_t login_timeout_ms;      /* default 60 s: time allowed before a successful login */

@@ -104,8 +104,10 @@ static void load_client_secret(const struct finishing *f)
     else if (len == 0 || strlen(secret) != len || conf_has_control_char(secret))
         conf_error(f->p, line, "%s must hold the secret on one line (and nothing else)",
                    pr->client_secret_file);
-    else
+    else {
         pr->client_secret = secret;
+        mg_protect_secret(secret, len);
+    }
     if (secret && pr->client_secret != secret)
         mg_free_secret(&secret);
 }

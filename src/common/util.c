@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +77,17 @@ void mg_wipe(void *p, size_t len)
 {
     if (p && len)
         explicit_bzero(p, len);
+}
+
+void mg_protect_secret(const void *p, size_t len)
+{
+    if (!p || len == 0)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)p & ~(page - 1);
+    size_t span = (size_t)((uintptr_t)p + len - start);
+    (void)madvise((void *)start, span, MADV_DONTDUMP);
+    (void)mlock((void *)start, span);
 }
 
 void mg_free_secret(char **s)

@@ -22,6 +22,10 @@ char *mg_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void mg_wipe(void *p, size_t len);
 /* Wipe a NUL-terminated secret string and free it; sets *s to NULL. */
 void mg_free_secret(char **s);
+/* Keeps the pages under [p, p+len) out of core dumps (MADV_DONTDUMP) and, where the memlock
+ * limit allows, out of swap (mlock). Best effort, never undone: the pages may hold other heap
+ * data too, which merely shares the protection. For key material the broker keeps. */
+void mg_protect_secret(const void *p, size_t len);
 
 /* Copies at most size-1 bytes, always terminates; returns strlen(src). */
 size_t mg_strlcpy(char *dst, const char *src, size_t size);

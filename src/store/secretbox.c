@@ -33,6 +33,7 @@ struct secretbox {
 struct secretbox *secretbox_from_key(const uint8_t key[SECRETBOX_KEY_LEN])
 {
     struct secretbox *box = mg_calloc(1, sizeof *box);
+    mg_protect_secret(box, sizeof *box); /* both keys: current and previous */
     memcpy(box->current.bytes, key, SECRETBOX_KEY_LEN);
     uint8_t digest[SHA256_DIGEST_LENGTH];
     SHA256(key, SECRETBOX_KEY_LEN, digest);

@@ -85,6 +85,8 @@ struct token_creds *token_creds_update(struct token_creds **list, const struct p
     replace_setting(&k->token_endpoint, p->token_endpoint);
     replace_setting(&k->client_id, p->client_id);
     replace_setting(&k->client_secret, p->client_secret);
+    if (k->client_secret) /* the cache's own copy: out of core dumps like the config's */
+        mg_protect_secret(k->client_secret, strlen(k->client_secret));
     replace_setting(&k->ca_file, p->ca_file);
     replace_setting(&k->client_secret_file, p->client_secret_file);
     replace_setting(&k->client_private_key, p->client_private_key);

@@ -125,6 +125,17 @@ void tls_client_cache_free(struct tls_client_cache **cache)
     *cache = NULL;
 }
 
+/* The system trust store as one file (SSL_CERT_FILE or OpenSSL's default, Debian's bundle), read
+ * now: SSL_CTX_set_default_verify_paths() would also look certificates up in /etc/ssl/certs at
+ * each verification, and a sandboxed worker opens no file after its setup (sandbox.h). */
+static int load_system_cas(SSL_CTX *ctx)
+{
+    const char *file = getenv(X509_get_default_cert_file_env());
+    if (!file || !*file)
+        file = X509_get_default_cert_file();
+    return SSL_CTX_load_verify_file(ctx, file);
+}
+
 static SSL_CTX *client_ctx_new(const char *ca_file)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -134,8 +145,7 @@ static SSL_CTX *client_ctx_new(const char *ca_file)
     }
     set_common_options(ctx);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-                     : SSL_CTX_set_default_verify_paths(ctx);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) : load_system_cas(ctx);
     if (ok != 1) {
         log_openssl_error("cannot load CA certificates", ca_file ? ca_file : "(system)");
         SSL_CTX_free(ctx);

@@ -18,6 +18,7 @@
 #include "conn_count.h"
 #include "imap.h"
 #include "pop3.h"
+#include "sandbox.h"
 #include "smtp.h"
 #include "ipc.h"
 #include "log.h"
@@ -438,7 +439,7 @@ int worker_main(const struct worker_start *start)
         return 1;
     }
     int rc = 1;
-    if (setup(&wk, start) == 0) {
+    if (setup(&wk, start) == 0 && worker_sandbox_enter(wk.cfg) == 0) {
         log_debug("worker %d: serving", index);
         event_base_dispatch(wk.ctx.base);
         rc = wk.exit_code;

@@ -34,8 +34,23 @@ USERS = {
 }
 
 
+GATEWAY_USER = "mailgate"  # [gateway] user's default: the workers' unprivileged user
+
+
+def ensure_gateway_user():
+    """As root (CI), `serve` refuses to start without [gateway] user: create it like `make
+    install` does (a system user without a home directory; adduser is Debian's package)."""
+    if os.geteuid() != 0:
+        return
+    if subprocess.run(["id", GATEWAY_USER], capture_output=True).returncode == 0:
+        return
+    subprocess.run(["adduser", "--system", "--group", "--no-create-home", GATEWAY_USER],
+                   check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def workdir():
+    ensure_gateway_user()
     d = tempfile.mkdtemp(prefix="mailgate-it-")
     yield d
     if not os.environ.get("MAILGATE_KEEP_TMP"):

@@ -1,0 +1,99 @@
+"""The processes' privileges (README, "Security model"): a worker serves as the unprivileged
+[gateway] user, chrooted into STATE_DIR/empty, without capabilities, with no_new_privs and a
+seccomp filter that kills it on a forbidden system call (the broker restarts it); the broker
+is not dumpable and has no core files; as root, serve refuses to start without the user."""
+import os
+import pwd
+import signal
+import time
+
+import pytest
+
+from conftest import GATEWAY_USER, login
+from harness.procs import wait_until
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="the user change and chroot happen only when started as root")
+
+
+def status_fields(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def core_limit(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        line = next(l for l in f if l.startswith("Max core file size"))
+    return line.split()[4:6]  # soft, hard
+
+
+@pytest.fixture(scope="module")
+def sandboxed(fleet):
+    return fleet.new("sandbox")
+
+
+@needs_root
+def test_worker_is_unprivileged_and_filtered(sandboxed):
+    user = pwd.getpwnam(GATEWAY_USER)
+    pids = sandboxed.worker_pids()
+    assert len(pids) == 2
+    for pid in pids:
+        st = status_fields(pid)
+        assert st["Uid"].split() == [str(user.pw_uid)] * 4, st["Uid"]
+        assert st["Gid"].split() == [str(user.pw_gid)] * 4, st["Gid"]
+        assert st["Groups"].strip() == ""
+        assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
+        assert st["NoNewPrivs"] == "1"
+        assert st["Seccomp"] == "2"  # filter mode
+        assert core_limit(pid) == ["0", "0"]
+
+
+@needs_root
+def test_worker_root_is_the_empty_directory(sandboxed):
+    empty = os.path.join(sandboxed.state_dir, "empty")
+    st = os.stat(empty)
+    assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o555)
+    assert os.listdir(empty) == []
+    for pid in sandboxed.worker_pids():
+        assert os.readlink(f"/proc/{pid}/root") == empty
+
+
+def test_worker_serves_inside_the_sandbox(sandboxed):
+    c = login(sandboxed, "alice")  # evdns, upstream TLS with the CA file loaded at setup
+    c.close()
+    assert "seccomp on" in sandboxed.log_text()
+
+
+def test_broker_is_not_dumpable(sandboxed):
+    assert "broker: dumpable=0, core files off" in sandboxed.log_text()
+    assert core_limit(sandboxed.proc.pid) == ["0", "0"]
+
+
+def test_forbidden_system_call_kills_the_worker_and_it_is_restarted(fleet, monkeypatch):
+    monkeypatch.setenv("MAILGATE_TEST_SANDBOX_HOOK", "1")
+    gw = fleet.new("sandbox-hook")
+    if "test hook armed" not in gw.log_text():
+        pytest.skip("the binary has no test hooks (built with -Dtests=false)")
+    victim = gw.worker_pids()[0]
+    offset = gw.log_offset()
+    os.kill(victim, signal.SIGUSR2)  # the hook calls ptrace(2)
+    gw.wait_for_log(rf"\(pid {victim}\) was killed by signal {int(signal.SIGSYS)}", offset)
+    gw.wait_for_log(r"restarting worker", offset, timeout=15)
+    wait_until(lambda: len(gw.worker_pids()) == 2 and victim not in gw.worker_pids(),
+               timeout=15, what="the worker restarted")
+    for _ in range(4):  # both workers serve (the kernel spreads connections over them)
+        c = login(gw, "alice")
+        c.close()
+
+
+@needs_root
+def test_serve_refuses_without_the_user(fleet):
+    gw = fleet.new("sandbox-nouser", start=False, gateway_lines=["user = no-such-user-xyz"])
+    gw.write_config()
+    started = time.monotonic()
+    r = gw.cli("serve", timeout=30)
+    assert r.returncode == 1
+    assert "user \"no-such-user-xyz\"" in r.stderr
+    assert ("adduser --system --group --home /var/lib/mailgate --no-create-home "
+            "no-such-user-xyz") in r.stderr
+    assert time.monotonic() - started < 20
