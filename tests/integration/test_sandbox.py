@@ -37,6 +37,10 @@ def test_worker_is_unprivileged_and_filtered(sandboxed):
     user = pwd.getpwnam(GATEWAY_USER)
     pids = sandboxed.worker_pids()
     assert len(pids) == 2
+    # A worker that was just (re)started may not have entered its sandbox yet: give it 5 s.
+    end = time.monotonic() + 5
+    while time.monotonic() < end and any(status_fields(p)["Seccomp"] != "2" for p in pids):
+        time.sleep(0.1)
     for pid in pids:
         st = status_fields(pid)
         assert st["Uid"].split() == [str(user.pw_uid)] * 4, st["Uid"]
