@@ -182,7 +182,10 @@ char *mg_read_fd(int fd, size_t max, int strip, size_t *out_len)
     char *buf = mg_malloc(max + 1);
     size_t len = 0;
     for (;;) {
+        /* pread: workers share one memfd offset; a pipe or terminal (stdin) cannot seek. */
         ssize_t n = pread(fd, buf + len, max + 1 - len, (off_t)len);
+        if (n < 0 && errno == ESPIPE)
+            n = read(fd, buf + len, max + 1 - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || (n > 0 && len + (size_t)n > max)) {
