@@ -201,17 +201,22 @@ void throttle_release(struct throttle *t, const char *addr)
 }
 
 /* Counts one failure in e's window; returns the count. */
+/* The count the next failure of entry e would reach at now (count_failure without counting). */
+static uint32_t next_count(const struct throttle *t, const struct entry *e, uint64_t now)
+{
+    if (!e || window_over(t, e, now))
+        return 1;
+    return e->failures < UINT32_MAX ? e->failures + 1 : UINT32_MAX;
+}
+
 static uint32_t count_failure(const struct throttle *t, struct entry *e, uint64_t now)
 {
-    if (!e)
-        return 1;
-    if (window_over(t, e, now)) {
-        e->failures = 0;
-        e->window_start_ms = now;
-    }
-    if (e->failures < UINT32_MAX)
-        e->failures++;
-    return e->failures;
+    uint32_t n = next_count(t, e, now);
+    if (e && n == 1)
+        e->window_start_ms = now; /* a new window starts with its first failure */
+    if (e)
+        e->failures = n;
+    return n;
 }
 
 /* Failure n (n >= 2) waits base * 2^(n-1), at most max_delay; the first one the worker's own
@@ -249,14 +254,6 @@ struct throttle_outcome throttle_failure(struct throttle *t, const char *user, c
         out.locked_now = 1;
     }
     return out;
-}
-
-/* The count the next failure of entry e would reach at now (count_failure without counting). */
-static uint32_t next_count(const struct throttle *t, const struct entry *e, uint64_t now)
-{
-    if (!e || window_over(t, e, now))
-        return 1;
-    return e->failures < UINT32_MAX ? e->failures + 1 : UINT32_MAX;
 }
 
 uint32_t throttle_failure_delay(struct throttle *t, const char *user, const char *addr,
