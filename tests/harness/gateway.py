@@ -193,10 +193,27 @@ class Gateway:
         for mode, port in self.listeners.values():
             if not port_accepts(port):
                 return False
-        # every worker must be up: one greeting per worker is not guaranteed, so check one per
-        # listener and that the workers exist
+        # Every worker must be up. The broker binds the listeners, so one greeting per listener
+        # proves only one worker; the others count as up once they have entered their sandbox
+        # (seccomp is the last step of a worker's setup: certificates and the CA file are loaded
+        # by then, so a measurement that starts now sees no worker still warming up).
+        if not self.workers_sandboxed():
+            return False
         return all(self.greeting(name).startswith(GREETING_PREFIX[self.protocol(name)])
                    for name in self.listeners)
+
+    def workers_sandboxed(self):
+        pids = self.worker_pids()
+        if len(pids) != int(self.settings["workers"]):
+            return False
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    if not re.search(r"^Seccomp:\s+2$", f.read(), re.M):
+                        return False
+            except OSError:
+                return False
+        return True
 
     def greeting(self, listener="imaps"):
         mode, port = self.listeners[listener]

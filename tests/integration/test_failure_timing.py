@@ -39,7 +39,11 @@ def timed_login(gw, user, password):
 
 
 def test_every_authentication_failure_is_answered_after_the_same_delay(timing_gateway):
-    for round_ in range(2):  # the first round also fetches carol's token from the IdP
+    # Not measured: carol's first login fetches her token from the IdP (and, refused upstream,
+    # a fresh one): on a loaded machine that work alone can outlast the delay, which hides the
+    # time of the answer only when the answer is ready before it.
+    timed_login(timing_gateway, *ATTEMPTS["right password, mailbox refused upstream"])
+    for round_ in range(2):
         seen = {cause: timed_login(timing_gateway, *creds) for cause, creds in ATTEMPTS.items()}
         answers = {answer for _, answer in seen.values()}
         assert answers == {"NO [AUTHENTICATIONFAILED] Authentication failed."}, seen
