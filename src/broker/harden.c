@@ -1,5 +1,5 @@
-/* The broker's own hardening and the workers' chroot (harden.h). The broker stays root: it
- * starts workers that chroot and change user, which takes root (README, "Security model"). */
+/* The broker's own hardening and the workers' chroot (harden.h). Root is given up right after
+ * (privdrop.h); the workers chroot from a user namespace of their own (worker/sandbox.c). */
 #include "harden.h"
 
 #include <dirent.h>
@@ -37,7 +37,7 @@ static int user_exists(const char *user, char *err, size_t errlen)
         return 0;
     /* --no-create-home: the state directory is the broker's (root, 0700), never the user's. */
     snprintf(err, errlen,
-             "the workers run as user \"%s\" ([gateway] user), which does not exist; create it "
+             "mailgate runs as user \"%s\" ([gateway] user), which does not exist; create it "
              "with: adduser --system --group --home /var/lib/mailgate --no-create-home %s",
              user, user);
     return -1;
@@ -67,9 +67,12 @@ static int prepare_empty_dir(const char *state_dir, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
     else if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         snprintf(err, errlen, "%s is not a directory", path);
-    else if (((st.st_uid || st.st_gid) && chown(path, 0, 0) != 0) ||
-             ((st.st_mode & 07777) != 0555 && chmod(path, 0555) != 0))
-        snprintf(err, errlen, "cannot make %s root-owned, mode 0555: %s", path, strerror(errno));
+    else if (geteuid() == 0 && (st.st_uid || st.st_gid) && chown(path, 0, 0) != 0)
+        snprintf(err, errlen, "cannot make %s root-owned: %s", path, strerror(errno));
+    else if (st.st_uid != 0 && st.st_uid != geteuid())
+        snprintf(err, errlen, "%s belongs to another user (uid %ld)", path, (long)st.st_uid);
+    else if ((st.st_mode & 07777) != 0555 && chmod(path, 0555) != 0)
+        snprintf(err, errlen, "cannot make %s mode 0555: %s", path, strerror(errno));
     else if (!is_empty_dir(path))
         snprintf(err, errlen, "%s must be empty (the workers' root directory)", path);
     else
@@ -82,10 +85,8 @@ int broker_harden(const struct config *cfg, char *err, size_t errlen)
 {
     if (no_dumps(err, errlen) != 0)
         return -1;
-    if (geteuid() != 0)
-        return 0; /* the workers cannot drop what they do not have: no user, no chroot */
-    if (user_exists(cfg->gateway.user, err, errlen) != 0)
-        return -1;
+    if (geteuid() == 0 && user_exists(cfg->gateway.user, err, errlen) != 0)
+        return -1; /* started by another user: that one serves, [gateway] user is not needed */
     /* The state directory exists already (pidfile_acquire creates it, 0700). */
     return prepare_empty_dir(cfg->gateway.state_dir, err, errlen);
 }

@@ -2,11 +2,11 @@
  *
  * Start: load the config with secrets, open the store, start the broker, fork+exec one worker
  * per [gateway] workers, and wait on the loop until each reported it accepts. The listening
- * sockets and the config bytes are the generation's (generation.h): bound and read here once. A worker
- * that dies (or 15 s without all of them ready) means the gateway cannot serve as configured:
- * stop everything and exit 1. Running: a worker that dies is restarted after 1 s, doubling up
- * to 30 s while it keeps dying within 10 s of its start. SIGTERM/SIGINT: SIGTERM to every
- * worker, SIGKILL to those still there 10 s later, free everything, exit 0. SIGHUP: reload
+ * sockets and the config bytes are the generation's (generation.h): bound and read here once. A
+ * worker that dies (or 15 s without all of them ready) means the gateway cannot serve as
+ * configured: stop everything and exit 1. Running: a worker that dies is restarted after 1 s,
+ * doubling up to 30 s while it keeps dying within 10 s of its start. SIGTERM/SIGINT: SIGTERM to
+ * every worker, SIGKILL to those still there 10 s later, free everything, exit 0. SIGHUP: reload
  * (new generation, new workers; the old ones drain: docs/design.md "reload"). Only one gateway
  * per state_dir (pidfile.h): a second one exits 1 before it opens the store or binds. */
 #include "serve.h"
@@ -31,6 +31,7 @@
 #include "harden.h"
 #include "log.h"
 #include "pidfile.h"
+#include "privdrop.h"
 #include "secretbox.h"
 #include "store.h"
 #include "token_store.h"
@@ -554,6 +555,37 @@ static void raise_fd_limit(struct serve *s)
     s->fd_sweep_limit = rl.rlim_cur > FD_SWEEP_MAX ? FD_SWEEP_MAX : (int)rl.rlim_cur;
 }
 
+static int file_readable(const char *path)
+{
+    if (!path || access(path, R_OK) == 0)
+        return 0;
+    fprintf(stderr, "%s: cannot read: %s\n", path, strerror(errno));
+    return -1;
+}
+
+/* Everything read after the start is read as the unprivileged user: the configuration and its
+ * secret files by a reload, the certificates by every worker that starts. A file only root
+ * can read would break the first reload or worker restart, long after the admin looked:
+ * refuse now, naming the files. */
+static int readable_after_drop(struct serve *s)
+{
+    struct generation *probe = generation_load(s->config_path, stderr);
+    const struct tls_conf *t = &s->cfg->tls;
+    int rc = probe ? 0 : -1;
+    generation_free(&probe);
+    rc |= file_readable(t->certificate) | file_readable(t->private_key);
+    rc |= file_readable(t->ecdsa_certificate) | file_readable(t->ecdsa_private_key);
+    for (size_t i = 0; i < s->cfg->n_providers; i++)
+        rc |= file_readable(s->cfg->providers[i].ca_file);
+    if (rc != 0)
+        fprintf(stderr,
+                "mailgate: not starting: user %s cannot read the files above (reloads and "
+                "workers read them as that user); give them to it, e.g. chown %s FILE && "
+                "chmod 0600 FILE\n",
+                broker_user_name(), broker_user_name());
+    return rc ? -1 : 0;
+}
+
 static int add_signal(struct serve *s, size_t slot, int sig, event_callback_fn cb)
 {
     s->signal_events[slot] = evsignal_new(s->base, sig, cb, s);
@@ -650,7 +682,13 @@ static int open_everything(struct serve *s)
         fprintf(stderr, "mailgate: not starting: %s\n", err);
         return -1;
     }
-    raise_fd_limit(s);
+    raise_fd_limit(s); /* while the hard limit may still be raised */
+    if (broker_drop_root(s->cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "mailgate: not starting: %s\n", err);
+        return -1;
+    }
+    if (readable_after_drop(s) != 0)
+        return -1;
     signal(SIGPIPE, SIG_IGN);
     s->base = event_base_new();
     if (!s->base) {
@@ -681,6 +719,7 @@ static void close_everything(struct serve *s)
     generation_free(&s->gen);
     s->cfg = NULL;
     libevent_global_shutdown();
+    broker_allow_leak_check();
 }
 
 int serve_main(const char *config_path)

@@ -239,3 +239,18 @@ void mg_addr_host(const char *client_addr, char *out, size_t size)
     memcpy(out, start, len);
     out[len] = '\0';
 }
+
+int mg_chown_like_dir(int fd, const char *path)
+{
+    if (geteuid() != 0)
+        return 0;
+    const char *slash = strrchr(path, '/');
+    char *dir =
+        slash ? mg_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : mg_strdup(".");
+    struct stat st;
+    int rc = stat(dir, &st);
+    free(dir);
+    if (rc != 0 || st.st_uid == 0)
+        return rc;
+    return fchown(fd, st.st_uid, st.st_gid);
+}

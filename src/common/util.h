@@ -55,4 +55,9 @@ char *mg_read_file(const char *path, size_t max, int strip, size_t *out_len);
 /* The same for an open descriptor, read from offset 0 whatever its file position. */
 char *mg_read_fd(int fd, size_t max, int strip, size_t *out_len);
 
+/* A file the CLI creates as root in a directory that belongs to the gateway's user (state_dir
+ * after the broker dropped root) gets that owner too, so the running broker can read it (a
+ * rotated key). Not root, or a root-owned directory: nothing changes. 0, or -1 with errno. */
+int mg_chown_like_dir(int fd, const char *path);
+
 #endif

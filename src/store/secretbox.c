@@ -81,7 +81,10 @@ static int create_key_file(const char *path, char *err, size_t errlen)
     }
     uint8_t key[SECRETBOX_KEY_LEN];
     mg_random_bytes(key, sizeof key);
-    int rc = write_all(fd, key, sizeof key) == 0 && fsync(fd) == 0 ? 0 : -1;
+    int rc =
+        mg_chown_like_dir(fd, path) == 0 && write_all(fd, key, sizeof key) == 0 && fsync(fd) == 0
+            ? 0
+            : -1;
     mg_wipe(key, sizeof key);
     if (rc != 0) {
         snprintf(err, errlen, "cannot write the key file %s: %s", path, strerror(errno));
@@ -178,7 +181,8 @@ int secretbox_write_key_file(const char *path, const uint8_t key[SECRETBOX_KEY_L
     int rc = -1;
     if (fd < 0) {
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-    } else if (write_all(fd, key, SECRETBOX_KEY_LEN) != 0 || fsync(fd) != 0) {
+    } else if (mg_chown_like_dir(fd, path) != 0 || write_all(fd, key, SECRETBOX_KEY_LEN) != 0 ||
+               fsync(fd) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
     } else if (rename(tmp, path) != 0) {
         snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));

@@ -165,8 +165,10 @@ static int ensure_db_file(const char *path, char *err, size_t errlen)
     int rc = fstat(fd, &st);
     if (rc == 0 && (st.st_mode & 077))
         rc = fchmod(fd, 0600);
+    if (rc == 0 && st.st_size == 0) /* new: a CLI run as root creates it for the gateway */
+        rc = mg_chown_like_dir(fd, path);
     if (rc != 0)
-        snprintf(err, errlen, "cannot set the mode of %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot set the mode or owner of %s: %s", path, strerror(errno));
     close(fd);
     return rc;
 }

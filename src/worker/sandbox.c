@@ -1,7 +1,8 @@
 /* The worker's sandbox (sandbox.h). A worker exploit should get the network side and nothing
- * else: no file (chroot into an empty directory it cannot write), no root (the [gateway] user,
- * no capabilities), no ptrace of the broker (not dumpable, and ptrace is not allowed), no new
- * program (no execve, no new privileges), no core file with the TLS key or a token in it.
+ * else: no file (chroot into an empty directory it cannot write, from a user namespace of its
+ * own), no root and no capability (the broker started it as [gateway] user), no ptrace of
+ * the broker (not dumpable, and ptrace is not allowed), no new program (no execve, no new
+ * privileges), no core file with the TLS key or a token in it.
  *
  * The seccomp allowlist is what the event loop needs: socket I/O (libevent, OpenSSL through
  * bufferevents), accept, upstream connects and evdns over UDP (AF_INET/AF_INET6 only), memory
@@ -15,8 +16,10 @@
 #include "sandbox.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,36 +120,80 @@ static int load_filter(void)
     return rc == 0 ? 0 : -1;
 }
 
-/* Root only: the empty directory and the unprivileged user. The user is looked up before the
- * chroot (NSS reads /etc/passwd); the chroot comes before dropping root (it needs root). */
-static int drop_root(const struct config *cfg)
+static int write_proc_file(const char *path, const char *text)
 {
-    errno = 0;
-    struct passwd *pw = getpwnam(cfg->gateway.user);
-    if (!pw) {
-        log_error("sandbox: no user \"%s\" ([gateway] user)", cfg->gateway.user);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text);
+    int rc = write(fd, text, len) == (ssize_t)len ? 0 : -1;
+    close(fd);
+    return rc;
+}
+
+/* The worker is already the unprivileged user (the broker dropped root before starting it),
+ * so it cannot chroot as such: in a user namespace of its own, where it maps only its own ids,
+ * it may. It keeps its uid and gid as seen by the rest of the system. 0: inside, 1: user
+ * namespaces are not available here, -1: error. */
+static int enter_own_namespace(void)
+{
+    /* Read before unshare: inside, until the maps are written, every id is the overflow id. */
+    long uid = (long)geteuid(), gid = (long)getegid();
+    char map[64];
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
+        return 1;
+    snprintf(map, sizeof map, "%ld %ld 1\n", uid, uid);
+    if (write_proc_file("/proc/self/uid_map", map) != 0 ||
+        write_proc_file("/proc/self/setgroups", "deny\n") != 0)
+        return -1;
+    snprintf(map, sizeof map, "%ld %ld 1\n", gid, gid);
+    return write_proc_file("/proc/self/gid_map", map);
+}
+
+/* The capabilities the new namespace gave the worker, bounding set included: none is left. */
+static int drop_capabilities(void)
+{
+    for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+            return -1;
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &hdr, data) != 0 || syscall(SYS_capget, &hdr, data) != 0)
+        return -1;
+    return data[0].effective || data[0].permitted || data[1].effective || data[1].permitted ? -1
+                                                                                            : 0;
+}
+
+/* chroot into the empty directory. Without user namespaces (a container may forbid them) the
+ * worker serves unchrooted, with a warning: the seccomp filter still refuses every open(). */
+static int enter_empty_root(const struct config *cfg)
+{
+    if (geteuid() == 0) {
+        log_error("sandbox: a worker must not run as root (the broker drops root first)");
         return -1;
     }
-    uid_t uid = pw->pw_uid;
-    gid_t gid = pw->pw_gid;
+    int ns = enter_own_namespace();
+    if (ns < 0) {
+        log_error("sandbox: cannot map the ids of a new user namespace: %s", strerror(errno));
+        return -1;
+    }
+    if (ns > 0) {
+        log_warn("sandbox: no chroot, user namespaces are unavailable (%s); files stay out of "
+                 "reach through the seccomp filter only",
+                 strerror(errno));
+        return drop_capabilities();
+    }
     char *empty = mg_printf("%s/%s", cfg->gateway.state_dir, SANDBOX_EMPTY_DIR);
     int rc = chroot(empty) == 0 && chdir("/") == 0 ? 0 : -1;
     if (rc != 0)
         log_error("sandbox: cannot chroot into %s: %s", empty, strerror(errno));
     free(empty);
-    if (rc != 0)
-        return -1;
-    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
-        log_error("sandbox: cannot become user \"%s\": %s", cfg->gateway.user, strerror(errno));
-        return -1;
+    if (rc == 0 && drop_capabilities() != 0) {
+        log_error("sandbox: cannot drop capabilities: %s", strerror(errno));
+        rc = -1;
     }
-    /* Proof, not trust: root must be gone for good (saved ids included). */
-    if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0 || getuid() != uid ||
-        geteuid() != uid || getgid() != gid || getegid() != gid) {
-        log_error("sandbox: root could be regained after dropping it; refusing to serve");
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 static int no_dumps(void)
@@ -195,7 +242,7 @@ static int install_test_hook(void)
 
 int worker_sandbox_enter(const struct config *cfg)
 {
-    if (geteuid() == 0 && drop_root(cfg) != 0)
+    if (enter_empty_root(cfg) != 0)
         return -1;
     if (no_dumps() != 0)
         return -1;

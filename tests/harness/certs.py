@@ -16,6 +16,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+try:
+    from .owner import share_with_gateway_user
+except ImportError:  # run as a script
+    from owner import share_with_gateway_user
+
 SAN = "subjectAltName=DNS:localhost,IP:127.0.0.1"
 
 
@@ -122,6 +127,9 @@ def make_certs(directory):
     # Keys are read by Dovecot's config process and by a possibly unprivileged gateway.
     for k in (cs.key, cs.rogue_key, cs.ecdsa_key):
         os.chmod(k, 0o644)
+    # Credentials of the app registrations: the broker's alone (group [gateway] user).
+    for k in (cs.app_key, cs.app_other_key, cs.google_sa_key):
+        share_with_gateway_user(k)
     return cs
 
 

@@ -19,6 +19,7 @@ import ssl
 import subprocess
 
 from .procs import free_port, port_accepts, stop_process, wait_until
+from .owner import traversable
 
 LOCALHOST = "127.0.0.1"
 
@@ -205,7 +206,7 @@ class Dovecot:
         users, uid, gid, chroot = _user_settings()
         self.mail_uid, self.mail_gid = uid, gid
         os.chown(self.mail_root, uid, gid)
-        _open_path_for(self.dir)
+        traversable(self.dir)
         oauth2_conf = os.path.join(self.dir, "dovecot-oauth2.conf.ext")
         with open(oauth2_conf, "w") as f:
             f.write(OAUTH2_TEMPLATE.format(intro_port=self.intro_port))
@@ -368,19 +369,6 @@ def smtp_auth_xoauth2(s, mailbox, token):
     if code != 235:
         raise smtplib.SMTPAuthenticationError(code, msg)
     return code, msg
-
-
-def _open_path_for(directory):
-    """Mail processes run as an unprivileged uid: they must traverse the session dirs that we
-    created (mkdtemp makes them 0700). Stops at directories owned by someone else."""
-    path = os.path.abspath(directory)
-    while os.path.dirname(path) != path:
-        st = os.stat(path)
-        if st.st_uid != os.geteuid():
-            break
-        if not st.st_mode & 0o001:
-            os.chmod(path, (st.st_mode & 0o777) | 0o111)
-        path = os.path.dirname(path)
 
 
 def xoauth2_string(mailbox, token):

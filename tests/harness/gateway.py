@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 
+from .owner import share_with_gateway_user
 from .procs import child_pids, free_port, port_accepts, stop_process, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -147,7 +148,7 @@ class Gateway:
         os.makedirs(self.state_dir, exist_ok=True)
         with open(self.secret_file, "w") as f:
             f.write(self.settings["client_secret"] + "\n")
-        os.chmod(self.secret_file, 0o600)
+        share_with_gateway_user(self.secret_file)
         with open(self.config_path, "w") as f:
             f.write(render_config(self))
         return self.config_path

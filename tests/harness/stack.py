@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from . import certs as certs_mod
 from .idp_client import DELEGATED_SCOPE, IdpClient  # noqa: F401  (DELEGATED_SCOPE for tests)
 from .idp_google import MAIL_SCOPE as GOOGLE_SCOPE
+from .owner import give_to_gateway_user
 from .procs import free_port, port_accepts, stop_process, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -176,6 +177,7 @@ class IdpServer:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(self.google_service_account_key(), f, indent=2)
+        give_to_gateway_user(path)
         return path
 
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import assert_logged_in, quoted
 from harness.gateway import login_lines
 from harness.imapclient import RawImap
+from harness.owner import share_with_gateway_user, traversable
 from harness.stack import (ALICE, BOB, DAVE, ERIN, GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)
 from test_authorize_cli import auth_column
 
@@ -26,6 +27,7 @@ def sections(stack, directory):
     fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(GOOGLE_CLIENT_SECRET + "\n")
+    share_with_gateway_user(secret_file)
     return "\n".join(["", f"[provider {SA}]", "type = google",
                       f"service_account_file = {sa_file}", *common, "",
                       f"[provider {DELEGATED}]", "type = google", "flow = delegated",
@@ -47,6 +49,7 @@ def last_reason(gw, user):
 @pytest.fixture(scope="module")
 def google_gw(fleet, tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("google"))
+    traversable(directory)  # pytest's directories are 0700: the gateway user reads files in it
     gw = fleet.new("google", users=False, start=False, extra=sections(fleet.stack, directory))
     for user, (password, mailbox, provider) in USERS.items():
         gw.add_user(user, password, mailbox=mailbox, provider=provider)

@@ -1,7 +1,9 @@
-"""The processes' privileges (README, "Security model"): a worker serves as the unprivileged
-[gateway] user, chrooted into STATE_DIR/empty, without capabilities, with no_new_privs and a
-seccomp filter that kills it on a forbidden system call (the broker restarts it); the broker
-is not dumpable and has no core files; as root, serve refuses to start without the user."""
+"""The processes' privileges (README, "Security model"): started as root, the broker binds the
+listeners, opens the store and the key, then becomes the unprivileged [gateway] user (no
+capabilities, not dumpable, no core files) and hands it the state directory; a worker serves
+as that user, chrooted into STATE_DIR/empty from a user namespace of its own, without
+capabilities, with no_new_privs and a seccomp filter that kills it on a forbidden system call
+(the broker restarts it). As root, serve refuses to start without the user."""
 import os
 import pwd
 import signal
@@ -13,7 +15,7 @@ from conftest import GATEWAY_USER, login
 from harness.procs import wait_until
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="the user change and chroot happen only when started as root")
+                                reason="the user change happens only when started as root")
 
 
 def status_fields(pid):
@@ -32,6 +34,34 @@ def sandboxed(fleet):
     return fleet.new("sandbox")
 
 
+def assert_is_gateway_user(st, user):
+    """Every id is the user's (saved ids too), its groups only (e.g. ssl-cert for a TLS key in
+    /etc/ssl/private), no capability left, not even in the bounding set."""
+    assert st["Uid"].split() == [str(user.pw_uid)] * 4, st["Uid"]
+    assert st["Gid"].split() == [str(user.pw_gid)] * 4, st["Gid"]
+    groups = {int(g) for g in st["Groups"].split()}
+    assert groups <= set(os.getgrouplist(user.pw_name, user.pw_gid)), st["Groups"]
+    assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, st
+    assert int(st["CapAmb"], 16) == 0, st
+
+
+@needs_root
+def test_broker_runs_as_the_gateway_user(sandboxed):
+    user = pwd.getpwnam(GATEWAY_USER)
+    st = status_fields(sandboxed.proc.pid)
+    assert_is_gateway_user(st, user)
+    assert int(st["CapBnd"], 16) != 0  # not a namespace of its own: the host's bounding set
+    # The store stays writable: the state directory and its files are the user's now.
+    for name in [".", *os.listdir(sandboxed.state_dir)]:
+        path = os.path.join(sandboxed.state_dir, name)
+        if name != "empty" and (name == "." or os.path.isfile(path)):
+            assert os.stat(path).st_uid == user.pw_uid, path
+    assert "broker: running as user mailgate" in sandboxed.log_text()
+    sandboxed.cli("user", "add", "late-user", "--password-stdin", stdin="late-Secret-1\n")
+    c = login(sandboxed, "alice")  # the broker still reads and writes the store
+    c.close()
+
+
 @needs_root
 def test_worker_is_unprivileged_and_filtered(sandboxed):
     user = pwd.getpwnam(GATEWAY_USER)
@@ -43,23 +73,24 @@ def test_worker_is_unprivileged_and_filtered(sandboxed):
         time.sleep(0.1)
     for pid in pids:
         st = status_fields(pid)
-        assert st["Uid"].split() == [str(user.pw_uid)] * 4, st["Uid"]
-        assert st["Gid"].split() == [str(user.pw_gid)] * 4, st["Gid"]
-        assert st["Groups"].strip() == ""
-        assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
+        assert_is_gateway_user(st, user)
+        assert int(st["CapBnd"], 16) == 0, st  # even in the worker's own user namespace
         assert st["NoNewPrivs"] == "1"
         assert st["Seccomp"] == "2"  # filter mode
         assert core_limit(pid) == ["0", "0"]
 
 
-@needs_root
 def test_worker_root_is_the_empty_directory(sandboxed):
+    """Also when not started as root: the workers chroot from a user namespace of their own."""
     empty = os.path.join(sandboxed.state_dir, "empty")
     st = os.stat(empty)
-    assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o555)
+    assert (st.st_uid, st.st_mode & 0o7777) == (0 if os.geteuid() == 0 else os.geteuid(), 0o555)
     assert os.listdir(empty) == []
     for pid in sandboxed.worker_pids():
-        assert os.readlink(f"/proc/{pid}/root") == empty
+        # Its own mount namespace: readlink shows "/", the inode tells which directory it is.
+        root = os.stat(f"/proc/{pid}/root")
+        assert (root.st_dev, root.st_ino) == (st.st_dev, st.st_ino), pid
+        assert os.listdir(f"/proc/{pid}/root") == []
 
 
 def test_worker_serves_inside_the_sandbox(sandboxed):
@@ -101,3 +132,18 @@ def test_serve_refuses_without_the_user(fleet):
     assert ("adduser --system --group --home /var/lib/mailgate --no-create-home "
             "no-such-user-xyz") in r.stderr
     assert time.monotonic() - started < 20
+
+
+@needs_root
+def test_serve_refuses_files_the_user_cannot_read(fleet):
+    """A reload and every worker read the configuration's files as [gateway] user: a client
+    secret file only root can read is refused at the start, named, with the fix."""
+    gw = fleet.new("sandbox-unreadable", start=False)
+    gw.write_config()
+    os.chown(gw.secret_file, 0, 0)
+    os.chmod(gw.secret_file, 0o600)
+    r = gw.cli("serve", timeout=30)
+    assert r.returncode == 1
+    assert f"{gw.secret_file}" in r.stderr and "cannot read" in r.stderr, r.stderr
+    assert "user mailgate cannot read the files above" in r.stderr, r.stderr
+    assert "chown mailgate FILE && chmod 0600 FILE" in r.stderr, r.stderr
