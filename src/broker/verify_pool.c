@@ -2,13 +2,17 @@
  *
  * Structures, all under one mutex:
  *   - a job is one verification: its dedup key, user queue, hash, password, and the tickets
- *     (waiters) of every request answered by it. Queued and running jobs are also in `live`,
- *     where equal requests find them.
+ *     (waiters) of every request answered by it. A job is in `live`, where equal requests find
+ *     it, from its submission until the loop has answered its waiters: a finished job stays
+ *     there while it waits in `done`, because an equal request that arrives then would
+ *     otherwise find neither the job nor the auth cache (the loop fills it when it answers)
+ *     and start a second Argon2 computation.
  *   - one user queue (FIFO of jobs) per user with queued work, in a ring served round-robin.
  * A thread takes the next queue's first job, runs the precheck then (when needed) Argon2, wipes
  * the password, moves the job to `done` and writes one byte to a pipe watched by the loop; the
- * loop runs the callbacks of every waiter. Waiters are only touched on the loop thread; a job's
- * state changes under the mutex. Lookups scan lists: both are bounded by VERIFY_QUEUE_MAX. */
+ * loop runs the callbacks of every waiter. Waiters are only touched on the loop thread (a
+ * done job gains or loses waiters there too, until the loop answers them); a job's state and
+ * `live` change under the mutex. Lookups scan lists: both are bounded by VERIFY_QUEUE_MAX. */
 #include "verify_pool.h"
 
 #include <errno.h>
@@ -254,8 +258,7 @@ static void *verify_thread(void *arg)
             vp->stats.prechecked++;
         else
             vp->stats.computations++;
-        unlink_live(vp, j);
-        j->state = JOB_DONE;
+        j->state = JOB_DONE; /* still live: see the top of the file */
         append_job(&vp->done_head, &vp->done_tail, j);
         pthread_mutex_unlock(&vp->lock);
         wake_loop(vp);
@@ -314,6 +317,9 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     struct verify_job *j;
     while ((j = pop_done(vp))) {
         answer_waiters(j);
+        pthread_mutex_lock(&vp->lock);
+        unlink_live(vp, j);
+        pthread_mutex_unlock(&vp->lock);
         job_free(j);
     }
 }

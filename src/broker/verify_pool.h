@@ -6,9 +6,9 @@
  * user's login by at most one verification per thread. (A flood for many users from one
  * address is bounded before the pool, by the broker's logins-in-flight limit per address.)
  *
- * Shared: a request equal to one queued or running (same user, same stored hash, same
- * password; compared by an HMAC under a per-process random key, so no password is compared or
- * kept twice) waits for that verification instead of starting its own.
+ * Shared: a request equal to one queued, running or finished but not answered yet (same user,
+ * same stored hash, same password; compared by an HMAC under a per-process random key, so no
+ * password is compared or kept twice) waits for that verification instead of starting its own.
  *
  * Cancellable: a ticket can be cancelled; a verification nobody waits for any more is dropped
  * from its queue (one already running finishes, unanswered). */

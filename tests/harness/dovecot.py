@@ -11,6 +11,7 @@ import imaplib
 import os
 import poplib
 import random
+import re
 import smtplib
 import pwd
 import grp
@@ -18,6 +19,7 @@ import socket
 import ssl
 import subprocess
 
+from .imapclient import RawImap
 from .procs import free_port, port_accepts, stop_process, wait_until
 from .owner import traversable
 
@@ -396,6 +398,13 @@ def small_message(subject, to, text="Hello from the mailgate test harness.\r\n")
 
 def big_message(subject, to, size):
     """A MIME message with a base64 attachment of random bytes, exactly `size` bytes total."""
+    msg = b"".join(big_message_chunks(subject, to, size))
+    assert len(msg) == size, (len(msg), size)
+    return msg
+
+
+def big_message_chunks(subject, to, size, chunk=1 << 20):
+    """big_message in pieces of about `chunk` bytes: a 100 MB message is streamed, not held."""
     boundary = "mgboundary42"
     head = _message(subject, "Harness <harness@example.test>", to,
                     f"Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"
@@ -408,13 +417,15 @@ def big_message(subject, to, size):
     lines = room // 78  # 57 bytes -> 76 base64 chars + CRLF
     if room - lines * 78 in (1, 2):
         lines -= 1  # leave room for a whole padding line
-    b64 = base64.encodebytes(os.urandom(lines * 57)).replace(b"\n", b"\r\n")
-    filler = room - len(b64)
+    yield head
+    per_chunk = max(1, chunk // 78)  # whole lines: each piece encodes like the whole would
+    for first in range(0, lines, per_chunk):
+        n = min(per_chunk, lines - first)
+        yield base64.encodebytes(os.urandom(n * 57)).replace(b"\n", b"\r\n")
+    filler = room - lines * 78
     # a line of spaces (ignored by base64 decoders) makes the size exact
-    pad = b" " * (filler - 2) + b"\r\n" if filler else b""
-    msg = head + b64 + pad + tail
-    assert len(msg) == size, (len(msg), size)
-    return msg
+    yield b" " * (filler - 2) + b"\r\n" if filler else b""
+    yield tail
 
 
 def seed_mailboxes(dovecot, token, big_size=5 * 1024 * 1024):
@@ -444,6 +455,43 @@ def seed_mailboxes(dovecot, token, big_size=5 * 1024 * 1024):
             imap.logout()
         stored[mailbox] = [(subject_of(m), m) for m in messages]
     return stored
+
+
+def append_streamed(dovecot, token, mailbox, folder, chunks, size):
+    """Creates `folder` of `mailbox` (if missing) and APPENDs a message of `size` bytes from
+    `chunks` as one literal, sent as it is made (imaplib would hold it twice).
+    Returns (UID, sha256 hex digest of what was sent)."""
+    digest = hashlib.sha256()
+    with RawImap(dovecot.imaps_port, ca_file=dovecot.certs.ca, timeout=60) as imap:
+        _, done = imap.command("a1", f"AUTHENTICATE XOAUTH2 {xoauth2_b64(mailbox, token)}")
+        if not done.startswith("a1 OK"):
+            raise RuntimeError(f"XOAUTH2 login to {mailbox} failed: {done}")
+        imap.command("a2", f'CREATE "{folder}"')  # NO when it exists already
+        imap.send(f'a3 APPEND "{folder}" {{{size}}}\r\n')
+        if not imap.readline().startswith("+"):
+            raise RuntimeError(f"APPEND of {size} bytes to {mailbox}/{folder} refused")
+        sent = 0
+        for piece in chunks:
+            digest.update(piece)
+            imap.send(piece)
+            sent += len(piece)
+        if sent != size:
+            raise RuntimeError(f"{sent} bytes made for a {size}-byte literal")
+        imap.send(b"\r\n")  # ends the APPEND command
+        _, done = imap.read_until_tagged("a3")
+        m = re.search(r"\[APPENDUID \d+ (\d+)\]", done)
+        if not m:
+            raise RuntimeError(f"APPEND to {mailbox}/{folder} failed: {done}")
+        imap.command("a4", "LOGOUT")
+    return int(m.group(1)), digest.hexdigest()
+
+
+def delete_folder(dovecot, token, mailbox, folder):
+    imap = dovecot.login_xoauth2(mailbox, token)
+    try:
+        imap.delete(f'"{folder}"')
+    finally:
+        imap.logout()
 
 
 def pop3_plan(to):

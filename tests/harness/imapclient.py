@@ -21,6 +21,19 @@ class RawImap(LineClient):
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
 
+    def read_into(self, digest, n):
+        """Feeds the next n bytes to digest.update() as they come: a 100 MB literal is neither
+        held nor copied (read_bytes grows the buffer one recv at a time)."""
+        digest.update(self.buf[:n])
+        left = n - min(n, len(self.buf))
+        self.buf = self.buf[n:]
+        while left:
+            chunk = self.sock.recv(min(left, 1 << 20))
+            if not chunk:
+                raise ConnectionClosed(f"connection closed {left} bytes before the end")
+            digest.update(chunk)
+            left -= len(chunk)
+
     def read_until_tagged(self, tag):
         """(untagged/continuation lines, tagged completion line)."""
         lines = []

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -208,6 +209,18 @@ static struct verify_ticket *fixture_submit(struct fixture *f, int i, const char
     return submit(f->vp, user, hash, pw, on_ordered, &f->o[i]);
 }
 
+/* Every counter of the pool's stats. */
+static void assert_stats(struct fixture *f, uint64_t computations, uint64_t shared,
+                         uint64_t prechecked, uint64_t dropped)
+{
+    struct verify_stats st;
+    verify_pool_stats(f->vp, &st);
+    assert_int_equal(st.computations, computations);
+    assert_int_equal(st.shared, shared);
+    assert_int_equal(st.prechecked, prechecked);
+    assert_int_equal(st.dropped, dropped);
+}
+
 static void fixture_free(struct fixture *f)
 {
     verify_pool_free(&f->vp);
@@ -244,13 +257,41 @@ static void test_equal_requests_share_one_verification(void **state)
         assert_non_null(fixture_submit(f, i, i % 2 ? "carol" : "CAROL", f->hash, "right"));
     assert_non_null(fixture_submit(f, 6, "carol", f->hash, "wrong"));
     run_loop(f->base);
-    struct verify_stats st;
-    verify_pool_stats(f->vp, &st);
-    assert_int_equal(st.computations, 3); /* blocker, carol's right, carol's wrong */
-    assert_int_equal(st.shared, 4);
+    assert_stats(f, 3, 4, 0, 0); /* computed: blocker, carol's right, carol's wrong */
     for (int i = 1; i <= 5; i++)
         assert_int_equal(f->o[i].result, 1);
     assert_int_equal(f->o[6].result, 0);
+    fixture_free(f);
+}
+
+/* Waits (without running the loop) until the pool has finished n verifications. */
+static void wait_for_computations(struct verify_pool *vp, uint64_t n)
+{
+    struct verify_stats st;
+    for (int i = 0; i < 10000; i++) {
+        verify_pool_stats(vp, &st);
+        if (st.computations >= n)
+            return;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    fail_msg("the pool did not finish %llu verification(s) in 10 s", (unsigned long long)n);
+}
+
+/* An equal request that arrives after the verification ended but before the loop answered it
+ * (so before the broker's auth cache learned the password) joins it: no second Argon2. */
+static void test_equal_request_joins_a_finished_verification(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new();
+    assert_non_null(fixture_submit(f, 0, "hank", f->hash, "right"));
+    wait_for_computations(f->vp, 1);
+    assert_non_null(fixture_submit(f, 1, "hank", f->hash, "right"));
+    run_loop(f->base);
+    assert_int_equal(f->remaining, 0);
+    assert_int_equal(f->o[0].result, 1);
+    assert_int_equal(f->o[1].result, 1);
+    assert_stats(f, 1, 1, 0, 0);
     fixture_free(f);
 }
 
@@ -273,10 +314,7 @@ static void test_cancel_drops_queued_verifications(void **state)
     assert_int_equal(f->remaining, 0);
     assert_int_equal(f->o[1].calls + f->o[2].calls + f->o[3].calls, 0);
     assert_int_equal(f->o[4].result, 1);
-    struct verify_stats st;
-    verify_pool_stats(f->vp, &st);
-    assert_int_equal(st.dropped, 2);
-    assert_int_equal(st.computations, 2); /* blocker, erin */
+    assert_stats(f, 2, 1, 0, 2); /* computed: blocker, erin */
     fixture_free(f);
 }
 
@@ -297,10 +335,7 @@ static void test_precheck_skips_argon2(void **state)
     run_loop(f->base);
     assert_int_equal(f->o[0].result, 1);
     assert_int_equal(f->o[1].result, 0);
-    struct verify_stats st;
-    verify_pool_stats(f->vp, &st);
-    assert_int_equal(st.prechecked, 1);
-    assert_int_equal(st.computations, 1);
+    assert_stats(f, 1, 0, 1, 0);
     fixture_free(f);
 }
 
@@ -312,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments_are_refused),
         cmocka_unit_test(test_users_are_served_round_robin),
         cmocka_unit_test(test_equal_requests_share_one_verification),
+        cmocka_unit_test(test_equal_request_joins_a_finished_verification),
         cmocka_unit_test(test_cancel_drops_queued_verifications),
         cmocka_unit_test(test_precheck_skips_argon2),
     };
