@@ -49,8 +49,9 @@ demo: all
 bench: all
 	$(PYTHON) bench/bench.py --mailgate $(BUILD)/mailgate
 
-# The workers drop to [gateway] user (default mailgate) after their setup: `serve` started as
-# root refuses to start without it, so create it here (a system user, no login shell).
+# The gateway runs as [gateway] user (default mailgate): the systemd unit starts it as that
+# user, and `serve` started as root drops to it and refuses to start without it, so create it
+# here (a system user, no login shell).
 install: all
 	install -D -m 755 $(BUILD)/mailgate $(DESTDIR)$(PREFIX)/bin/mailgate
 	install -D -m 644 contrib/mailgate.service $(DESTDIR)/etc/systemd/system/mailgate.service

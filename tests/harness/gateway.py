@@ -127,6 +127,7 @@ class Gateway:
         self.settings.update(settings)
         self.proc = None
         self._log = None
+        self.launcher = []  # a command that execs serve, e.g. setpriv as systemd's User= does
 
     def protocol(self, listener):
         return PROTOCOL_OF.get(listener, "imap")
@@ -177,7 +178,8 @@ class Gateway:
         if not os.path.exists(self.config_path):
             self.write_config()
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([mailgate_bin(), "-c", self.config_path, "serve"],
+        self.proc = subprocess.Popen([*self.launcher, mailgate_bin(), "-c", self.config_path,
+                                      "serve"],
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,
                                      env=child_env(self.settings.get("asan_options", "")))

@@ -7,6 +7,7 @@ capabilities, with no_new_privs and a seccomp filter that kills it on a forbidde
 import os
 import pwd
 import signal
+import socket
 import time
 
 import pytest
@@ -147,3 +148,39 @@ def test_serve_refuses_files_the_user_cannot_read(fleet):
     assert f"{gw.secret_file}" in r.stderr and "cannot read" in r.stderr, r.stderr
     assert "user mailgate cannot read the files above" in r.stderr, r.stderr
     assert "chown mailgate FILE && chmod 0600 FILE" in r.stderr, r.stderr
+
+
+def free_privileged_port():
+    for port in range(700, 1000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    pytest.skip("no free port below 1024")
+
+
+@needs_root
+def test_serve_as_the_user_with_only_net_bind_service(fleet):
+    """contrib/mailgate.service: started as the user, with CAP_NET_BIND_SERVICE as its only
+    (ambient) capability. The broker binds a port below 1024, then drops the capability;
+    the workers still chroot (user namespace) and serve."""
+    gw = fleet.new("sandbox-systemd", start=False)
+    gw.listeners["imaps"] = ("implicit", free_privileged_port())
+    gw.write_config()
+    user = pwd.getpwnam(GATEWAY_USER)
+    for root, dirs, files in os.walk(gw.state_dir):  # systemd's StateDirectory= does this
+        for name in [root, *(os.path.join(root, f) for f in files)]:
+            os.chown(name, user.pw_uid, user.pw_gid)
+    gw.launcher = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                   "--init-groups", "--inh-caps=+net_bind_service",
+                   "--ambient-caps=+net_bind_service", "--bounding-set=-all,+net_bind_service"]
+    gw.start()
+    broker = status_fields(gw.proc.pid)
+    assert_is_gateway_user(broker, user)  # CapEff, CapPrm, CapAmb: all 0 after the bind
+    for pid in gw.worker_pids():
+        assert_is_gateway_user(status_fields(pid), user)
+        assert os.listdir(f"/proc/{pid}/root") == []
+    c = login(gw, "alice")
+    c.close()
