@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves that `make check` passes on a fresh Debian 12: builds a minimal Debian 12 root with
 # debootstrap (no build tools, no test tools, none of our packages), copies a clean clone of this
-# repository into it and runs `.ci/run` there under chroot, as CI would on a new machine.
+# repository into it and runs `.ci/run` there (its own mount and PID namespaces, the fresh root
+# as /), as CI would on a new machine.
 #
 #   scripts/fresh-check.sh [--rev REV] [--rebuild-base] [--dir DIR]
 #
@@ -11,7 +12,7 @@
 #                    a fresh copy of it, so no package installed by an earlier run survives)
 #   --dir DIR        where the roots and the log live (default /var/tmp/mailgate-fresh)
 #
-# Needs root (debootstrap, chroot, mount) and the Debian archive. Not part of `make check`.
+# Needs root (debootstrap, unshare, mount) and the Debian archive. Not part of `make check`.
 # /proc, /sys and /dev are mounted for the run and unmounted after; every process still running
 # inside the root when .ci/run ends is killed, so nothing started inside outlives the script.
 # Exit status: that of .ci/run. Its output is also in DIR/ci-run.log.
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-[ "$(id -u)" -eq 0 ] || { echo "fresh-check: must run as root (debootstrap, chroot, mount)" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "fresh-check: must run as root (debootstrap, unshare, mount)" >&2; exit 2; }
 
 BASE=$DIR/base
 ROOT=$DIR/root
@@ -139,9 +140,22 @@ if [ -d /dev/shm ] && mountpoint -q /dev/shm; then mount --bind /dev/shm "$ROOT/
 
 say "running .ci/run inside the root (log: $LOG)"
 set +e
-chroot "$ROOT" /usr/bin/env -i HOME=/root LANG=C.UTF-8 CI=true TERM=dumb \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    bash -c 'cd /root/mailgate && bash .ci/run' </dev/null 2>&1 | tee "$LOG"
+# Not chroot: inside a chroot the kernel refuses new user namespaces, which a real machine
+# allows and the gateway's workers use. A mount namespace whose root is the fresh root
+# (pivot_root) looks like a machine of its own; a PID namespace ends every process started
+# inside when .ci/run ends.
+unshare --mount --pid --fork --propagation private -- /bin/bash -c '
+    set -e
+    mount --rbind "$1" "$1"
+    cd "$1"
+    mkdir -p .oldroot
+    pivot_root . .oldroot
+    mount -t proc proc /proc
+    /.oldroot/usr/bin/umount -l /.oldroot
+    rmdir /.oldroot
+    exec /usr/bin/env -i HOME=/root LANG=C.UTF-8 CI=true TERM=dumb \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        bash -c "cd /root/mailgate && bash .ci/run"' _ "$ROOT" </dev/null 2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}
 set -e
 say ".ci/run exited with status $status"

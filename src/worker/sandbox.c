@@ -150,10 +150,11 @@ static int enter_own_namespace(void)
     return write_proc_file("/proc/self/gid_map", map);
 }
 
-/* The capabilities the new namespace gave the worker, bounding set included: none is left. */
-static int drop_capabilities(void)
+/* The capabilities the new namespace gave the worker, bounding set included (only there may
+ * it drop it: that takes CAP_SETPCAP): none is left. */
+static int drop_capabilities(int in_own_namespace)
 {
-    for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+    for (int cap = 0; in_own_namespace && cap <= CAP_LAST_CAP; cap++)
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
             return -1;
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -182,14 +183,14 @@ static int enter_empty_root(const struct config *cfg)
         log_warn("sandbox: no chroot, user namespaces are unavailable (%s); files stay out of "
                  "reach through the seccomp filter only",
                  strerror(errno));
-        return drop_capabilities();
+        return drop_capabilities(0);
     }
     char *empty = mg_printf("%s/%s", cfg->gateway.state_dir, SANDBOX_EMPTY_DIR);
     int rc = chroot(empty) == 0 && chdir("/") == 0 ? 0 : -1;
     if (rc != 0)
         log_error("sandbox: cannot chroot into %s: %s", empty, strerror(errno));
     free(empty);
-    if (rc == 0 && drop_capabilities() != 0) {
+    if (rc == 0 && drop_capabilities(1) != 0) {
         log_error("sandbox: cannot drop capabilities: %s", strerror(errno));
         rc = -1;
     }

@@ -35,6 +35,16 @@ def sandboxed(fleet):
     return fleet.new("sandbox")
 
 
+NO_USERNS = "no chroot, user namespaces are unavailable"
+
+
+def skip_without_user_namespaces(gw):
+    """A machine (or container) that forbids user namespaces: the workers say so and serve
+    unchrooted, the seccomp filter still refusing every open(). Nothing to check there."""
+    if NO_USERNS in gw.log_text():
+        pytest.skip("user namespaces are not available here: the workers serve unchrooted")
+
+
 def assert_is_gateway_user(st, user):
     """Every id is the user's (saved ids too), its groups only (e.g. ssl-cert for a TLS key in
     /etc/ssl/private), no capability left, not even in the bounding set."""
@@ -68,17 +78,16 @@ def test_worker_is_unprivileged_and_filtered(sandboxed):
     user = pwd.getpwnam(GATEWAY_USER)
     pids = sandboxed.worker_pids()
     assert len(pids) == 2
-    # A worker that was just (re)started may not have entered its sandbox yet: give it 5 s.
-    end = time.monotonic() + 5
-    while time.monotonic() < end and any(status_fields(p)["Seccomp"] != "2" for p in pids):
-        time.sleep(0.1)
     for pid in pids:
         st = status_fields(pid)
         assert_is_gateway_user(st, user)
-        assert int(st["CapBnd"], 16) == 0, st  # even in the worker's own user namespace
         assert st["NoNewPrivs"] == "1"
         assert st["Seccomp"] == "2"  # filter mode
         assert core_limit(pid) == ["0", "0"]
+    skip_without_user_namespaces(sandboxed)
+    for pid in pids:
+        st = status_fields(pid)
+        assert int(st["CapBnd"], 16) == 0, st  # even in the worker's own user namespace
 
 
 def test_worker_root_is_the_empty_directory(sandboxed):
@@ -87,6 +96,7 @@ def test_worker_root_is_the_empty_directory(sandboxed):
     st = os.stat(empty)
     assert (st.st_uid, st.st_mode & 0o7777) == (0 if os.geteuid() == 0 else os.geteuid(), 0o555)
     assert os.listdir(empty) == []
+    skip_without_user_namespaces(sandboxed)
     for pid in sandboxed.worker_pids():
         # Its own mount namespace: readlink shows "/", the inode tells which directory it is.
         root = os.stat(f"/proc/{pid}/root")
@@ -181,6 +191,6 @@ def test_serve_as_the_user_with_only_net_bind_service(fleet):
     assert_is_gateway_user(broker, user)  # CapEff, CapPrm, CapAmb: all 0 after the bind
     for pid in gw.worker_pids():
         assert_is_gateway_user(status_fields(pid), user)
-        assert os.listdir(f"/proc/{pid}/root") == []
+        assert NO_USERNS in gw.log_text() or os.listdir(f"/proc/{pid}/root") == []
     c = login(gw, "alice")
     c.close()
