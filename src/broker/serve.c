@@ -228,8 +228,21 @@ static void begin_stop(struct serve *s, int exit_code)
     add_timer(s->stop_timer, STOP_TIMEOUT_MS);
 }
 
+/* login_type = plaintext is the admin's choice for a legacy device; say so at every start. */
+static void warn_plaintext_listeners(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct listener_conf *l = &cfg->listeners[i];
+        if (l->login_type == MG_LOGIN_PLAINTEXT && l->tls != MG_TLS_IMPLICIT)
+            log_warn("listener %s (%s): login_type = plaintext: passwords are accepted without "
+                     "TLS; use it only on a trusted network segment",
+                     l->name, l->address);
+    }
+}
+
 static void log_ready(const struct serve *s)
 {
+    warn_plaintext_listeners(s->cfg);
     char listeners[1024] = "";
     size_t used = 0;
     for (size_t i = 0; i < s->cfg->n_listeners && used < sizeof listeners; i++) {
@@ -443,6 +456,7 @@ static int reload_on_worker_ready(struct serve *s, struct worker_proc *p)
         }
     }
     log_info("reloaded %s: %d workers with the new configuration", s->config_path, s->n_current);
+    warn_plaintext_listeners(s->cfg);
     return 1;
 }
 

@@ -26,8 +26,10 @@ void cli_usage(void)
           "  mailgate [-c FILE] user unlock NAME [--address IP]\n"
           "  mailgate [-c FILE] audit [--user NAME] [--limit N]\n"
           "  mailgate [-c FILE] token get [--provider NAME] [--user NAME] [--password-stdin]"
-          " [--raw]\n"
-          "                                            show the claims of the (cached) token\n"
+          " [--raw] [--fresh]\n"
+          "                                            show the claims of the (cached) token;"
+          " --fresh:\n"
+          "                                            ask the IdP, bypassing the cache\n"
           "  mailgate [-c FILE] token test NAME [--protocol imap|pop3|smtp] [--password-stdin]\n"
           "                                            log in upstream with the user's token\n"
           "  mailgate [-c FILE] token flush [--provider NAME] [--user NAME]\n"
@@ -44,18 +46,19 @@ void cli_usage(void)
 
 struct config *cli_load_config(const char *config_path, enum config_secrets secrets)
 {
-    return config_load(config_path, secrets, stderr);
+    return config_load_admin(config_path, secrets, stderr);
 }
 
 int cli_check_config(const char *config_path)
 {
     /* With secrets: check-config must catch what "serve" would trip over, such as an unreadable
      * client_secret_file. */
-    struct config *cfg = cli_load_config(config_path, CONFIG_LOAD_SECRETS);
+    struct config *cfg = config_load(config_path, CONFIG_LOAD_SECRETS, stderr);
     if (!cfg)
         return 1;
-    printf("%s: configuration OK (%zu listeners, %zu providers)\n", config_path, cfg->n_listeners,
-           cfg->n_providers);
+    printf("%s: configuration OK (%zu %s, %zu %s)\n", config_path, cfg->n_listeners,
+           cfg->n_listeners == 1 ? "listener" : "listeners", cfg->n_providers,
+           cfg->n_providers == 1 ? "provider" : "providers");
     for (size_t i = 0; i < cfg->n_providers; i++) {
         const struct provider_conf *p = &cfg->providers[i];
         printf("  provider %s: type=%s flow=%s sasl=%s token_endpoint=%s\n", p->name,

@@ -24,8 +24,9 @@ int cli_user_deauthorize(const char *config_path, int argc, char **argv);
 int cli_audit(const char *config_path, int argc, char **argv);
 void cli_usage(void);
 
-/* Shared by cli.c and cli_user.c: loads the configuration and prints its errors to stderr.
- * Returns NULL when it has errors. */
+/* Loads the configuration for a command that serves no listener (config_load_admin: the
+ * gateway's certificate need not exist yet) and prints its errors to stderr. Returns NULL when
+ * it has errors. */
 struct config *cli_load_config(const char *config_path, enum config_secrets secrets);
 
 /* Opens the store in cfg's state_dir; prints why not to stderr and returns NULL on failure. */

@@ -35,6 +35,8 @@ static int parse_args(int argc, char **argv, struct token_args *a)
             return cli_usage_error("%s needs a value", argv[i]);
         else if (strcmp(argv[i], "--raw") == 0)
             a->raw = true;
+        else if (strcmp(argv[i], "--fresh") == 0)
+            a->opts.fresh = true;
         else if (strcmp(argv[i], "--password-stdin") == 0)
             a->opts.password_stdin = true;
         else if (argv[i][0] == '-')
@@ -162,7 +164,7 @@ static int token_get_command(const char *config_path, const struct token_args *a
         return rc;
     }
     struct cli_token t;
-    cli_token_fetch(&c, &t);
+    cli_token_fetch(&c, &t, a->opts.fresh);
     rc = 1;
     if (t.status == TOKEN_OK && t.token) {
         rc = 0;

@@ -24,6 +24,7 @@ struct cli_token_opts {
     const char *provider; /* NULL: the user's, or the only one */
     const char *user;     /* NULL: the provider's app token (client credentials only) */
     bool password_stdin;  /* flow = password: the user's IdP password on stdin */
+    bool fresh;           /* ask the IdP even when a stored token is still valid */
 };
 
 struct cli_token_ctx {
@@ -53,8 +54,9 @@ int cli_token_open(const char *config_path, const struct cli_token_opts *o,
                    struct cli_token_ctx *c);
 void cli_token_close(struct cli_token_ctx *c);
 
-/* One token for the context's provider and user (bounded by token_timeout). */
-void cli_token_fetch(struct cli_token_ctx *c, struct cli_token *t);
+/* One token for the context's provider and user (bounded by token_timeout); fresh: from the
+ * IdP, not the store's cache (the new token replaces the stored one). */
+void cli_token_fetch(struct cli_token_ctx *c, struct cli_token *t, bool fresh);
 void cli_token_clear(struct cli_token *t);
 
 /* Why there is no token, as lines on out each starting with prefix: the reason and the fix

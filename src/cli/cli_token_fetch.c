@@ -146,7 +146,8 @@ static void wait_for(struct fetch *f, uint64_t timeout_ms)
 }
 
 /* Asks the token client (with the store attached) and waits at most token_timeout. */
-static void request(struct cli_token_ctx *c, const struct token_subject *subj, struct cli_token *t)
+static void request(struct cli_token_ctx *c, const struct token_subject *subj, struct cli_token *t,
+                    bool fresh)
 {
     uint64_t timeout_ms = c->cfg->gateway.token_timeout_ms;
     struct fetch f = {.base = event_base_new(), .t = t};
@@ -158,7 +159,8 @@ static void request(struct cli_token_ctx *c, const struct token_subject *subj, s
             event_base_free(f.base);
         return;
     }
-    struct token_store *ts = token_store_attach(tc, c->cfg, c->st, c->box);
+    struct token_store *ts = fresh ? token_store_attach_unseeded(tc, c->st, c->box)
+                                   : token_store_attach(tc, c->cfg, c->st, c->box);
     struct token_wait *w = token_get_for(tc, c->p, subj, on_token, &f);
     /* A fresh client has no backoff: an answer before token_get_for returns is the cache's. */
     t->cached = f.done && t->status == TOKEN_OK;
@@ -187,7 +189,7 @@ static int64_t stored_expiry(struct cli_token_ctx *c, const char *principal)
     return at;
 }
 
-void cli_token_fetch(struct cli_token_ctx *c, struct cli_token *t)
+void cli_token_fetch(struct cli_token_ctx *c, struct cli_token *t, bool fresh)
 {
     memset(t, 0, sizeof *t);
     struct token_subject subj;
@@ -195,7 +197,7 @@ void cli_token_fetch(struct cli_token_ctx *c, struct cli_token *t)
         token_subject_for(c->p, c->user.name, c->user.mailbox, c->password, c->password_len, &subj);
     subj.principal = principal;
     mg_strlcpy(t->principal, principal, sizeof t->principal);
-    request(c, &subj, t);
+    request(c, &subj, t, fresh);
     if (t->status == TOKEN_OK)
         t->expires_at = stored_expiry(c, principal);
     free(principal);

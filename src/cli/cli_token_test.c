@@ -128,8 +128,11 @@ static void print_outcome(const struct cli_token_ctx *c, enum mg_proto proto, co
                             .user = c->user.name,
                             .reply = r->reply};
     probe_advice(&f, fix, sizeof fix);
+    /* The server's reply may end with its own full stop: no "failed.. Fix:". */
+    size_t n = strlen(r->reply);
+    bool stop = !r->challenge[0] && n > 0 && r->reply[n - 1] == '.';
     if (fix[0])
-        printf(". Fix: %s", fix);
+        printf("%s Fix: %s", stop ? "" : ".", fix);
     putchar('\n');
 }
 
@@ -203,7 +206,7 @@ int cli_token_test(const char *config_path, int argc, char **argv)
     printf("user %s: mailbox %s at provider %s (flow %s, %s)\n", c.user.name, c.user.mailbox,
            c.p->name, mg_flow_name(c.p->flow), mg_sasl_name(c.p->sasl));
     struct cli_token t;
-    cli_token_fetch(&c, &t);
+    cli_token_fetch(&c, &t, false);
     if (t.status == TOKEN_OK && t.token) {
         rc = run_tests(&c, &t, a.only);
     } else {

@@ -49,6 +49,8 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "max_failure_delay", V_DURATION0, max_failure_delay_ms, false),
     KEY(gateway_conf, "max_connections_per_ip", V_COUNT, max_connections_per_ip, false),
     KEY(gateway_conf, "max_logins_per_ip", V_COUNT, max_logins_per_ip, false),
+    KEY(gateway_conf, "login_type", V_LOGIN_TYPE, login_type, false),
+    KEY(gateway_conf, "allow", V_CIDR_LIST, allow, false),
     {NULL, 0, 0, false}};
 
 static const struct key_def tls_keys[] = {
@@ -63,11 +65,13 @@ static const struct key_def tls_keys[] = {
 static const struct key_def listen_keys[] = {
     KEY(listener_conf, "protocol", V_PROTOCOL, protocol, true),
     KEY(listener_conf, "address", V_LISTEN_ADDR, address, true),
-    KEY(listener_conf, "tls", V_TLS_MODE, tls, false),
+    KEY(listener_conf, "tls", V_LISTEN_TLS, tls, false),
     KEY(listener_conf, "banner", V_STRING, banner, false),
     KEY(listener_conf, "hostname", V_STRING, hostname, false),
     KEY(listener_conf, "login_timeout", V_DURATION, login_timeout_ms, false),
     KEY(listener_conf, "idle_timeout", V_DURATION, idle_timeout_ms, false),
+    KEY(listener_conf, "login_type", V_LOGIN_TYPE, login_type, false),
+    KEY(listener_conf, "allow", V_CIDR_LIST, allow, false),
     {NULL, 0, 0, false}};
 
 static const struct key_def provider_keys[] = {
@@ -97,6 +101,7 @@ static const struct key_def provider_keys[] = {
     {NULL, 0, 0, false}};
 
 _Static_assert(MG_ARRAY_LEN(provider_keys) <= MAX_KEYS + 1, "raise MAX_KEYS");
+_Static_assert(MG_ARRAY_LEN(gateway_keys) <= MAX_KEYS + 1, "raise MAX_KEYS");
 
 static const struct {
     const char *word;
@@ -127,6 +132,7 @@ struct conf_message {
 struct parser {
     struct config *cfg;
     enum config_secrets secrets;
+    bool listeners_unused; /* config_load_admin(): [tls]'s files are named, not opened */
     FILE *in;
     struct conf_message *errors; /* printed sorted by line once the whole file is checked */
     size_t n_errors;
@@ -404,6 +410,10 @@ static void *section_struct(struct parser *p, const struct section *s)
     }
 }
 
+/* A [tls] file for a command that serves no listener: the name is kept, the file not opened
+ * (a first `user add` runs before the certificate exists). */
+static const struct key_def unchecked_path = {"path", V_STRING, 0, false};
+
 static void handle_key(struct parser *p, const char *name, const char *value, int line)
 {
     struct section *s = p->n_sections ? &p->sections[p->n_sections - 1] : NULL;
@@ -430,6 +440,9 @@ static void handle_key(struct parser *p, const char *name, const char *value, in
         conf_error(p, line, "'%s' needs a value", name);
     else if (conf_has_control_char(value))
         conf_error(p, line, "'%s' contains a control character", name);
+    else if (p->listeners_unused && s->kind == SEC_TLS && keys[k].kind == V_PATH)
+        config_set_value(p, line, &unchecked_path, (char *)section_struct(p, s) + keys[k].offset,
+                         value, p->secrets);
     else
         config_set_value(p, line, &keys[k], section_struct(p, s), value, p->secrets);
 }
@@ -457,6 +470,19 @@ static void require_keys(struct parser *p, const struct section *s)
     }
 }
 
+/* A password in the clear is the admin's explicit choice, never a default. */
+static void check_listener_tls(struct parser *p, const struct section *s,
+                               const struct listener_conf *l)
+{
+    int tls_line = conf_key_line(s, "tls");
+    if (l->tls != MG_TLS_NONE || conf_error_at(p, tls_line) || l->login_type == MG_LOGIN_PLAINTEXT)
+        return;
+    conf_error(p, tls_line,
+               "tls = none needs login_type = plaintext in [%s] or [gateway] (passwords would "
+               "travel unencrypted; without it no login could succeed)",
+               s->title);
+}
+
 static void finish_listener(struct parser *p, const struct section *s)
 {
     struct config *cfg = p->cfg;
@@ -478,6 +504,11 @@ static void finish_listener(struct parser *p, const struct section *s)
         l->login_timeout_ms = cfg->gateway.login_timeout_ms;
     if (!conf_key_line(s, "idle_timeout"))
         l->idle_timeout_ms = cfg->gateway.idle_timeout_ms;
+    if (!conf_key_line(s, "login_type"))
+        l->login_type = cfg->gateway.login_type;
+    if (!conf_key_line(s, "allow"))
+        cidr_list_copy(&l->allow, &cfg->gateway.allow);
+    check_listener_tls(p, s, l);
     for (size_t i = 0; l->addrlen && i < s->index; i++) {
         const struct listener_conf *o = &cfg->listeners[i];
         if (o->addrlen == l->addrlen && memcmp(&o->addr, &l->addr, l->addrlen) == 0)
@@ -497,10 +528,20 @@ static bool section_values_ok(const struct parser *p, const struct section *s)
     return true;
 }
 
+/* Listeners with tls = none alone need no certificate. */
+static bool tls_needed(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        if (cfg->listeners[i].tls != MG_TLS_NONE)
+            return true;
+    }
+    return false;
+}
+
 static void finish_tls(struct parser *p)
 {
     const struct section *tls = find_section(p, "tls");
-    if (p->cfg->n_listeners == 0)
+    if (!tls_needed(p->cfg))
         return;
     if (!tls) {
         conf_error(p, 0, "missing section [tls] (the listeners need a certificate)");
@@ -513,7 +554,8 @@ static void finish_tls(struct parser *p)
         conf_error(p, tls->line, "[tls] needs 'private_key'");
     if (!conf_key_line(tls, "ecdsa_certificate") != !conf_key_line(tls, "ecdsa_private_key"))
         conf_error(p, tls->line, "[tls] needs both 'ecdsa_certificate' and 'ecdsa_private_key'");
-    else if (section_values_ok(p, tls) && p->cfg->tls.certificate && p->cfg->tls.private_key)
+    else if (!p->listeners_unused && section_values_ok(p, tls) && p->cfg->tls.certificate &&
+             p->cfg->tls.private_key)
         config_check_tls(p, tls, &p->cfg->tls);
 }
 
@@ -582,12 +624,13 @@ static void parse_file(struct parser *p)
 
 /* in: the open text, NULL when it could not be opened (open_errno says why). */
 static struct config *load_stream(const char *path, FILE *in, int open_errno,
-                                  enum config_secrets secrets, FILE *errors)
+                                  enum config_secrets secrets, bool listeners_unused, FILE *errors)
 {
     struct config *cfg = mg_calloc(1, sizeof *cfg);
     cfg->path = mg_strdup(path);
     set_defaults(&cfg->gateway);
-    struct parser p = {.cfg = cfg, .secrets = secrets, .in = in};
+    struct parser p = {
+        .cfg = cfg, .secrets = secrets, .listeners_unused = listeners_unused, .in = in};
     if (!p.in) {
         conf_error(&p, 0, "cannot open: %s", strerror(open_errno));
     } else {
@@ -607,7 +650,13 @@ static struct config *load_stream(const char *path, FILE *in, int open_errno,
 struct config *config_load(const char *path, enum config_secrets secrets, FILE *errors)
 {
     FILE *in = fopen(path, "re");
-    return load_stream(path, in, errno, secrets, errors);
+    return load_stream(path, in, errno, secrets, false, errors);
+}
+
+struct config *config_load_admin(const char *path, enum config_secrets secrets, FILE *errors)
+{
+    FILE *in = fopen(path, "re");
+    return load_stream(path, in, errno, secrets, true, errors);
 }
 
 struct config *config_load_bytes(const char *path, const char *data, size_t len,
@@ -618,7 +667,7 @@ struct config *config_load_bytes(const char *path, const char *data, size_t len,
     FILE *in = len ? fmemopen((void *)data, len, "r") : fmemopen((void *)empty, 1, "r");
     if (in && !len)
         fseek(in, 1, SEEK_SET);
-    return load_stream(path, in, errno, secrets, errors);
+    return load_stream(path, in, errno, secrets, false, errors);
 }
 
 void config_free(struct config **cfgp)
@@ -632,6 +681,7 @@ void config_free(struct config **cfgp)
         free(l->address);
         free(l->banner);
         free(l->hostname);
+        cidr_list_free(&l->allow);
     }
     for (size_t i = 0; i < cfg->n_providers; i++) {
         config_free_provider(&cfg->providers[i]);
@@ -641,6 +691,7 @@ void config_free(struct config **cfgp)
     free(cfg->gateway.state_dir);
     free(cfg->gateway.secret_key_file);
     free(cfg->gateway.user);
+    cidr_list_free(&cfg->gateway.allow);
     free(cfg->tls.certificate);
     free(cfg->tls.private_key);
     free(cfg->tls.ecdsa_certificate);

@@ -8,6 +8,7 @@
 
 #include <openssl/types.h> /* EVP_PKEY: certificate credentials, loaded only with secrets */
 
+#include "cidr.h"
 #include "log.h"
 #include "proto.h"
 
@@ -17,6 +18,12 @@
 enum jwt_alg {
     JWT_RS256 = 0, /* RSASSA-PKCS1-v1_5 with SHA-256 */
     JWT_PS256 = 1  /* RSASSA-PSS with SHA-256, MGF1-SHA-256, salt length 32 (RFC 7518 3.5) */
+};
+
+/* login_type =: whether a password may travel before TLS (Exchange's LoginType). */
+enum mg_login_type {
+    MG_LOGIN_SECURE = 0,   /* default: LOGIN/USER/PASS/AUTH only once TLS is on */
+    MG_LOGIN_PLAINTEXT = 1 /* also without TLS: a legacy device on a trusted segment */
 };
 
 struct gateway_conf {
@@ -40,6 +47,9 @@ struct gateway_conf {
     uint64_t max_failure_delay_ms;   /* default 5 s: the growing failure delay's ceiling */
     uint32_t max_connections_per_ip; /* default 50, per worker; 0: no limit */
     uint32_t max_logins_per_ip;      /* default 20: logins in flight in the broker; 0: no limit */
+    /* Defaults of the listeners' keys of the same names. */
+    enum mg_login_type login_type; /* default secure */
+    struct cidr_list allow;        /* default empty: every address */
 };
 
 /* [tls] min_version: the oldest protocol version offered to clients. */
@@ -66,7 +76,9 @@ struct listener_conf {
     char *hostname; /* default: the machine's name (SMTP greeting, later) */
     uint64_t login_timeout_ms; /* inherited from [gateway] unless set in the section */
     uint64_t idle_timeout_ms;
-    int line; /* line of the section header, for messages */
+    enum mg_login_type login_type; /* inherited from [gateway] unless set in the section */
+    struct cidr_list allow;        /* the same; a client outside hears the refusal greeting */
+    int line;                      /* line of the section header, for messages */
 };
 
 enum mg_provider_type {
@@ -152,6 +164,9 @@ enum config_secrets { CONFIG_LOAD_SECRETS, CONFIG_SKIP_SECRETS };
  * listener addresses that parse, each provider's keys for its type and flow (config_provider.c).
  */
 struct config *config_load(const char *path, enum config_secrets secrets, FILE *errors);
+/* The same for admin commands that serve no listener (user, token, audit, ...): [tls]'s
+ * certificate and key are not opened, so they work before the gateway's certificate exists. */
+struct config *config_load_admin(const char *path, enum config_secrets secrets, FILE *errors);
 /* The same from the file's bytes, read earlier (the broker's copy, handed to the workers):
  * path only names the file in messages. data need not be NUL-terminated. */
 struct config *config_load_bytes(const char *path, const char *data, size_t len,

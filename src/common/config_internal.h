@@ -37,7 +37,10 @@ enum value_kind {
     V_LOG_LEVEL,   /* enum mg_log_level */
     V_WORKERS,     /* int */
     V_COUNT,       /* uint32_t, 0 to COUNT_MAX (0: off, where the key says so) */
-    V_TLS_MODE,    /* enum mg_tls_mode */
+    V_TLS_MODE,    /* enum mg_tls_mode, implicit or starttls (an upstream's) */
+    V_LISTEN_TLS,  /* enum mg_tls_mode, also none (a listener's) */
+    V_LOGIN_TYPE,  /* enum mg_login_type */
+    V_CIDR_LIST,   /* struct cidr_list */
     V_PROTOCOL,    /* enum mg_proto */
     V_LISTEN_ADDR, /* listener address + sockaddr */
     V_SERVER,      /* struct server_addr host + port */
@@ -62,6 +65,11 @@ struct key_def {
  * or reports what is wrong with it. client_secret is kept only with CONFIG_LOAD_SECRETS. */
 void config_set_value(struct parser *p, int line, const struct key_def *key, void *base,
                       const char *value, enum config_secrets secrets);
+
+/* A file holding a secret (client_secret_file, service_account_file), like secret.key: false
+ * (reported at line, with the chmod 600 fix) when it cannot be read or group or others may
+ * access it. */
+bool config_private_file(struct parser *p, int line, const char *path);
 
 /* workers = auto: the number of online CPUs, within the allowed range. */
 int config_online_cpus(void);

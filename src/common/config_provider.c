@@ -188,23 +188,10 @@ static char *json_text(const struct finishing *f, json_t *root, const char *memb
     return mg_strdup(v);
 }
 
-/* The key file of a Google service account is a secret like secret.key: refused when others
- * may read it. */
+/* The key file of a Google service account is a secret like secret.key. */
 static bool private_file(const struct finishing *f, const char *path)
 {
-    struct stat st;
-    int line = line_of(f, "service_account_file");
-    if (stat(path, &st) != 0) {
-        conf_error(f->p, line, "cannot read %s: %s", path, strerror(errno));
-        return false;
-    }
-    if (st.st_mode & 077) {
-        conf_error(f->p, line,
-                   "%s is accessible by group or others (mode %03o); run chmod 600 on it", path,
-                   (unsigned)(st.st_mode & 0777));
-        return false;
-    }
-    return true;
+    return config_private_file(f->p, line_of(f, "service_account_file"), path);
 }
 
 /* token_uri: where Google wants the signed assertion; token_endpoint in the file wins. */

@@ -153,13 +153,30 @@ static void parse_server(struct parser *p, int line, const char *key, const char
     srv->port = port;
 }
 
+bool config_private_file(struct parser *p, int line, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        conf_error(p, line, "cannot read %s: %s", path, strerror(errno));
+        return false;
+    }
+    if (st.st_mode & 077) {
+        conf_error(p, line,
+                   "%s is accessible by group or others (mode %03o); run chmod 600 on it "
+                   "(and give it to the gateway's user)",
+                   path, (unsigned)(st.st_mode & 0777));
+        return false;
+    }
+    return true;
+}
+
 /* Checked in both modes (a worker must fail like the broker would), read only with secrets. */
 static void parse_secret_file(struct parser *p, int line, const char *value, char **field)
 {
     long long size = check_readable_file(p, line, value);
     if (size == 0)
         conf_error(p, line, "client_secret_file %s is empty", value);
-    if (size > 0)
+    if (size > 0 && config_private_file(p, line, value))
         set_string(field, value);
 }
 
@@ -179,6 +196,11 @@ static const char *const flow_names[] = {
 static const char *const tls_version_names[] = {
     [MG_TLS_VERSION_1_2] = "TLSv1.2",
     [MG_TLS_VERSION_1_3] = "TLSv1.3",
+};
+
+static const char *const login_type_names[] = {
+    [MG_LOGIN_SECURE] = "secure",
+    [MG_LOGIN_PLAINTEXT] = "plaintext",
 };
 
 static const char *const sasl_words[] = {
@@ -236,6 +258,32 @@ static void parse_ident(struct parser *p, int line, const char *key, const char 
         set_string(field, value);
 }
 
+/* none only for a listener: every upstream is reached over TLS. */
+static void parse_tls_mode(struct parser *p, int line, const struct key_def *key, const char *value,
+                           enum mg_tls_mode *field)
+{
+    enum mg_tls_mode mode;
+    int listener = key->kind == V_LISTEN_TLS;
+    if (mg_tls_mode_parse(value, &mode) != 0 || (!listener && mode == MG_TLS_NONE))
+        conf_error(p, line, "%s: expected implicit%s, not '%s'", key->name,
+                   listener ? ", starttls or none" : " or starttls", value);
+    else
+        *field = mode;
+}
+
+static void parse_allow(struct parser *p, int line, const char *key, const char *value,
+                        struct cidr_list *field)
+{
+    struct cidr_list list;
+    char why[160];
+    if (cidr_list_parse(value, &list, why, sizeof why) != 0) {
+        conf_error(p, line, "%s: %s (expected ranges like 10.0.0.0/8, 2001:db8::/32)", key, why);
+        return;
+    }
+    cidr_list_free(field);
+    *field = list;
+}
+
 void config_set_value(struct parser *p, int line, const struct key_def *key, void *base,
                       const char *value, enum config_secrets secrets)
 {
@@ -272,8 +320,14 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
         parse_count(p, line, key->name, value, field);
         break;
     case V_TLS_MODE:
-        if (mg_tls_mode_parse(value, field) != 0)
-            conf_error(p, line, "%s: expected implicit or starttls, not '%s'", key->name, value);
+    case V_LISTEN_TLS:
+        parse_tls_mode(p, line, key, value, field);
+        break;
+    case V_LOGIN_TYPE:
+        PARSE_WORD(p, line, key->name, value, login_type_names, field);
+        break;
+    case V_CIDR_LIST:
+        parse_allow(p, line, key->name, value, field);
         break;
     case V_PROTOCOL:
         parse_protocol(p, line, value, field);

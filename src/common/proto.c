@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const char *const proto_names[] = {"imap", "pop3", "smtp"};
-static const char *const tls_names[] = {"implicit", "starttls"};
+static const char *const tls_names[] = {"implicit", "starttls", "none"};
 
 const char *mg_proto_name(enum mg_proto p)
 {
@@ -24,12 +24,12 @@ int mg_proto_parse(const char *s, enum mg_proto *out)
 
 const char *mg_tls_mode_name(enum mg_tls_mode m)
 {
-    return (unsigned)m < 2 ? tls_names[m] : "unknown";
+    return (unsigned)m < 3 ? tls_names[m] : "unknown";
 }
 
 int mg_tls_mode_parse(const char *s, enum mg_tls_mode *out)
 {
-    for (unsigned i = 0; i < 2; i++) {
+    for (unsigned i = 0; i < 3; i++) {
         if (strcmp(s, tls_names[i]) == 0) {
             *out = (enum mg_tls_mode)i;
             return 0;

@@ -3,11 +3,12 @@
 #define MG_PROTO_H
 
 enum mg_proto { MG_PROTO_IMAP = 0, MG_PROTO_POP3 = 1, MG_PROTO_SMTP = 2 };
-enum mg_tls_mode { MG_TLS_IMPLICIT = 0, MG_TLS_STARTTLS = 1 };
+/* MG_TLS_NONE: a listener without TLS (login_type = plaintext only); never an upstream's. */
+enum mg_tls_mode { MG_TLS_IMPLICIT = 0, MG_TLS_STARTTLS = 1, MG_TLS_NONE = 2 };
 
-const char *mg_proto_name(enum mg_proto p);              /* "imap", "pop3", "smtp" */
-int mg_proto_parse(const char *s, enum mg_proto *out);    /* 0 ok, -1 unknown */
-const char *mg_tls_mode_name(enum mg_tls_mode m);         /* "implicit", "starttls" */
+const char *mg_proto_name(enum mg_proto p);            /* "imap", "pop3", "smtp" */
+int mg_proto_parse(const char *s, enum mg_proto *out); /* 0 ok, -1 unknown */
+const char *mg_tls_mode_name(enum mg_tls_mode m);      /* "implicit", "starttls", "none" */
 int mg_tls_mode_parse(const char *s, enum mg_tls_mode *out);
 
 #endif

@@ -1,6 +1,7 @@
 /* IMAP client side before login (RFC 3501 / RFC 9051): greeting, the few commands allowed
  * before authentication, LOGIN and AUTHENTICATE PLAIN. The session core does the I/O, TLS,
  * timers and the broker; this file only speaks the grammar. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +15,7 @@
 #define MAILGATE_VERSION "unknown"
 #endif
 
-/* Only what is honest before login; the server's own list comes with the tagged OK. */
-static const char CAPS_BEFORE_TLS[] = "IMAP4rev1 SASL-IR LITERAL+ ID STARTTLS LOGINDISABLED";
-static const char CAPS_WITH_TLS[] = "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN";
+#define CLIENT_CAPS_MAX 80
 
 /* Commands that exist but need an authenticated state. */
 static const char *const commands_after_login[] = {
@@ -29,9 +28,15 @@ static const char *const commands_after_login[] = {
     "SORT",        "THREAD",       "ESEARCH",     "REPLACE",
 };
 
-static const char *client_caps(const struct session *s)
+/* Only what is honest before login (the server's own list comes with the tagged OK): STARTTLS
+ * while it can be used, LOGINDISABLED while no password may be sent (login_type = secure
+ * before TLS), AUTH=PLAIN once one may. */
+static const char *client_caps(const struct session *s, char buf[CLIENT_CAPS_MAX])
 {
-    return s->client_tls ? CAPS_WITH_TLS : CAPS_BEFORE_TLS;
+    snprintf(buf, CLIENT_CAPS_MAX, "IMAP4rev1 SASL-IR LITERAL+ ID%s%s",
+             session_starttls_allowed(s) ? " STARTTLS" : "",
+             session_password_allowed(s) ? " AUTH=PLAIN" : " LOGINDISABLED");
+    return buf;
 }
 
 /* ---- replies ---- */
@@ -126,7 +131,7 @@ static void sasl_done(struct session *s, struct imap_state *st, const char *tag,
 
 static void cmd_login(struct session *s, struct imap_state *st, const struct imap_command *cmd)
 {
-    if (!s->client_tls) {
+    if (!session_password_allowed(s)) {
         int named = cmd->argc >= 1 && is_string(&cmd->args[0]);
         session_login_refused(s, named ? cmd->args[0].str : NULL, "refused",
                               "LOGIN before STARTTLS");
@@ -149,7 +154,7 @@ static void cmd_login(struct session *s, struct imap_state *st, const struct ima
 static void cmd_authenticate(struct session *s, struct imap_state *st,
                              const struct imap_command *cmd)
 {
-    if (!s->client_tls) {
+    if (!session_password_allowed(s)) {
         session_login_refused(s, NULL, "refused", "AUTHENTICATE before STARTTLS");
         reply_privacy_required(s, cmd->tag);
         return;
@@ -181,9 +186,10 @@ static int read_sasl_response(struct session *s, struct imap_state *st)
 static void cmd_capability(struct session *s, struct imap_state *st, const struct imap_command *cmd)
 {
     MG_UNUSED(st);
+    char caps[CLIENT_CAPS_MAX];
     if (no_arguments(s, cmd))
-        session_printf(s, "* CAPABILITY %s\r\n%s OK CAPABILITY completed.\r\n", client_caps(s),
-                       cmd->tag);
+        session_printf(s, "* CAPABILITY %s\r\n%s OK CAPABILITY completed.\r\n",
+                       client_caps(s, caps), cmd->tag);
 }
 
 static void cmd_noop(struct session *s, struct imap_state *st, const struct imap_command *cmd)
@@ -330,7 +336,9 @@ static void imap_on_client_input(struct session *s)
 
 static void imap_greeting(struct session *s)
 {
-    session_printf(s, "* OK [CAPABILITY %s] %s\r\n", client_caps(s), s->listener->conf->banner);
+    char caps[CLIENT_CAPS_MAX];
+    session_printf(s, "* OK [CAPABILITY %s] %s\r\n", client_caps(s, caps),
+                   s->listener->conf->banner);
 }
 
 static void imap_on_tls_ready(struct session *s)
@@ -379,6 +387,9 @@ static void imap_goodbye(struct session *s, enum session_goodbye why)
         return;
     case GOODBYE_TOO_MANY_CONNECTIONS:
         session_printf(s, "* BYE [UNAVAILABLE] Too many connections from your address.\r\n");
+        return;
+    case GOODBYE_ADDRESS_NOT_ALLOWED:
+        session_printf(s, "* BYE Access from your address is not allowed.\r\n");
         return;
     }
 }

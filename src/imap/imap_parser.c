@@ -10,8 +10,10 @@
 #include "util.h"
 
 /* Room for one command: its line bytes, two full literals (LOGIN user and password) and a NUL
- * after the tag, the name and every argument. */
+ * after the tag, the name and every argument. The store starts at STORE_START bytes and doubles
+ * up to STORE_SIZE as a command needs it. */
 #define STORE_SIZE (IMAP_MAX_LINE + 2 * IMAP_MAX_LITERAL + IMAP_MAX_ARGS + 2)
+#define STORE_START 1024
 /* Literal lengths saturate here: anything larger is refused anyway, and nothing can overflow. */
 #define LITERAL_LEN_CAP ((uint64_t)1 << 40)
 #define MAX_LIST_DEPTH 8
@@ -66,7 +68,8 @@ struct imap_parser {
     const char *error;
     int fatal;
     char error_tag[IMAP_MAX_TAG + 1];
-    char store[STORE_SIZE];
+    char *store; /* cap bytes, cap <= STORE_SIZE; the strings of cmd point into it */
+    size_t cap;
 };
 
 static const char NO_TAG[] = "*";
@@ -225,9 +228,45 @@ static enum imap_parse_result fail(struct imap_parser *p, unsigned char c, const
 
 /* ---- command storage ---- */
 
+/* A string of cmd that points into the old store points to the same offset in the new one. */
+static const char *rebase(const char *s, const char *old, size_t old_cap, const char *new)
+{
+    uintptr_t at = (uintptr_t)s, base = (uintptr_t)old;
+    return s && at >= base && at < base + old_cap ? new + (at - base) : s;
+}
+
+/* Copies the store into a buffer of cap bytes; the old one is wiped (it may hold a password)
+ * and the command's strings follow. */
+static void store_move(struct imap_parser *p, size_t cap)
+{
+    char *old = p->store, *new = mg_malloc(cap);
+    memcpy(new, old, p->used);
+    p->cmd.tag = rebase(p->cmd.tag, old, p->cap, new);
+    p->cmd.name = rebase(p->cmd.name, old, p->cap, new);
+    for (size_t i = 0; i < p->cmd.argc; i++)
+        p->cmd.args[i].str = rebase(p->cmd.args[i].str, old, p->cap, new);
+    mg_wipe(old, p->cap);
+    free(old);
+    p->store = new;
+    p->cap = cap;
+}
+
+/* Room for n more bytes, or -1 when the command would pass STORE_SIZE. */
+static int store_room(struct imap_parser *p, size_t n)
+{
+    if (n > STORE_SIZE - p->used)
+        return -1;
+    size_t cap = p->cap;
+    while (cap - p->used < n)
+        cap = cap * 2 > STORE_SIZE ? STORE_SIZE : cap * 2;
+    if (cap != p->cap)
+        store_move(p, cap);
+    return 0;
+}
+
 static int store_byte(struct imap_parser *p, unsigned char c)
 {
-    if (p->used >= STORE_SIZE)
+    if (store_room(p, 1) != 0)
         return -1;
     p->store[p->used++] = (char)c;
     return 0;
@@ -244,7 +283,7 @@ static enum imap_parse_result store_or_fail(struct imap_parser *p, unsigned char
 /* Terminates the string being read; returns its start. */
 static const char *finish_string(struct imap_parser *p, size_t *len)
 {
-    if (p->used >= STORE_SIZE) /* cannot happen (see literal_fits); never write outside */
+    if (store_room(p, 1) != 0) /* cannot happen (see literal_fits); never write outside */
         p->used = STORE_SIZE - 1;
     *len = p->used - p->token_start;
     p->store[p->used++] = '\0';
@@ -465,8 +504,10 @@ static enum imap_parse_result parse_literal_spec(struct imap_parser *p, unsigned
 static size_t store_literal_data(struct imap_parser *p, const unsigned char *data, size_t len)
 {
     size_t n = p->literal_left < len ? (size_t)p->literal_left : len;
-    memcpy(p->store + p->used, data, n); /* room checked when the literal was announced */
-    p->used += n;
+    if (store_room(p, n) == 0) { /* always: room was checked when the literal was announced */
+        memcpy(p->store + p->used, data, n);
+        p->used += n;
+    }
     p->literal_left -= n;
     if (p->literal_left == 0) {
         finish_arg(p);
@@ -522,6 +563,8 @@ static enum imap_parse_result parse_byte(struct imap_parser *p, unsigned char c)
 struct imap_parser *imap_parser_new(void)
 {
     struct imap_parser *p = mg_calloc(1, sizeof *p);
+    p->cap = STORE_START;
+    p->store = mg_malloc(p->cap);
     imap_parser_reset(p);
     return p;
 }
@@ -530,6 +573,8 @@ void imap_parser_free(struct imap_parser **p)
 {
     if (!*p)
         return;
+    mg_wipe((*p)->store, (*p)->cap);
+    free((*p)->store);
     mg_wipe(*p, sizeof **p);
     free(*p);
     *p = NULL;
@@ -539,6 +584,8 @@ void imap_parser_reset(struct imap_parser *p)
 {
     mg_wipe(p->store, p->used);
     p->used = 0;
+    if (p->cap > STORE_START) /* a big command's room goes back: idle sessions stay small */
+        store_move(p, STORE_START);
     p->token_start = 0;
     memset(&p->cmd, 0, sizeof p->cmd);
     p->state = ST_TAG;

@@ -12,14 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IMAP_MAX_LINE 8192       /* bytes of one command excluding literal data */
-#define IMAP_MAX_LITERAL 8192    /* one literal before login */
+/* Bytes of one command line with its CRLF, excluding literal data: 64 KiB of command, room for
+ * an ID with RFC 2971's maxima (30 fields, values of 1024 octets). The parser's store grows
+ * with the command and shrinks back after it, so an idle session stays small. */
+#define IMAP_MAX_LINE (64 * 1024 + 2)
+#define IMAP_MAX_LITERAL 8192 /* one literal before login */
 #define IMAP_MAX_ARGS 64
 #define IMAP_MAX_TAG 64
-#define IMAP_MAX_DISCARD 65536   /* bytes of a bad command swallowed before giving up (BYE) */
+#define IMAP_MAX_DISCARD 65536 /* bytes of a bad command swallowed before giving up (BYE) */
 
 enum imap_arg_type {
-    IMAP_ARG_ATOM,    /* includes NIL as an atom-looking word; see is_nil */
+    IMAP_ARG_ATOM, /* includes NIL as an atom-looking word; see is_nil */
     IMAP_ARG_QUOTED,
     IMAP_ARG_LITERAL,
     IMAP_ARG_LIST_START,
@@ -73,7 +76,8 @@ const char *imap_parser_error(const struct imap_parser *p);
 int imap_parser_error_fatal(const struct imap_parser *p);
 
 /* Astring/quoting helper for building lines: writes s as an IMAP quoted string if it has only
- * safe characters, else returns -1 (callers then use a literal). Used by tests and upstream code. */
+ * safe characters, else returns -1 (callers then use a literal). Used by tests and upstream code.
+ */
 int imap_quote(const char *s, char *out, size_t outlen);
 
 #endif

@@ -21,11 +21,10 @@
     "PIPELINING\r\n"                                                                               \
     "IMPLEMENTATION mailgate\r\n"                                                                  \
     ".\r\n"
-static const char CAPA_BEFORE_TLS[] = "+OK Capability list follows\r\n"
-                                      "STLS\r\n" CAPA_COMMON;
-static const char CAPA_WITH_TLS[] = "+OK Capability list follows\r\n"
-                                    "USER\r\n"
-                                    "SASL PLAIN\r\n" CAPA_COMMON;
+static const char CAPA_HEAD[] = "+OK Capability list follows\r\n";
+static const char CAPA_STLS[] = "STLS\r\n";                /* while STLS can be used */
+static const char CAPA_LOGIN[] = "USER\r\nSASL PLAIN\r\n"; /* once a password may be sent */
+static const char CAPA_TAIL[] = CAPA_COMMON;
 
 /* Commands of the TRANSACTION state (RFC 1939 section 5, NOOP included). */
 static const char *const commands_after_login[] = {"STAT", "LIST", "RETR", "DELE", "NOOP",
@@ -49,11 +48,11 @@ static void reply_temp_failure(struct session *s)
     session_printf(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later.\r\n");
 }
 
-/* USER, PASS and AUTH on a starttls listener before STLS. attempt names a refused login
+/* USER, PASS and AUTH before STLS (login_type = secure). attempt names a refused login
  * attempt for the log (NULL: the command alone is none). */
 static int tls_required(struct session *s, const char *attempt)
 {
-    if (s->client_tls)
+    if (session_password_allowed(s))
         return 0;
     if (attempt)
         session_login_refused(s, NULL, "refused", attempt);
@@ -186,10 +185,12 @@ static void cmd_capa(struct session *s, struct pop3_state *st, const struct pop3
     MG_UNUSED(st);
     if (!no_arguments(s, cmd))
         return;
-    if (s->client_tls)
-        session_write(s, CAPA_WITH_TLS, sizeof CAPA_WITH_TLS - 1);
-    else
-        session_write(s, CAPA_BEFORE_TLS, sizeof CAPA_BEFORE_TLS - 1);
+    session_write(s, CAPA_HEAD, sizeof CAPA_HEAD - 1);
+    if (session_starttls_allowed(s))
+        session_write(s, CAPA_STLS, sizeof CAPA_STLS - 1);
+    if (session_password_allowed(s))
+        session_write(s, CAPA_LOGIN, sizeof CAPA_LOGIN - 1);
+    session_write(s, CAPA_TAIL, sizeof CAPA_TAIL - 1);
 }
 
 static void cmd_quit(struct session *s, struct pop3_state *st, const struct pop3_command *cmd)
@@ -329,6 +330,9 @@ static void pop3_goodbye(struct session *s, enum session_goodbye why)
         return;
     case GOODBYE_TOO_MANY_CONNECTIONS:
         session_printf(s, "-ERR [SYS/TEMP] Too many connections from your address.\r\n");
+        return;
+    case GOODBYE_ADDRESS_NOT_ALLOWED:
+        session_printf(s, "-ERR [AUTH] Access from your address is not allowed.\r\n");
         return;
     }
 }

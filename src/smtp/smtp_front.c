@@ -36,8 +36,8 @@ static void reply_auth_failed(struct session *s)
 
 static void send_ehlo_reply(struct session *s)
 {
-    if (!s->client_tls) {
-        /* Before TLS on a starttls listener: only STARTTLS, no AUTH (RFC 3207, 8314). */
+    if (!session_password_allowed(s)) {
+        /* Before TLS with login_type = secure: only STARTTLS, no AUTH (RFC 3207, 8314). */
         session_printf(s, "250-%s\r\n250 STARTTLS\r\n", hostname(s));
         return;
     }
@@ -46,7 +46,8 @@ static void send_ehlo_reply(struct session *s)
     char lines[512];
     if (smtp_ehlo_format(&caps, lines, sizeof lines) < 0)
         lines[0] = '\0';
-    session_printf(s, "250-%s\r\n%s250 AUTH PLAIN LOGIN\r\n", hostname(s), lines);
+    session_printf(s, "250-%s\r\n%s%s250 AUTH PLAIN LOGIN\r\n", hostname(s),
+                   session_starttls_allowed(s) ? "250-STARTTLS\r\n" : "", lines);
 }
 
 static void caps_known(void *arg)
@@ -77,7 +78,7 @@ static void cmd_ehlo(struct session *s, struct smtp_state *st, const struct smtp
     }
     st->greeted = SMTP_GREETED_EHLO; /* also resets a transaction: there is none before AUTH */
     struct smtp_ehlo_caps caps;
-    if (s->client_tls && !smtp_caps_get(s->w, &caps, &st->waiter)) {
+    if (session_password_allowed(s) && !smtp_caps_get(s->w, &caps, &st->waiter)) {
         st->front = SMTP_FRONT_WAIT_CAPS;
         struct timeval tv = {.tv_sec = CAPS_WAIT_MS / 1000, .tv_usec = CAPS_WAIT_MS % 1000 * 1000};
         evtimer_add(st->wait_timer, &tv);
@@ -152,7 +153,7 @@ static void cmd_auth(struct session *s, struct smtp_state *st, const struct smtp
 {
     const char *mech, *ir;
     size_t mech_len, ir_len;
-    if (!s->client_tls) {
+    if (!session_password_allowed(s)) {
         session_login_refused(s, NULL, "refused", "AUTH before STARTTLS");
         session_printf(s, "530 5.7.0 Must issue a STARTTLS command first\r\n");
         return;
@@ -320,6 +321,9 @@ static void smtp_goodbye(struct session *s, enum session_goodbye why)
         return;
     case GOODBYE_TOO_MANY_CONNECTIONS:
         session_printf(s, "421 4.7.0 %s Too many connections from your address\r\n", hostname(s));
+        return;
+    case GOODBYE_ADDRESS_NOT_ALLOWED:
+        session_printf(s, "554 5.7.1 %s Access from your address is not allowed\r\n", hostname(s));
         return;
     }
 }

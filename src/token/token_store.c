@@ -229,8 +229,9 @@ static int load_one(const struct token_record *t, void *arg)
     return 0;
 }
 
-struct token_store *token_store_attach(struct token_client *tc, const struct config *cfg,
-                                       struct store *st, struct secretbox *box)
+/* cfg NULL: the stored tokens are not loaded (token_store_attach_unseeded). */
+static struct token_store *attach(struct token_client *tc, const struct config *cfg,
+                                  struct store *st, struct secretbox *box)
 {
     struct token_store *ts = mg_calloc(1, sizeof *ts);
     ts->tc = tc;
@@ -238,7 +239,7 @@ struct token_store *token_store_attach(struct token_client *tc, const struct con
     ts->st = st;
     ts->box = box;
     store_data_version(st, &ts->data_version);
-    if (store_token_list(st, load_one, ts) != STORE_OK)
+    if (cfg && store_token_list(st, load_one, ts) != STORE_OK)
         log_warn("cannot read the stored tokens: %s", store_last_error(st));
     else if (ts->seeded)
         log_info("reusing the stored tokens of %zu principal(s)", ts->seeded);
@@ -247,6 +248,18 @@ struct token_store *token_store_attach(struct token_client *tc, const struct con
     token_client_set_refresh_ops(tc, &refresh_ops, ts);
     token_client_set_store_ops(tc, &store_ops, ts);
     return ts;
+}
+
+struct token_store *token_store_attach(struct token_client *tc, const struct config *cfg,
+                                       struct store *st, struct secretbox *box)
+{
+    return attach(tc, cfg, st, box);
+}
+
+struct token_store *token_store_attach_unseeded(struct token_client *tc, struct store *st,
+                                                struct secretbox *box)
+{
+    return attach(tc, NULL, st, box);
 }
 
 void token_store_detach(struct token_store **tsp)

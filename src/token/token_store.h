@@ -22,6 +22,10 @@ struct token_store;
  * the returned handle. */
 struct token_store *token_store_attach(struct token_client *tc, const struct config *cfg,
                                        struct store *st, struct secretbox *box);
+/* The same hooks without loading the stored tokens: every token comes from the IdP and
+ * replaces the stored one (`mailgate token get --fresh`). */
+struct token_store *token_store_attach_unseeded(struct token_client *tc, struct store *st,
+                                                struct secretbox *box);
 void token_store_detach(struct token_store **ts);
 
 /* Seconds a stored token has left: the stored expiry's stored_left, or less when the token is

@@ -280,15 +280,21 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         s->ops->on_client_input(s);
 }
 
-/* A client over max_connections_per_ip hears the protocol's goodbye instead of a greeting. */
+/* A client outside allow = or over max_connections_per_ip hears the protocol's goodbye instead
+ * of a greeting; on an implicit TLS listener after the handshake, so that it can read it. */
 static void greet(struct session *s)
 {
-    if (!s->over_limit) {
+    if (s->not_allowed) {
+        log_info("session=%s listener=%s client=%s refused: address not allowed", s->id,
+                 s->listener->conf->name, s->client_addr);
+        s->ops->goodbye(s, GOODBYE_ADDRESS_NOT_ALLOWED);
+        close_session(s, "address not allowed", 1);
+    } else if (s->over_limit) {
+        s->ops->goodbye(s, GOODBYE_TOO_MANY_CONNECTIONS);
+        close_session(s, "too many connections from this address", 1);
+    } else {
         s->ops->greeting(s);
-        return;
     }
-    s->ops->goodbye(s, GOODBYE_TOO_MANY_CONNECTIONS);
-    close_session(s, "too many connections from this address", 1);
 }
 
 /* The client has read our replies down to CLIENT_OUTPUT_RESUME. */
@@ -763,6 +769,7 @@ struct session *session_new(struct listener *l, int fd, const struct sockaddr *s
     snprintf(s->id, sizeof s->id, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
     format_addr(sa, salen, s->client_addr, sizeof s->client_addr);
     s->over_limit = worker_count_connection(w, s);
+    s->not_allowed = !cidr_list_match(&l->conf->allow, sa);
     s->login_timer = evtimer_new(w->base, login_timeout_cb, s);
     s->delay_timer = evtimer_new(w->base, delay_cb, s);
     s->flush_timer = evtimer_new(w->base, flush_timeout_cb, s);

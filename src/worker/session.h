@@ -61,7 +61,8 @@ enum session_goodbye {
     GOODBYE_LOGIN_TIMEOUT,
     GOODBYE_TOO_MANY_ERRORS,
     GOODBYE_SHUTDOWN,
-    GOODBYE_TOO_MANY_CONNECTIONS /* instead of the greeting: max_connections_per_ip */
+    GOODBYE_TOO_MANY_CONNECTIONS, /* instead of the greeting: max_connections_per_ip */
+    GOODBYE_ADDRESS_NOT_ALLOWED   /* instead of the greeting: outside the listener's allow */
 };
 
 struct proto_ops {
@@ -128,7 +129,8 @@ struct session {
     enum session_state state;
     int client_tls; /* TLS is established on the client connection */
     int closing;
-    int over_limit; /* too many connections from its address: refused instead of greeted */
+    int over_limit;  /* too many connections from its address: refused instead of greeted */
+    int not_allowed; /* its address is outside the listener's allow =: the same */
     struct bufferevent *client;
     uint64_t started_ms;
     unsigned bad_commands;
@@ -209,6 +211,9 @@ int session_skip_line(struct session *s);
  * dropped up to and with its end) or -2 (what has arrived of an overlong line was dropped; its
  * end has not arrived yet). */
 int session_take_line(struct evbuffer *in, char *buf, size_t size, size_t *len);
+/* True when a password may be sent now: TLS is on, or the listener has login_type =
+ * plaintext. Otherwise the protocol refuses LOGIN/USER/PASS/AUTH and advertises no mechanism. */
+int session_password_allowed(const struct session *s);
 /* True when STARTTLS may be offered now (starttls listener, TLS not yet on). */
 int session_starttls_allowed(const struct session *s);
 /* The protocol has written its "go ahead" line: flush it, drop every byte the client already

@@ -27,6 +27,11 @@ static void check_output_budget(struct session *s)
         session_wait_for_output(s);
 }
 
+int session_password_allowed(const struct session *s)
+{
+    return s->client_tls || s->listener->conf->login_type == MG_LOGIN_PLAINTEXT;
+}
+
 /* ---- replies ---- */
 
 void session_write(struct session *s, const void *data, size_t len)

@@ -309,9 +309,12 @@ static void on_drain_signal(evutil_socket_t sig, short what, void *arg)
 
 static int setup_tls(struct worker *wk)
 {
-    wk->ctx.server_tls = tls_server_ctx_new(&wk->cfg->tls);
-    if (!wk->ctx.server_tls)
-        return -1;
+    /* No certificate: every listener has tls = none (the config allows only that). */
+    if (wk->cfg->tls.certificate) {
+        wk->ctx.server_tls = tls_server_ctx_new(&wk->cfg->tls);
+        if (!wk->ctx.server_tls)
+            return -1;
+    }
     wk->ctx.client_tls = tls_client_cache_new();
     /* Load every provider's trust store now: a bad ca_file shows at start, not at login. */
     for (size_t i = 0; i < wk->cfg->n_providers; i++)

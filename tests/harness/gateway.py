@@ -8,7 +8,7 @@ import socket
 import ssl
 import subprocess
 
-from .owner import share_with_gateway_user
+from .owner import give_to_gateway_user
 from .procs import child_pids, free_port, port_accepts, stop_process, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,6 +21,8 @@ POP3_BANNER = "The mailgate POP3 service is ready."  # the defaults: not set in 
 SMTP_BANNER = "ESMTP The mailgate SMTP service is ready."
 SMTP_HOSTNAME = "mx.mailgate.test"
 GREETING_PREFIX = {"imap": "* OK", "pop3": "+OK", "smtp": "220 "}
+# what a client outside a listener's allow = hears instead (the listener is up all the same)
+REFUSAL_PREFIX = {"imap": "* BYE", "pop3": "-ERR", "smtp": "554 "}
 # listener name -> protocol; names not listed are IMAP
 PROTOCOL_OF = {"pop3s": "pop3", "pop3": "pop3", "submission": "smtp", "smtps": "smtp"}
 PROVIDER_KEYS = ("pop3_server", "pop3_tls", "smtp_server", "smtp_tls")
@@ -43,7 +45,9 @@ def child_env(asan_options=""):
 def render_config(gw):
     """mailgate.conf text for a Gateway's settings. The provider section is named "microsoft"
     whatever its type (settings provider_type, flow, sasl; no tenant unless type = microsoft).
-    Settings gateway_lines / tls_lines: more "key = value" lines for [gateway] / [tls]."""
+    Settings gateway_lines / tls_lines: more "key = value" lines for [gateway] / [tls];
+    listener_lines: {listener name: more lines for its section}; listener_hosts: {listener name:
+    the host part of its address instead of 127.0.0.1, e.g. "[::]"}."""
     s = gw.settings
     lines = ["[gateway]", f"state_dir = {gw.state_dir}", f"log_level = {s['log_level']}",
              f"workers = {s['workers']}", f"login_timeout = {s['login_timeout']}",
@@ -54,9 +58,11 @@ def render_config(gw):
              *s.get("tls_lines", []), ""]
     for name, (mode, port) in gw.listeners.items():
         proto = gw.protocol(name)
-        lines += [f"[listen {name}]", f"protocol = {proto}", f"address = 127.0.0.1:{port}",
-                  f"tls = {mode}"]
-        if proto == "imap":
+        host = s.get("listener_hosts", {}).get(name, "127.0.0.1")
+        extra = list(s.get("listener_lines", {}).get(name, ()))
+        lines += [f"[listen {name}]", f"protocol = {proto}", f"address = {host}:{port}",
+                  f"tls = {mode}", *extra]
+        if proto == "imap" and not any(x.startswith("banner") for x in extra):
             lines.append(f"banner = {IMAP_BANNER}")
         if proto == "smtp":
             lines.append(f"hostname = {s.get('hostname', SMTP_HOSTNAME)}")
@@ -125,12 +131,21 @@ class Gateway:
             self.settings.update(smtp_server=f"localhost:{dovecot.submission_port}",
                                  smtp_tls="starttls")
         self.settings.update(settings)
+        self.protocol_of = {}  # listeners added with add_listener
         self.proc = None
         self._log = None
         self.launcher = []  # a command that execs serve, e.g. setpriv as systemd's User= does
 
     def protocol(self, listener):
-        return PROTOCOL_OF.get(listener, "imap")
+        return self.protocol_of.get(listener) or PROTOCOL_OF.get(listener, "imap")
+
+    def add_listener(self, name, protocol, mode, *lines, host=None):
+        """One more [listen NAME] (before start or a restart): tls = mode, more lines."""
+        self.listeners[name] = (mode, free_port())
+        self.protocol_of[name] = protocol
+        self.settings.setdefault("listener_lines", {})[name] = list(lines)
+        if host:
+            self.settings.setdefault("listener_hosts", {})[name] = host
 
     def port(self, listener):
         return self.listeners[listener][1]
@@ -149,7 +164,7 @@ class Gateway:
         os.makedirs(self.state_dir, exist_ok=True)
         with open(self.secret_file, "w") as f:
             f.write(self.settings["client_secret"] + "\n")
-        share_with_gateway_user(self.secret_file)
+        give_to_gateway_user(self.secret_file)  # group or others: refused
         with open(self.config_path, "w") as f:
             f.write(render_config(self))
         return self.config_path
@@ -202,7 +217,8 @@ class Gateway:
         # by then, so a measurement that starts now sees no worker still warming up).
         if not self.workers_sandboxed():
             return False
-        return all(self.greeting(name).startswith(GREETING_PREFIX[self.protocol(name)])
+        return all(self.greeting(name).startswith((GREETING_PREFIX[self.protocol(name)],
+                                                    REFUSAL_PREFIX[self.protocol(name)]))
                    for name in self.listeners)
 
     def workers_sandboxed(self):

@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_logged_in, quoted
 from harness.gateway import login_lines
 from harness.imapclient import RawImap
-from harness.owner import share_with_gateway_user, traversable
+from harness.owner import give_to_gateway_user, traversable
 from harness.stack import (ALICE, BOB, DAVE, ERIN, GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET)
 from test_authorize_cli import auth_column
 
@@ -27,7 +27,7 @@ def sections(stack, directory):
     fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(GOOGLE_CLIENT_SECRET + "\n")
-    share_with_gateway_user(secret_file)
+    give_to_gateway_user(secret_file)
     return "\n".join(["", f"[provider {SA}]", "type = google",
                       f"service_account_file = {sa_file}", *common, "",
                       f"[provider {DELEGATED}]", "type = google", "flow = delegated",

@@ -161,10 +161,10 @@ def test_noop_id_capability_logout_before_login(gateway):
 
 
 def test_overlong_line_is_bad_then_bye(gateway):
-    """Lines over the command limit (8 KiB) get BAD each; a client that keeps sending them gets
-    BYE. Each line fits in one TLS record, so the gateway has read all of it when it hangs up
-    (unread input would make the kernel reset the connection and drop the BYE)."""
-    long_line = b"a1 LOGIN alice " + b"x" * 8300 + b"\r\n"
+    """Lines over the command limit (64 KiB) get BAD each; a client that keeps sending them gets
+    BYE. The gateway reads (and drops) the rest of each line, so it has read all of it when it
+    hangs up (unread input would make the kernel reset the connection and drop the BYE)."""
+    long_line = b"a1 LOGIN alice " + b"x" * 66000 + b"\r\n"
     with connect(gateway) as c:
         c.sock.settimeout(10)
         seen = []

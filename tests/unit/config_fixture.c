@@ -1,6 +1,7 @@
 /* What the config unit tests share: a temporary directory with throwaway certificates, keys
  * and secret files, and loading a config text while capturing its errors. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -71,6 +73,8 @@ int setup_files(void **state)
     EVP_PKEY_free(write_key(other_key_path));
     write_file(secret_path, "s3cret-from-file\n");
     write_file(empty_path, "");
+    chmod(secret_path, 0600); /* client_secret_file must be private */
+    chmod(empty_path, 0600);
     ec_key_path = mg_printf("%s/ec-key.pem", tmpdir);
     ec_cert_path = mg_printf("%s/ec-cert.pem", tmpdir);
     EVP_PKEY *ec = EVP_EC_gen("P-256");
@@ -98,7 +102,7 @@ int teardown_files(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-struct loaded load_text(const char *text, enum config_secrets secrets)
+static struct loaded load_with(const char *text, enum config_secrets secrets, bool admin)
 {
     struct loaded l = {0};
     l.path = mg_printf("%s/conf-XXXXXX", tmpdir);
@@ -108,9 +112,20 @@ struct loaded load_text(const char *text, enum config_secrets secrets)
     close(fd);
     size_t len;
     FILE *errors = open_memstream(&l.errors, &len);
-    l.cfg = config_load(l.path, secrets, errors);
+    l.cfg =
+        admin ? config_load_admin(l.path, secrets, errors) : config_load(l.path, secrets, errors);
     fclose(errors);
     return l;
+}
+
+struct loaded load_text(const char *text, enum config_secrets secrets)
+{
+    return load_with(text, secrets, false);
+}
+
+struct loaded load_text_admin(const char *text, enum config_secrets secrets)
+{
+    return load_with(text, secrets, true);
 }
 
 void loaded_free(struct loaded *l)

@@ -27,6 +27,8 @@ struct loaded {
 };
 
 struct loaded load_text(const char *text, enum config_secrets secrets);
+/* The same through config_load_admin() (commands that serve no listener). */
+struct loaded load_text_admin(const char *text, enum config_secrets secrets);
 void loaded_free(struct loaded *l);
 /* Fails unless the errors contain a line "PATH:LINE: ..." that contains `text`. */
 void assert_error(const struct loaded *l, int line, const char *text);

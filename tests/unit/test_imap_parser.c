@@ -450,6 +450,51 @@ static void test_storage_is_bounded(void **state)
     free(in);
 }
 
+/* RFC 2971's maxima: 30 fields, values of 1024 octets. The store grows while the command is
+ * read (one byte at a time here, the most moves): every string must survive the moves. */
+static void test_id_at_rfc2971_maxima(void **state)
+{
+    (void)state;
+    char *in = malloc(IMAP_MAX_LINE);
+    size_t len = (size_t)sprintf(in, "a1 ID (");
+    for (int i = 0; i < 30; i++) {
+        len += (size_t)sprintf(in + len, "%s\"field-%02d-%.21s\" \"", i ? " " : "", i,
+                               "xxxxxxxxxxxxxxxxxxxxxxxxxx");
+        memset(in + len, 'A' + i % 26, 1024);
+        len += 1024;
+        in[len++] = '"';
+    }
+    len += (size_t)sprintf(in + len, ")\r\n");
+    assert_true(len > 30 * 1024 && len < IMAP_MAX_LINE);
+    struct imap_parser *p = imap_parser_new();
+    for (int round = 0; round < 2; round++) { /* the shrunk store serves the next commands */
+        enum imap_parse_result r = IMAP_PARSE_NEED_MORE;
+        size_t used = 0;
+        for (size_t i = 0; i < len && r == IMAP_PARSE_NEED_MORE; i++)
+            r = imap_parser_feed(p, (const unsigned char *)in + i, 1, &used);
+        assert_int_equal(r, IMAP_PARSE_COMMAND);
+        const struct imap_command *cmd = imap_parser_command(p);
+        assert_string_equal(cmd->tag, "a1");
+        assert_string_equal(cmd->name, "ID");
+        assert_int_equal(cmd->argc, 62);
+        for (int i = 0; i < 30; i++) {
+            const struct imap_arg *name = &cmd->args[1 + 2 * i], *value = &cmd->args[2 + 2 * i];
+            assert_int_equal(name->len, 30);
+            assert_int_equal(strncmp(name->str, "field-", 6), 0);
+            assert_int_equal(value->len, 1024);
+            for (size_t k = 0; k < 1024; k++)
+                assert_int_equal(value->str[k], 'A' + i % 26);
+        }
+        imap_parser_reset(p);
+        assert_int_equal(imap_parser_feed(p, (const unsigned char *)"a2 NOOP\r\n", 9, &used),
+                         IMAP_PARSE_COMMAND);
+        assert_string_equal(imap_parser_command(p)->name, "NOOP");
+        imap_parser_reset(p);
+    }
+    imap_parser_free(&p);
+    free(in);
+}
+
 static void test_imap_quote(void **state)
 {
     (void)state;
@@ -493,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_fatal_after_huge_input),
         cmocka_unit_test(test_tag_and_argument_limits),
         cmocka_unit_test(test_storage_is_bounded),
+        cmocka_unit_test(test_id_at_rfc2971_maxima),
         cmocka_unit_test(test_imap_quote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

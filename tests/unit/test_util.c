@@ -102,7 +102,9 @@ static void test_enums(void **state)
     assert_int_equal(mg_proto_parse("IMAP", &p), -1);
     assert_int_equal(mg_tls_mode_parse("starttls", &t), 0);
     assert_int_equal(t, MG_TLS_STARTTLS);
-    assert_int_equal(mg_tls_mode_parse("none", &t), -1);
+    assert_int_equal(mg_tls_mode_parse("none", &t), 0);
+    assert_int_equal(t, MG_TLS_NONE);
+    assert_int_equal(mg_tls_mode_parse("NONE", &t), -1);
     assert_int_equal(log_level_parse("debug", &l), 0);
     assert_int_equal(l, MG_LOG_DEBUG);
     assert_int_equal(log_level_parse("verbose", &l), -1);
