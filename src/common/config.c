@@ -24,7 +24,15 @@
 #define CONFIG_LINE_MAX 4096 /* longer lines are an error, not silently split */
 #define CONFIG_NAME_MAX 63   /* listener/provider names travel in IPC (IPC_NAME_MAX - 1) */
 
-enum section_kind { SEC_INVALID, SEC_GATEWAY, SEC_TLS, SEC_LISTEN, SEC_PROVIDER, SEC_KINDS };
+enum section_kind {
+    SEC_INVALID,
+    SEC_GATEWAY,
+    SEC_DEFAULTS,
+    SEC_TLS,
+    SEC_LISTEN,
+    SEC_PROVIDER,
+    SEC_KINDS
+};
 
 #define KEY(st, name, kind, field, req)                                                            \
     {                                                                                              \
@@ -49,7 +57,13 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "max_failure_delay", V_DURATION0, max_failure_delay_ms, false),
     KEY(gateway_conf, "max_connections_per_ip", V_COUNT, max_connections_per_ip, false),
     KEY(gateway_conf, "max_logins_per_ip", V_COUNT, max_logins_per_ip, false),
+    KEY(gateway_conf, "default_domain", V_IDENT, default_domain, false),
     {NULL, 0, 0, false}};
+
+static const struct key_def defaults_keys[] = {KEY(defaults_conf, "imap", V_SWITCH, imap, false),
+                                               KEY(defaults_conf, "pop3", V_SWITCH, pop3, false),
+                                               KEY(defaults_conf, "smtp", V_SWITCH, smtp, false),
+                                               {NULL, 0, 0, false}};
 
 static const struct key_def tls_keys[] = {
     KEY(tls_conf, "certificate", V_PATH, certificate, false),
@@ -104,6 +118,7 @@ static const struct {
     bool named;
 } section_kinds[SEC_KINDS] = {
     [SEC_GATEWAY] = {"gateway", gateway_keys, false},
+    [SEC_DEFAULTS] = {"defaults", defaults_keys, false},
     [SEC_TLS] = {"tls", tls_keys, false},
     [SEC_LISTEN] = {"listen", listen_keys, true},
     [SEC_PROVIDER] = {"provider", provider_keys, true},
@@ -393,6 +408,8 @@ static void *section_struct(struct parser *p, const struct section *s)
     switch (s->kind) {
     case SEC_GATEWAY:
         return &p->cfg->gateway;
+    case SEC_DEFAULTS:
+        return &p->cfg->defaults;
     case SEC_TLS:
         return &p->cfg->tls;
     case SEC_LISTEN:
@@ -587,6 +604,7 @@ static struct config *load_stream(const char *path, FILE *in, int open_errno,
     struct config *cfg = mg_calloc(1, sizeof *cfg);
     cfg->path = mg_strdup(path);
     set_defaults(&cfg->gateway);
+    cfg->defaults = (struct defaults_conf){.imap = 1, .pop3 = 0, .smtp = 0};
     struct parser p = {.cfg = cfg, .secrets = secrets, .in = in};
     if (!p.in) {
         conf_error(&p, 0, "cannot open: %s", strerror(open_errno));
@@ -641,6 +659,7 @@ void config_free(struct config **cfgp)
     free(cfg->gateway.state_dir);
     free(cfg->gateway.secret_key_file);
     free(cfg->gateway.user);
+    free(cfg->gateway.default_domain);
     free(cfg->tls.certificate);
     free(cfg->tls.private_key);
     free(cfg->tls.ecdsa_certificate);

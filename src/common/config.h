@@ -40,6 +40,17 @@ struct gateway_conf {
     uint64_t max_failure_delay_ms;   /* default 5 s: the growing failure delay's ceiling */
     uint32_t max_connections_per_ip; /* default 50, per worker; 0: no limit */
     uint32_t max_logins_per_ip;      /* default 20: logins in flight in the broker; 0: no limit */
+    /* A short login or CLI name ("alice") means alice@default_domain; NULL: short names stay as
+     * they are (login_name.h). */
+    char *default_domain;
+};
+
+/* [defaults]: the protocol switches a new user gets at `mailgate user add` (1 on, 0 off), like
+ * an Exchange mailbox plan. Existing users keep theirs. */
+struct defaults_conf {
+    int imap; /* default on */
+    int pop3; /* default off */
+    int smtp; /* default off */
 };
 
 /* [tls] min_version: the oldest protocol version offered to clients. */
@@ -135,6 +146,7 @@ struct provider_conf {
 struct config {
     char *path;
     struct gateway_conf gateway;
+    struct defaults_conf defaults;
     struct tls_conf tls;
     struct listener_conf *listeners;
     size_t n_listeners;

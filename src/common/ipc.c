@@ -130,6 +130,7 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
         w.failed = 1;
     put_u32(&w, res->delay_ms);
     put_u64(&w, res->token_id);
+    put_str(&w, res->cause, sizeof res->cause);
     return finish_frame(&w, out);
 }
 
@@ -250,6 +251,7 @@ static void decode_auth_response(struct reader *r, struct ipc_auth_response *res
     if (res->delay_ms > IPC_DELAY_MAX_MS)
         r->failed = 1;
     res->token_id = get_u64(r);
+    get_str(r, res->cause, sizeof res->cause);
 }
 
 static void decode_token_refused(struct reader *r, struct ipc_token_refused *ref)

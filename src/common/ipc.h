@@ -22,6 +22,7 @@ struct evbuffer;
 #define IPC_MAILBOX_MAX 320 /* RFC 5321 path limit is 256; some slack */
 #define IPC_TOKEN_MAX 8192  /* Entra access tokens are 1.4-2.5 KB; Google's are shorter */
 #define IPC_REASON_MAX 256
+#define IPC_CAUSE_MAX 32
 
 enum ipc_type {
     IPC_WORKER_READY = 1,  /* worker -> broker: listeners bound. Body: u32 worker index. */
@@ -66,6 +67,10 @@ struct ipc_auth_response {
      * broker makes it grow with repeated failures (throttle.c). At most IPC_DELAY_MAX_MS. */
     uint32_t delay_ms;
     uint64_t token_id; /* AUTH_OK: names the token in an IPC_TOKEN_REFUSED (never the token) */
+    /* The outcome as one of the fixed words of the login audit (README, "Login outcomes"):
+     * "ok", "wrong password", "unknown user", "protocol disabled", "mailbox not granted", ...
+     * Unlike reason, the same for every failure of a kind; a client never sees it. */
+    char cause[IPC_CAUSE_MAX];
 };
 
 struct ipc_token_refused {
