@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     else if (n.user[0] || n.alias[0])
         abort(); /* a refused name leaves nothing behind */
     char out[LOGIN_NAME_MAX];
-    if (login_name_canonical(input, domain, out, sizeof out) == 0 && strlen(out) < len)
+    if (login_name_canonical(input, domain, out, sizeof out) == 0 && strlen(out) < strlen(input))
         abort();
     (void)login_name_short_form(input, domain, out, sizeof out);
     free(input);

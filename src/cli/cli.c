@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
+#include "login_name.h"
 #include "password.h"
 #include "store.h"
 #include "util.h"
@@ -24,6 +26,12 @@ void cli_usage(void)
           "  mailgate [-c FILE] user authorize NAME --refresh-token-file FILE|-\n"
           "  mailgate [-c FILE] user deauthorize NAME\n"
           "  mailgate [-c FILE] user unlock NAME [--address IP]\n"
+          "  mailgate [-c FILE] user set NAME|--all [--imap on|off] [--pop3 on|off]"
+          " [--smtp on|off] [--enabled on|off]\n"
+          "  mailgate [-c FILE] user show NAME\n"
+          "  mailgate [-c FILE] grant add USER MAILBOX [--imap] [--pop3] [--send]\n"
+          "  mailgate [-c FILE] grant list [USER] [--json]\n"
+          "  mailgate [-c FILE] grant del USER MAILBOX\n"
           "  mailgate [-c FILE] audit [--user NAME] [--limit N]\n"
           "  mailgate [-c FILE] token get [--provider NAME] [--user NAME] [--password-stdin]"
           " [--raw]\n"
@@ -163,5 +171,43 @@ int cli_read_password_stdin(char *pw, size_t size, size_t *len)
         return -1;
     }
     *len = n;
+    return 0;
+}
+
+int cli_find_user(const struct config *cfg, struct store *st, const char *name,
+                  struct user_record *out)
+{
+    enum store_status s = account_find(st, name, cfg->gateway.default_domain, out);
+    if (s == STORE_OK)
+        return 0;
+    if (s == STORE_NOT_FOUND)
+        fprintf(stderr, "mailgate: no such user '%s'\n", name);
+    else
+        fprintf(stderr, "mailgate: store error: %s\n", store_last_error(st));
+    return 1;
+}
+
+int cli_parse_switch(const char *value)
+{
+    if (strcmp(value, "on") == 0)
+        return 1;
+    return strcmp(value, "off") == 0 ? 0 : -1;
+}
+
+int cli_lockout_key(const struct config *cfg, const char *name, char *out, size_t size)
+{
+    if (login_name_canonical(name, cfg->gateway.default_domain, out, size) == 0)
+        return 0;
+    fprintf(stderr, "mailgate: the name '%s' is too long\n", name);
+    return -1;
+}
+
+int cli_take_name(const char *arg, const char **name)
+{
+    if (arg[0] == '-' && arg[1] != '\0')
+        return cli_usage_error("unknown option %s", arg);
+    if (*name)
+        return cli_usage_error("unexpected argument '%s'", arg);
+    *name = arg;
     return 0;
 }
