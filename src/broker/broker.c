@@ -357,10 +357,9 @@ static void request_token(struct auth_job *job)
     }
 }
 
-/* After the password (or, with flow = password, before the IdP sees it): the user's switches
- * and grants (access.h). A refusal is answered like a wrong password and counted like one, so
- * it shows a guesser nothing; the log and the audit get the real cause. On success the job's
- * mailbox is the one the login opens. Returns 1 when the job was failed. */
+/* The switches and grants (access.h), after the password (flow = password: before the IdP
+ * sees it). A refusal is answered and counted like a wrong password; the cause says why. On
+ * success the job's mailbox is the one the login opens. 1 when the job was failed. */
 static int refused_by_policy(struct auth_job *job)
 {
     char mailbox[IPC_MAILBOX_MAX];

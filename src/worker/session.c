@@ -398,40 +398,26 @@ static void login_failed(struct session *s, enum login_failure why, const char *
     arm_timer(s->delay_timer, failure_answer_delay_ms(s, why));
 }
 
+/* Per failure: the log's result, and the audit's word when the broker gave none. */
+static const struct {
+    const char *result, *cause;
+} failure_words[] = {
+    [LOGIN_FAIL_CREDENTIALS] = {"fail", "wrong password"},
+    [LOGIN_FAIL_DISABLED] = {"fail", "protocol disabled"},
+    [LOGIN_FAIL_TEMPORARY] = {"tempfail", "busy"},
+    [LOGIN_FAIL_UPSTREAM_AUTH] = {"fail", "upstream refused"},
+    [LOGIN_FAIL_UPSTREAM_UNAVAILABLE] = {"tempfail", "upstream unavailable"},
+    [LOGIN_FAIL_INTERNAL] = {"error", "internal error"},
+};
+
 static const char *failure_result(enum login_failure f)
 {
-    switch (f) {
-    case LOGIN_FAIL_CREDENTIALS:
-    case LOGIN_FAIL_DISABLED:
-    case LOGIN_FAIL_UPSTREAM_AUTH:
-        return "fail";
-    case LOGIN_FAIL_TEMPORARY:
-    case LOGIN_FAIL_UPSTREAM_UNAVAILABLE:
-        return "tempfail";
-    case LOGIN_FAIL_INTERNAL:
-        return "error";
-    }
-    return "error";
+    return (size_t)f < MG_ARRAY_LEN(failure_words) ? failure_words[f].result : "error";
 }
 
-/* The audit's word for a failure the broker gave none for. */
 static const char *failure_cause(enum login_failure f)
 {
-    switch (f) {
-    case LOGIN_FAIL_CREDENTIALS:
-        return "wrong password";
-    case LOGIN_FAIL_DISABLED:
-        return "protocol disabled";
-    case LOGIN_FAIL_UPSTREAM_AUTH:
-        return "upstream refused";
-    case LOGIN_FAIL_UPSTREAM_UNAVAILABLE:
-        return "upstream unavailable";
-    case LOGIN_FAIL_TEMPORARY:
-        return "busy";
-    case LOGIN_FAIL_INTERNAL:
-        break;
-    }
-    return "internal error";
+    return (size_t)f < MG_ARRAY_LEN(failure_words) ? failure_words[f].cause : "internal error";
 }
 
 /* login_failed() with the log result the failure implies; cause NULL or "": failure_cause. */
