@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "access.h"
+#include "audit_sink.h"
 #include "account.h"
 #include "authcache.h"
 #include "config.h"
@@ -101,6 +102,7 @@ struct broker {
     char dummy_hash[PASSWORD_HASH_MAX];
     struct worker_conn *workers;
     struct auth_job *jobs;
+    struct audit_sink *audit; /* login audit records from the workers */
 };
 
 /* ---- jobs ---- */
@@ -664,6 +666,8 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             handle_auth_cancel(conn, msg.u.cancel_id);
         else if (msg.type == IPC_TOKEN_REFUSED)
             handle_token_refused(conn, &msg.u.refused);
+        else if (msg.type == IPC_AUDIT)
+            audit_sink_push(conn->b->audit, &msg.u.audit);
         else
             handle_ready(conn, msg.u.worker_index);
         ipc_msg_wipe(&msg);
@@ -761,6 +765,13 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
         broker_free(&b);
         return NULL;
     }
+    char err[512];
+    b->audit = audit_sink_new(base, cfg, st, err, sizeof err);
+    if (!b->audit) {
+        log_error("broker: %s", err);
+        broker_free(&b);
+        return NULL;
+    }
     if (make_dummy_hash(b) != 0) {
         log_error("broker: cannot compute an Argon2id hash (out of memory?)");
         broker_free(&b);
@@ -773,6 +784,7 @@ void broker_set_config(struct broker *b, const struct config *cfg)
 {
     b->cfg = cfg;
     lockouts_configure(b->guard, &cfg->gateway);
+    audit_sink_set_config(b->audit, cfg);
 }
 
 struct token_client *broker_token_client(struct broker *b)
@@ -796,6 +808,7 @@ void broker_free(struct broker **bp)
     token_client_free(&b->tokens);
     auth_cache_free(&b->cache);
     lockouts_free(&b->guard);
+    audit_sink_free(&b->audit);
     mg_wipe(b, sizeof *b);
     free(b);
     *bp = NULL;

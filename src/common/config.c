@@ -58,6 +58,8 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "max_connections_per_ip", V_COUNT, max_connections_per_ip, false),
     KEY(gateway_conf, "max_logins_per_ip", V_COUNT, max_logins_per_ip, false),
     KEY(gateway_conf, "default_domain", V_IDENT, default_domain, false),
+    KEY(gateway_conf, "audit_retention", V_DURATION0, audit_retention_ms, false),
+    KEY(gateway_conf, "audit_log", V_STRING, audit_log, false),
     {NULL, 0, 0, false}};
 
 static const struct key_def defaults_keys[] = {KEY(defaults_conf, "imap", V_SWITCH, imap, false),
@@ -571,6 +573,7 @@ static void set_defaults(struct gateway_conf *g)
     g->max_failure_delay_ms = 5 * 1000;
     g->max_connections_per_ip = 50;
     g->max_logins_per_ip = 20;
+    g->audit_retention_ms = 90ull * 24 * 3600 * 1000;
 }
 
 static void set_inih_options(void)
@@ -660,6 +663,7 @@ void config_free(struct config **cfgp)
     free(cfg->gateway.secret_key_file);
     free(cfg->gateway.user);
     free(cfg->gateway.default_domain);
+    free(cfg->gateway.audit_log);
     free(cfg->tls.certificate);
     free(cfg->tls.private_key);
     free(cfg->tls.ecdsa_certificate);

@@ -43,6 +43,11 @@ struct gateway_conf {
     /* A short login or CLI name ("alice") means alice@default_domain; NULL: short names stay as
      * they are (login_name.h). */
     char *default_domain;
+    /* The login audit (issue 11): rows older than this are pruned (0: kept forever); audit_log
+     * (NULL: none) also gets each record as one JSON line, appended by the broker after it
+     * dropped root, so the file must be writable by the gateway user. */
+    uint64_t audit_retention_ms; /* default 90 days */
+    char *audit_log;
 };
 
 /* [defaults]: the protocol switches a new user gets at `mailgate user add` (1 on, 0 off), like

@@ -324,3 +324,30 @@ enum store_status store_mailbox_grant_list(struct store *st, const char *user_or
         return store_set_error(st, "no callback");
     return st->ops->mailbox_grant_list(st, user_or_null, cb, arg);
 }
+
+enum store_status store_login_events_add(struct store *st, const struct login_event *ev, size_t n)
+{
+    return n == 0 ? STORE_OK : st->ops->login_events_add(st, ev, n);
+}
+
+enum store_status store_login_events_prune(struct store *st, int64_t before, int64_t *deleted)
+{
+    return st->ops->login_events_prune(st, before, deleted);
+}
+
+enum store_status store_login_events_list(struct store *st, const struct login_filter *f,
+                                          int (*cb)(const struct login_event *e, void *arg),
+                                          void *arg)
+{
+    if (!f || !cb)
+        return store_set_error(st, "no filter or callback");
+    return st->ops->login_events_list(st, f, cb, arg);
+}
+
+enum store_status store_login_usage(struct store *st, int64_t since,
+                                    int (*cb)(const struct login_usage *u, void *arg), void *arg)
+{
+    if (!cb)
+        return store_set_error(st, "no callback");
+    return st->ops->login_usage(st, since, cb, arg);
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "store.h"
+#include "store_logins.h"
 
 struct store_ops {
     const char *name; /* "sqlite" */
@@ -58,6 +59,14 @@ struct store_ops {
     enum store_status (*mailbox_grant_list)(struct store *st, const char *user,
                                             int (*cb)(const struct mailbox_grant *g, void *arg),
                                             void *arg);
+    /* store_sqlite_logins.c */
+    enum store_status (*login_events_add)(struct store *st, const struct login_event *ev, size_t n);
+    enum store_status (*login_events_prune)(struct store *st, int64_t before, int64_t *deleted);
+    enum store_status (*login_events_list)(struct store *st, const struct login_filter *f,
+                                           int (*cb)(const struct login_event *e, void *arg),
+                                           void *arg);
+    enum store_status (*login_usage)(struct store *st, int64_t since,
+                                     int (*cb)(const struct login_usage *u, void *arg), void *arg);
 };
 
 #define STORE_ERROR_MAX 512
@@ -102,5 +111,14 @@ enum store_status sqlite_mailbox_grant_delete(struct store *st, const char *user
 enum store_status sqlite_mailbox_grant_list(struct store *st, const char *user,
                                             int (*cb)(const struct mailbox_grant *g, void *arg),
                                             void *arg);
+
+/* store_sqlite_logins.c: the login audit. */
+enum store_status sqlite_login_events_add(struct store *st, const struct login_event *ev, size_t n);
+enum store_status sqlite_login_events_prune(struct store *st, int64_t before, int64_t *deleted);
+enum store_status sqlite_login_events_list(struct store *st, const struct login_filter *f,
+                                           int (*cb)(const struct login_event *e, void *arg),
+                                           void *arg);
+enum store_status sqlite_login_usage(struct store *st, int64_t since,
+                                     int (*cb)(const struct login_usage *u, void *arg), void *arg);
 
 #endif

@@ -72,6 +72,28 @@ static const char *const migrations[] = {
     " created_at INTEGER NOT NULL,"
     " PRIMARY KEY (user, mailbox));"
     "PRAGMA user_version = 5;",
+    /* 6: the login audit (store_sqlite_logins.c); pruned by time, read by time and user. */
+    "CREATE TABLE login_events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at INTEGER NOT NULL,"
+    " event TEXT NOT NULL,"
+    " session TEXT NOT NULL,"
+    " protocol TEXT NOT NULL,"
+    " listener TEXT NOT NULL,"
+    " client_addr TEXT NOT NULL,"
+    " client_port INTEGER NOT NULL,"
+    " client_id TEXT NOT NULL,"
+    " login TEXT NOT NULL,"
+    " user TEXT NOT NULL COLLATE NOCASE,"
+    " mailbox TEXT NOT NULL,"
+    " result TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " duration_ms INTEGER NOT NULL,"
+    " bytes_in INTEGER NOT NULL,"
+    " bytes_out INTEGER NOT NULL);"
+    "CREATE INDEX login_events_by_time ON login_events (at);"
+    "CREATE INDEX login_events_by_user ON login_events (user, protocol, at);"
+    "PRAGMA user_version = 6;",
 };
 
 enum stmt_id {
@@ -673,6 +695,10 @@ static const struct store_ops sqlite_ops = {
     .mailbox_grant_get = sqlite_mailbox_grant_get,
     .mailbox_grant_delete = sqlite_mailbox_grant_delete,
     .mailbox_grant_list = sqlite_mailbox_grant_list,
+    .login_events_add = sqlite_login_events_add,
+    .login_events_prune = sqlite_login_events_prune,
+    .login_events_list = sqlite_login_events_list,
+    .login_usage = sqlite_login_usage,
 };
 
 struct sqlite3 *store_sqlite_db(struct store *st)

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "relay.h"
 #include "sasl.h"
+#include "session_audit.h"
 #include "session_io.h"
 #include "tls.h"
 #include "util.h"
@@ -51,6 +52,7 @@ static void log_login(struct session *s, const char *result, const char *reason,
     if (!s->login_active)
         return;
     s->login_active = 0;
+    session_audit_login(s, cause, mg_now_ms() - s->login_started_ms);
     char user[300], mailbox[360], why[300], word[IPC_CAUSE_MAX + 8];
     log_info("login session=%s listener=%s client=%s user=%s mailbox=%s result=%s reason=%s "
              "duration_ms=%llu cause=%s",
@@ -685,6 +687,7 @@ static void relay_done_cb(void *arg, const char *why)
     log_info("session=%s closed: %s client_bytes=%llu server_bytes=%llu duration_ms=%llu", s->id,
              why, (unsigned long long)st.client_bytes, (unsigned long long)st.upstream_bytes,
              (unsigned long long)(mg_now_ms() - s->started_ms));
+    session_audit_end(s, st.client_bytes, st.upstream_bytes, mg_now_ms() - s->started_ms);
     close_session(s, why, 0);
 }
 

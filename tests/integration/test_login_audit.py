@@ -1,0 +1,143 @@
+"""The login audit (issue 11): every login attempt and every end of a logged-in session is a
+row of the store's login_events, written by the broker from the workers' IPC_AUDIT records;
+[gateway] audit_log gets the same records as JSON lines. One gateway with IMAP, POP3 and SMTP
+listeners and a low lockout threshold (bob gets locked out)."""
+import json
+import os
+import pwd
+import sqlite3
+
+import pytest
+
+from conftest import USERS, connect, plain_b64, quoted
+from harness.lineclient import LineClient
+from harness.procs import wait_until
+
+LOCKOUT_THRESHOLD = 3
+
+
+@pytest.fixture(scope="module")
+def gw(fleet):
+    g = fleet.new("audit", start=False, protocols=("imap", "pop3", "smtp"),
+                  gateway_lines=[f"lockout_threshold = {LOCKOUT_THRESHOLD}",
+                                 "lockout_duration = 10m"])
+    g.audit_log = os.path.join(g.dir, "audit.jsonl")
+    open(g.audit_log, "w").close()
+    entry = pwd.getpwnam("mailgate")  # the broker appends after dropping root to this user
+    os.chown(g.audit_log, entry.pw_uid, entry.pw_gid)
+    g.settings["gateway_lines"].append(f"audit_log = {g.audit_log}")
+    g.write_config()
+    # a protocol switched off: POP3 for "special" (audited as "protocol disabled")
+    assert g.cli("user", "set", "special", "--pop3", "off").returncode == 0
+    return g.start()
+
+
+def events(gw, **where):
+    """The login_events rows matching where (column = value), oldest first, as dicts."""
+    db = sqlite3.connect(os.path.join(gw.state_dir, "mailgate.db"))
+    db.row_factory = sqlite3.Row
+    sql = "SELECT * FROM login_events"
+    if where:
+        sql += " WHERE " + " AND ".join(f"{k} = ?" for k in where)
+    rows = [dict(r) for r in db.execute(sql + " ORDER BY id", tuple(where.values()))]
+    db.close()
+    return rows
+
+
+def wait_events(gw, count=1, **where):
+    return wait_until(lambda: len(events(gw, **where)) >= count and events(gw, **where),
+                      timeout=10, what=f"{count} audit rows {where}")
+
+
+def imap_login(gw, user, password, client_id=None):
+    c = connect(gw)
+    if client_id:
+        _, done = c.command("i1", f'ID ("name" "{client_id[0]}" "version" "{client_id[1]}")')
+        assert done.startswith("i1 OK"), done
+    _, done = c.command("l1", f"LOGIN {quoted(user)} {quoted(password)}")
+    return c, done
+
+
+def test_ok_login_and_session_end_with_client_id_bytes_and_duration(gw):
+    c, done = imap_login(gw, "alice", USERS["alice"][0], client_id=("AuditClient", "7.1"))
+    assert done.startswith("l1 OK"), done
+    _, sel = c.command("s1", "SELECT INBOX")
+    assert sel.startswith("s1 OK"), sel
+    c.command("o1", "LOGOUT")
+    c.close()
+    [login] = wait_events(gw, event="login", client_id="AuditClient/7.1")
+    assert login["result"] == "ok" and login["reason"] == "ok"
+    assert login["protocol"] == "imap" and login["listener"] == "imaps"
+    assert login["client_addr"] == "127.0.0.1" and 0 < login["client_port"] < 65536
+    assert login["user"] == "alice" and login["login"] == "alice"
+    assert login["mailbox"] == USERS["alice"][1]
+    [end] = wait_events(gw, event="end", session=login["session"])
+    assert end["result"] == "ok" and end["client_id"] == "AuditClient/7.1"
+    # SELECT and LOGOUT went up, Dovecot's answers came back
+    assert end["bytes_in"] > len("s1 SELECT INBOX\r\n") and end["bytes_out"] > 100
+    assert end["duration_ms"] >= login["duration_ms"] >= 0
+
+
+@pytest.mark.parametrize("user,password,reason", [
+    ("alice", "not-her-password", "wrong password"),
+    ("nosuchuser", "whatever-1", "unknown user"),
+    ("carol", USERS["carol"][0], "upstream refused"),  # the app has no FullAccess on carol
+])
+def test_failed_imap_login_has_its_reason(gw, user, password, reason):
+    c, done = imap_login(gw, user, password)
+    c.close()
+    assert done.startswith("l1 NO"), done
+    rows = wait_events(gw, event="login", login=user, reason=reason)
+    assert rows[-1]["result"] == "fail" and rows[-1]["protocol"] == "imap"
+
+
+def test_locked_out_is_audited(gw):
+    for _ in range(LOCKOUT_THRESHOLD):
+        c, done = imap_login(gw, "bob", "wrong-for-bob")
+        c.close()
+    c, done = imap_login(gw, "bob", USERS["bob"][0])  # the right password, but locked out
+    c.close()
+    assert done.startswith("l1 NO"), done
+    wait_events(gw, event="login", user="bob", reason="locked out")
+    assert len(events(gw, user="bob", reason="wrong password")) == LOCKOUT_THRESHOLD
+
+
+def test_protocol_disabled_is_audited(gw):
+    with LineClient(gw.port("pop3s"), tls=True, ca_file=gw.certs.ca) as c:
+        assert c.cmd("USER special").startswith("+OK")
+        assert c.cmd(f"PASS {USERS['special'][0]}").startswith("-ERR")
+    [row] = wait_events(gw, event="login", user="special", protocol="pop3")
+    assert row["reason"] == "protocol disabled" and row["result"] == "fail"
+    assert row["listener"] == "pop3s"
+
+
+def test_smtp_login_records_the_ehlo_name(gw):
+    c = LineClient(gw.port("smtps"), tls=True, ca_file=gw.certs.ca)
+    assert c.greeting.startswith("220")
+    assert c.smtp("EHLO laptop.audit.test")[-1].startswith("250 ")
+    answer = c.smtp("AUTH PLAIN " + plain_b64("dave", USERS["dave"][0]))
+    assert answer[-1].startswith("235"), answer
+    c.smtp("QUIT")
+    c.close()
+    [login] = wait_events(gw, event="login", protocol="smtp", user="dave")
+    assert login["client_id"] == "laptop.audit.test" and login["result"] == "ok"
+    [end] = wait_events(gw, event="end", session=login["session"])
+    assert end["bytes_out"] > 0
+
+
+def test_audit_log_has_json_lines_without_passwords(gw):
+    wait_events(gw, event="end", protocol="smtp")  # after the tests above
+    stored = events(gw)
+    def lines():
+        with open(gw.audit_log) as f:
+            return [json.loads(line) for line in f]
+    records = wait_until(lambda: len(lines()) >= len(stored) and lines(), timeout=10,
+                         what="the JSON lines")
+    assert {r["session"] for r in records} >= {r["session"] for r in stored}
+    ok = [r for r in records if r["client_id"] == "AuditClient/7.1" and r["event"] == "login"]
+    assert ok and ok[0]["result"] == "ok" and ok[0]["client_addr"] == "127.0.0.1"
+    assert ok[0]["time"].endswith("Z") and ok[0]["user"] == "alice"
+    text = open(gw.audit_log).read()
+    for password in [p for p, _ in USERS.values()] + ["not-her-password", "wrong-for-bob"]:
+        assert password not in text
+        assert json.dumps(password)[1:-1] not in text
