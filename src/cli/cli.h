@@ -23,6 +23,8 @@ int cli_user_authorize(const char *config_path, int argc, char **argv);
 int cli_user_deauthorize(const char *config_path, int argc, char **argv);
 /* "audit [--user NAME] [--limit N]" (cli_audit.c); argv[0] is "audit". */
 int cli_audit(const char *config_path, int argc, char **argv);
+/* "report logins|usage ..." (cli_report.c); argv[0] is "report". */
+int cli_report(const char *config_path, int argc, char **argv);
 /* "user set", "user show" (cli_user_access.c) and "grant add|list|del" (cli_grant.c); argv[0]
  * is the subcommand word ("set", "show", "grant"). */
 int cli_user_set(const char *config_path, int argc, char **argv);

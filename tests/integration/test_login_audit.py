@@ -2,10 +2,13 @@
 row of the store's login_events, written by the broker from the workers' IPC_AUDIT records;
 [gateway] audit_log gets the same records as JSON lines. One gateway with IMAP, POP3 and SMTP
 listeners and a low lockout threshold (bob gets locked out)."""
+import csv
+import io
 import json
 import os
 import pwd
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -141,3 +144,104 @@ def test_audit_log_has_json_lines_without_passwords(gw):
     for password in [p for p, _ in USERS.values()] + ["not-her-password", "wrong-for-bob"]:
         assert password not in text
         assert json.dumps(password)[1:-1] not in text
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+def report(gw, *args):
+    r = gw.cli("report", *args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_report_logins_in_three_formats(gw):
+    wait_events(gw, event="login", reason="locked out")
+    rows = json.loads(report(gw, "logins", "--format", "json"))
+    stored = events(gw)
+    assert len(rows) == len(stored)
+    assert {r["reason"] for r in rows} >= {"ok", "wrong password", "unknown user",
+                                           "upstream refused", "locked out",
+                                           "protocol disabled"}
+    assert rows[0]["time"] >= rows[-1]["time"]  # newest first
+    ends = [r for r in rows if r["event"] == "end"]
+    assert ends and all(isinstance(r["bytes_out"], int) for r in ends)
+    csv_rows = list(csv.DictReader(io.StringIO(report(gw, "logins", "--format", "csv"))))
+    assert [r["session"] for r in csv_rows] == [r["session"] for r in rows]
+    assert {r["client_id"] for r in csv_rows} >= {"AuditClient/7.1", "laptop.audit.test"}
+    table = report(gw, "logins").splitlines()
+    assert table[0].split()[:3] == ["time", "event", "protocol"]
+    assert len(table) == len(rows) + 1
+    ok = [line.split() for line in table if "AuditClient/7.1" in line and " login " in line]
+    assert ok and ok[0][1:4] == ["login", "imap", "imaps"] and ok[0][-6:-4] == ["ok", "ok"]
+
+
+def test_report_logins_filters(gw):
+    fails = json.loads(report(gw, "logins", "--result", "fail", "--format", "json"))
+    assert fails and all(r["result"] == "fail" for r in fails)
+    bob = json.loads(report(gw, "logins", "--user", "bob", "--format", "json"))
+    assert len(bob) == LOCKOUT_THRESHOLD + 1 and {r["user"] for r in bob} == {"bob"}
+    pop3 = json.loads(report(gw, "logins", "--protocol", "pop3", "--format", "json"))
+    assert pop3 and {r["protocol"] for r in pop3} == {"pop3"}
+    assert gw.cli("report", "logins", "--since", "yesterday").returncode == 2
+    bad = gw.cli("report", "logins", "--result", "maybe")
+    assert bad.returncode == 2 and "--result" in bad.stderr
+
+
+def test_report_usage_in_three_formats(gw):
+    wait_events(gw, event="end", protocol="smtp")
+    doc = json.loads(report(gw, "usage", "--format", "json"))
+    usage = {(r["user"], r["protocol"]): r for r in doc["usage"]}
+    alice = usage[("alice", "imap")]
+    assert alice["enabled"] == "yes" and alice["logins"] == 1 and alice["failures"] >= 1
+    assert alice["last_client"] == "127.0.0.1 AuditClient/7.1" and alice["bytes_out"] > 100
+    assert usage[("special", "pop3")]["enabled"] == "no"
+    assert usage[("dave", "smtp")]["logins"] == 1
+    unused = {(u["user"], u["protocol"]): u["command"] for u in doc["unused"]}
+    assert unused[("alice", "pop3")] == "mailgate user set alice --pop3 off"
+    assert ("alice", "imap") not in unused and ("special", "pop3") not in unused
+    csv_rows = list(csv.DictReader(io.StringIO(report(gw, "usage", "--format", "csv"))))
+    assert {(r["user"], r["protocol"]) for r in csv_rows} == set(usage)
+    assert [r for r in csv_rows if r["user"] == "alice" and r["protocol"] == "pop3"][0][
+        "switch_off_command"] == "mailgate user set alice --pop3 off"
+    table = report(gw, "usage")
+    head, _, tail = table.partition("Enabled but unused")
+    lines = [line.split() for line in head.strip().splitlines()]
+    assert lines[0] == ["user", "protocol", "enabled", "logins", "failures", "last_login",
+                        "bytes_in", "bytes_out", "last_client"]
+    assert len(lines) == len(usage) + 1
+    [alice_imap] = [cells for cells in lines if cells[:2] == ["alice", "imap"]]
+    assert alice_imap[2:4] == ["yes", "1"] and alice_imap[-1] == "AuditClient/7.1"
+    [special_pop3] = [cells for cells in lines if cells[:2] == ["special", "pop3"]]
+    assert special_pop3[2:4] == ["no", "0"]
+    assert "  mailgate user set alice --pop3 off\n" in tail
+    assert "mailgate user set alice --imap off" not in tail
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+def insert_event(gw, session, days_ago):
+    """A login row dated days_ago, written with the sqlite3 CLI as an administrator would."""
+    sql = ("INSERT INTO login_events (at, event, session, protocol, listener, client_addr,"
+           " client_port, client_id, login, user, mailbox, result, reason, duration_ms,"
+           " bytes_in, bytes_out) VALUES (CAST(strftime('%s','now') AS INTEGER) - "
+           f"{days_ago} * 86400, 'login', '{session}', 'pop3', 'pop3s', '192.0.2.9', 1110, '',"
+           " 'bob', 'bob', '', 'ok', 'ok', 1, 0, 0);")
+    subprocess.run(["sqlite3", os.path.join(gw.state_dir, "mailgate.db"), sql], check=True,
+                   timeout=30)
+
+
+def test_retention_prunes_old_rows_at_start(gw):
+    insert_event(gw, "0ld0ld00", 100)  # beyond the default audit_retention = 90d
+    insert_event(gw, "4e4e4e4e", 89)
+    assert len(events(gw, session="0ld0ld00")) == 1
+    offset = gw.log_offset()
+    gw.restart()
+    gw.wait_for_log(r"audit: pruned 1 login events", offset=offset)
+    assert events(gw, session="0ld0ld00") == []
+    assert len(events(gw, session="4e4e4e4e")) == 1
+    # 89 days ago is outside --since 30d, inside --since 90d
+    assert not json.loads(report(gw, "logins", "--user", "bob", "--protocol", "pop3",
+                                 "--format", "json"))
+    old = json.loads(report(gw, "logins", "--since", "90d", "--protocol", "pop3",
+                            "--user", "bob", "--format", "json"))
+    assert [r["session"] for r in old] == ["4e4e4e4e"]
