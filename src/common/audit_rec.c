@@ -19,13 +19,15 @@ static const char *const cause_words[] = {
     "idp error",
     "upstream refused",
     "upstream unavailable",
-    /* The login pipeline's words beyond the list: too many logins at once, a bug or a broken
-     * link to the broker, a name of no valid form, refused before asking the broker (e.g. a
-     * password before TLS). */
-    "busy",
-    "internal error",
+    /* The login pipeline's words beyond the list (README, "Login outcomes"): the user switched
+     * off, a name of no valid form, too many logins at once, refused before asking the broker
+     * (e.g. a password before TLS), the client left first, a store or configuration problem. */
+    "user disabled",
     "invalid name",
+    "busy",
     "refused",
+    "aborted",
+    "internal error",
 };
 
 int audit_cause_known(const char *word)

@@ -1,7 +1,8 @@
 """The login audit (issue 11): every login attempt and every end of a logged-in session is a
 row of the store's login_events, written by the broker from the workers' IPC_AUDIT records;
 [gateway] audit_log gets the same records as JSON lines. One gateway with IMAP, POP3 and SMTP
-listeners and a low lockout threshold (bob gets locked out)."""
+listeners, default_domain (so the audit's user is the canonical name) and a low lockout
+threshold (bob gets locked out)."""
 import csv
 import io
 import json
@@ -15,6 +16,7 @@ import pytest
 from conftest import USERS, connect, plain_b64, quoted
 from harness.lineclient import LineClient
 from harness.procs import wait_until
+from harness.stack import ALICE, BOB, DAVE, DOMAIN
 
 LOCKOUT_THRESHOLD = 3
 
@@ -23,7 +25,7 @@ LOCKOUT_THRESHOLD = 3
 def gw(fleet):
     g = fleet.new("audit", start=False, protocols=("imap", "pop3", "smtp"),
                   gateway_lines=[f"lockout_threshold = {LOCKOUT_THRESHOLD}",
-                                 "lockout_duration = 10m"])
+                                 "lockout_duration = 10m", f"default_domain = {DOMAIN}"])
     g.audit_log = os.path.join(g.dir, "audit.jsonl")
     open(g.audit_log, "w").close()
     entry = pwd.getpwnam("mailgate")  # the broker appends after dropping root to this user
@@ -32,6 +34,7 @@ def gw(fleet):
     g.write_config()
     # a protocol switched off: POP3 for "special" (audited as "protocol disabled")
     assert g.cli("user", "set", "special", "--pop3", "off").returncode == 0
+    assert g.cli("user", "set", "unicode", "--enabled", "off").returncode == 0
     return g.start()
 
 
@@ -72,7 +75,7 @@ def test_ok_login_and_session_end_with_client_id_bytes_and_duration(gw):
     assert login["result"] == "ok" and login["reason"] == "ok"
     assert login["protocol"] == "imap" and login["listener"] == "imaps"
     assert login["client_addr"] == "127.0.0.1" and 0 < login["client_port"] < 65536
-    assert login["user"] == "alice" and login["login"] == "alice"
+    assert login["user"] == ALICE and login["login"] == "alice"
     assert login["mailbox"] == USERS["alice"][1]
     [end] = wait_events(gw, event="end", session=login["session"])
     assert end["result"] == "ok" and end["client_id"] == "AuditClient/7.1"
@@ -85,6 +88,8 @@ def test_ok_login_and_session_end_with_client_id_bytes_and_duration(gw):
     ("alice", "not-her-password", "wrong password"),
     ("nosuchuser", "whatever-1", "unknown user"),
     ("carol", USERS["carol"][0], "upstream refused"),  # the app has no FullAccess on carol
+    (f"{ALICE}\\bob", USERS["alice"][0], "mailbox not granted"),  # upn\alias, no grant
+    ("unicode", USERS["unicode"][0], "user disabled"),
 ])
 def test_failed_imap_login_has_its_reason(gw, user, password, reason):
     c, done = imap_login(gw, user, password)
@@ -101,15 +106,15 @@ def test_locked_out_is_audited(gw):
     c, done = imap_login(gw, "bob", USERS["bob"][0])  # the right password, but locked out
     c.close()
     assert done.startswith("l1 NO"), done
-    wait_events(gw, event="login", user="bob", reason="locked out")
-    assert len(events(gw, user="bob", reason="wrong password")) == LOCKOUT_THRESHOLD
+    wait_events(gw, event="login", user=BOB, reason="locked out")
+    assert len(events(gw, user=BOB, reason="wrong password")) == LOCKOUT_THRESHOLD
 
 
 def test_protocol_disabled_is_audited(gw):
     with LineClient(gw.port("pop3s"), tls=True, ca_file=gw.certs.ca) as c:
         assert c.cmd("USER special").startswith("+OK")
         assert c.cmd(f"PASS {USERS['special'][0]}").startswith("-ERR")
-    [row] = wait_events(gw, event="login", user="special", protocol="pop3")
+    [row] = wait_events(gw, event="login", user=f"special@{DOMAIN}", protocol="pop3")
     assert row["reason"] == "protocol disabled" and row["result"] == "fail"
     assert row["listener"] == "pop3s"
 
@@ -122,7 +127,7 @@ def test_smtp_login_records_the_ehlo_name(gw):
     assert answer[-1].startswith("235"), answer
     c.smtp("QUIT")
     c.close()
-    [login] = wait_events(gw, event="login", protocol="smtp", user="dave")
+    [login] = wait_events(gw, event="login", protocol="smtp", user=DAVE)
     assert login["client_id"] == "laptop.audit.test" and login["result"] == "ok"
     [end] = wait_events(gw, event="end", session=login["session"])
     assert end["bytes_out"] > 0
@@ -139,7 +144,7 @@ def test_audit_log_has_json_lines_without_passwords(gw):
     assert {r["session"] for r in records} >= {r["session"] for r in stored}
     ok = [r for r in records if r["client_id"] == "AuditClient/7.1" and r["event"] == "login"]
     assert ok and ok[0]["result"] == "ok" and ok[0]["client_addr"] == "127.0.0.1"
-    assert ok[0]["time"].endswith("Z") and ok[0]["user"] == "alice"
+    assert ok[0]["time"].endswith("Z") and ok[0]["user"] == ALICE
     text = open(gw.audit_log).read()
     for password in [p for p, _ in USERS.values()] + ["not-her-password", "wrong-for-bob"]:
         assert password not in text
@@ -179,7 +184,7 @@ def test_report_logins_filters(gw):
     fails = json.loads(report(gw, "logins", "--result", "fail", "--format", "json"))
     assert fails and all(r["result"] == "fail" for r in fails)
     bob = json.loads(report(gw, "logins", "--user", "bob", "--format", "json"))
-    assert len(bob) == LOCKOUT_THRESHOLD + 1 and {r["user"] for r in bob} == {"bob"}
+    assert len(bob) == LOCKOUT_THRESHOLD + 1 and {r["user"] for r in bob} == {BOB}
     pop3 = json.loads(report(gw, "logins", "--protocol", "pop3", "--format", "json"))
     assert pop3 and {r["protocol"] for r in pop3} == {"pop3"}
     assert gw.cli("report", "logins", "--since", "yesterday").returncode == 2
@@ -190,31 +195,35 @@ def test_report_logins_filters(gw):
 def test_report_usage_in_three_formats(gw):
     wait_events(gw, event="end", protocol="smtp")
     doc = json.loads(report(gw, "usage", "--format", "json"))
-    usage = {(r["user"], r["protocol"]): r for r in doc["usage"]}
+    # the store names users as they were added: "alice", or "alice@DOMAIN" under default_domain
+    name = {r["user"].split("@")[0]: r["user"] for r in doc["usage"]}
+    usage = {(r["user"].split("@")[0], r["protocol"]): r for r in doc["usage"]}
     alice = usage[("alice", "imap")]
     assert alice["enabled"] == "yes" and alice["logins"] == 1 and alice["failures"] >= 1
     assert alice["last_client"] == "127.0.0.1 AuditClient/7.1" and alice["bytes_out"] > 100
     assert usage[("special", "pop3")]["enabled"] == "no"
+    assert usage[("unicode", "imap")]["enabled"] == "no"  # --enabled off
     assert usage[("dave", "smtp")]["logins"] == 1
-    unused = {(u["user"], u["protocol"]): u["command"] for u in doc["unused"]}
-    assert unused[("alice", "pop3")] == "mailgate user set alice --pop3 off"
+    switch_off = f"mailgate user set {name['alice']} --pop3 off"
+    unused = {(u["user"].split("@")[0], u["protocol"]): u["command"] for u in doc["unused"]}
+    assert unused[("alice", "pop3")] == switch_off
     assert ("alice", "imap") not in unused and ("special", "pop3") not in unused
     csv_rows = list(csv.DictReader(io.StringIO(report(gw, "usage", "--format", "csv"))))
-    assert {(r["user"], r["protocol"]) for r in csv_rows} == set(usage)
-    assert [r for r in csv_rows if r["user"] == "alice" and r["protocol"] == "pop3"][0][
-        "switch_off_command"] == "mailgate user set alice --pop3 off"
+    assert {(r["user"].split("@")[0], r["protocol"]) for r in csv_rows} == set(usage)
+    [alice_pop3] = [r for r in csv_rows if r["user"] == name["alice"] and r["protocol"] == "pop3"]
+    assert alice_pop3["switch_off_command"] == switch_off and alice_pop3["logins"] == "0"
     table = report(gw, "usage")
     head, _, tail = table.partition("Enabled but unused")
     lines = [line.split() for line in head.strip().splitlines()]
     assert lines[0] == ["user", "protocol", "enabled", "logins", "failures", "last_login",
                         "bytes_in", "bytes_out", "last_client"]
     assert len(lines) == len(usage) + 1
-    [alice_imap] = [cells for cells in lines if cells[:2] == ["alice", "imap"]]
+    [alice_imap] = [cells for cells in lines if cells[:2] == [name["alice"], "imap"]]
     assert alice_imap[2:4] == ["yes", "1"] and alice_imap[-1] == "AuditClient/7.1"
-    [special_pop3] = [cells for cells in lines if cells[:2] == ["special", "pop3"]]
+    [special_pop3] = [cells for cells in lines if cells[:2] == [name["special"], "pop3"]]
     assert special_pop3[2:4] == ["no", "0"]
-    assert "  mailgate user set alice --pop3 off\n" in tail
-    assert "mailgate user set alice --imap off" not in tail
+    assert f"  {switch_off}\n" in tail
+    assert f"mailgate user set {name['alice']} --imap off" not in tail
 
 
 # -- retention ----------------------------------------------------------------------------------
@@ -225,7 +234,7 @@ def insert_event(gw, session, days_ago):
            " client_port, client_id, login, user, mailbox, result, reason, duration_ms,"
            " bytes_in, bytes_out) VALUES (CAST(strftime('%s','now') AS INTEGER) - "
            f"{days_ago} * 86400, 'login', '{session}', 'pop3', 'pop3s', '192.0.2.9', 1110, '',"
-           " 'bob', 'bob', '', 'ok', 'ok', 1, 0, 0);")
+           f" 'bob', '{BOB}', '', 'ok', 'ok', 1, 0, 0);")
     subprocess.run(["sqlite3", os.path.join(gw.state_dir, "mailgate.db"), sql], check=True,
                    timeout=30)
 

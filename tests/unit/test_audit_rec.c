@@ -84,6 +84,33 @@ static void test_valid_records(void **state)
     assert_string_equal(f.host, "192.0.2.1");
 }
 
+/* Every word of README "Login outcomes" is storable, and nothing else. */
+static void test_cause_words(void **state)
+{
+    (void)state;
+    static const char *const words[] = {"ok",
+                                        "wrong password",
+                                        "unknown user",
+                                        "invalid name",
+                                        "protocol disabled",
+                                        "user disabled",
+                                        "mailbox not granted",
+                                        "locked out",
+                                        "address not allowed",
+                                        "idp error",
+                                        "upstream refused",
+                                        "upstream unavailable",
+                                        "busy",
+                                        "refused",
+                                        "aborted",
+                                        "internal error"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        assert_true(audit_cause_known(words[i]));
+    assert_false(audit_cause_known("OK"));
+    assert_false(audit_cause_known("wrong password "));
+    assert_false(audit_cause_known(""));
+}
+
 /* Each of these is refused: a worker must not be able to write anything else. */
 static void test_invalid_records(void **state)
 {
@@ -175,11 +202,9 @@ static void test_json_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_encode_refuses_out_of_range),
-        cmocka_unit_test(test_valid_records),
-        cmocka_unit_test(test_invalid_records),
-        cmocka_unit_test(test_clean_makes_text_valid),
+        cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_encode_refuses_out_of_range),
+        cmocka_unit_test(test_valid_records),   cmocka_unit_test(test_cause_words),
+        cmocka_unit_test(test_invalid_records), cmocka_unit_test(test_clean_makes_text_valid),
         cmocka_unit_test(test_json_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
