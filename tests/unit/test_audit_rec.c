@@ -88,22 +88,22 @@ static void test_valid_records(void **state)
 static void test_cause_words(void **state)
 {
     (void)state;
-    static const char *const words[] = {"ok",
-                                        "wrong password",
-                                        "unknown user",
-                                        "invalid name",
-                                        "protocol disabled",
-                                        "user disabled",
-                                        "mailbox not granted",
-                                        "locked out",
+    static const char *const words[] = {"aborted",
                                         "address not allowed",
+                                        "busy",
                                         "idp error",
+                                        "internal error",
+                                        "invalid name",
+                                        "locked out",
+                                        "mailbox not granted",
+                                        "ok",
+                                        "protocol disabled",
+                                        "refused",
+                                        "unknown user",
                                         "upstream refused",
                                         "upstream unavailable",
-                                        "busy",
-                                        "refused",
-                                        "aborted",
-                                        "internal error"};
+                                        "user disabled",
+                                        "wrong password"};
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         assert_true(audit_cause_known(words[i]));
     assert_false(audit_cause_known("OK"));
