@@ -7,6 +7,7 @@
 
 #include <event2/buffer.h>
 
+#include "audit_rec.h"
 #include "ipc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,6 +25,8 @@ static int encode(struct evbuffer *out, const struct ipc_msg *msg)
         return ipc_encode_auth_cancel(out, msg->u.cancel_id);
     case IPC_TOKEN_REFUSED:
         return ipc_encode_token_refused(out, &msg->u.refused);
+    case IPC_AUDIT:
+        return ipc_encode_audit(out, &msg->u.audit);
     }
     abort();
 }
@@ -33,6 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct ipc_msg msg, again;
     if (ipc_decode_body(data, size, &msg) != 1)
         return 0;
+    /* The broker's judgement of an audit record must hold for any decodable one. */
+    if (msg.type == IPC_AUDIT) {
+        struct audit_fields f;
+        if (audit_rec_valid(&msg.u.audit) == 0 && audit_rec_fields(&msg.u.audit, &f) != 0)
+            abort();
+    }
     struct evbuffer *buf = evbuffer_new();
     if (encode(buf, &msg) != 0)
         abort(); /* everything decodable must be encodable */

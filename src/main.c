@@ -93,8 +93,12 @@ int main(int argc, char **argv)
         return cli_user(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "token") == 0)
         return cli_token(config_path, argc - 1, argv + 1);
+    if (strcmp(cmd, "grant") == 0)
+        return cli_grant(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0)
         return cli_audit(config_path, argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cli_report(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "secrets") == 0)
         return cli_secrets(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "__worker") == 0)

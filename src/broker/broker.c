@@ -22,10 +22,14 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "access.h"
+#include "audit_sink.h"
+#include "account.h"
 #include "authcache.h"
 #include "config.h"
 #include "jwt_claims.h"
 #include "lockout.h"
+#include "login_name.h"
 #include "probe_advice.h"
 #include "ipc.h"
 #include "log.h"
@@ -63,12 +67,15 @@ struct auth_job {
     struct broker *b;
     struct worker_conn *conn; /* NULL: the worker went away, the result is dropped */
     uint32_t id;
-    /* As the client sent them: the throttle counts by these. */
+    /* The throttle counts by these: the user the name stands for (whatever mailbox it names)
+     * and the client's address. */
     char user[IPC_USER_MAX];
     char client_addr[IPC_ADDR_MAX];
     int holds_slot; /* counts against the address's logins in flight until freed */
     int known_user;
-    struct user_record rec;
+    int valid_name;          /* the name has a valid shape and is not a reserved one */
+    struct login_name login; /* valid_name: the user and the mailbox it names */
+    struct user_record rec;  /* rec.mailbox becomes the mailbox the login opens */
     enum mg_proto protocol;
     /* Kept for auth_cache_remember until the verification is back, or for the password flow
      * until the token request is sent. */
@@ -95,6 +102,7 @@ struct broker {
     char dummy_hash[PASSWORD_HASH_MAX];
     struct worker_conn *workers;
     struct auth_job *jobs;
+    struct audit_sink *audit; /* login audit records from the workers */
 };
 
 /* ---- jobs ---- */
@@ -197,6 +205,7 @@ static void send_response(struct worker_conn *conn, struct ipc_auth_response *re
         wipe_evbuffer(frame);
         struct ipc_auth_response fallback = {.id = res->id, .status = AUTH_TEMPFAIL};
         mg_strlcpy(fallback.reason, "internal error: response too large", sizeof fallback.reason);
+        mg_strlcpy(fallback.cause, "internal error", sizeof fallback.cause);
         if (ipc_encode_auth_response(frame, &fallback) != 0) {
             evbuffer_free(frame);
             return;
@@ -252,7 +261,7 @@ static uint32_t count_outcome(struct auth_job *job, enum auth_status status)
 }
 
 static void finish(struct auth_job *job, enum auth_status status, const char *reason,
-                   const char *token, size_t token_len)
+                   const char *cause, const char *token, size_t token_len)
 {
     uint32_t delay_ms = count_outcome(job, status);
     struct worker_conn *conn = job->conn;
@@ -266,6 +275,7 @@ static void finish(struct auth_job *job, enum auth_status status, const char *re
     res.status = status;
     res.delay_ms = delay_ms;
     mg_strlcpy(res.reason, reason ? reason : "", sizeof res.reason);
+    mg_strlcpy(res.cause, cause, sizeof res.cause);
     if (status == AUTH_OK) {
         permission_hint(job, token, token_len, res.reason, sizeof res.reason);
         int fits =
@@ -281,6 +291,7 @@ static void finish(struct auth_job *job, enum auth_status status, const char *re
             res.id = job->id;
             res.status = AUTH_TEMPFAIL;
             mg_strlcpy(res.reason, "mailbox, provider name or token too long", sizeof res.reason);
+            mg_strlcpy(res.cause, "internal error", sizeof res.cause);
         }
     }
     send_response(conn, &res);
@@ -289,9 +300,11 @@ static void finish(struct auth_job *job, enum auth_status status, const char *re
     update_reading(conn);
 }
 
-static void fail(struct auth_job *job, enum auth_status status, const char *reason)
+/* cause: the fixed word for the audit (ipc.h); reason: the details for the log. */
+static void fail(struct auth_job *job, enum auth_status status, const char *reason,
+                 const char *cause)
 {
-    finish(job, status, reason, NULL, 0);
+    finish(job, status, reason, cause, NULL, 0);
 }
 
 /* ---- the login pipeline ---- */
@@ -303,17 +316,17 @@ static void on_token(const struct token_result *tr, void *arg)
     switch (tr->status) {
     case TOKEN_OK:
         job->token_id = tr->token_id;
-        finish(job, AUTH_OK, "", tr->access_token, tr->token_len);
+        finish(job, AUTH_OK, "", "ok", tr->access_token, tr->token_len);
         return;
     case TOKEN_NEEDS_AUTH: /* the user must be authorized (again): not a passing problem */
     case TOKEN_DENIED:     /* the IdP refused the user's own password */
-        fail(job, AUTH_FAIL, tr->reason);
+        fail(job, AUTH_FAIL, tr->reason, "idp error");
         return;
     case TOKEN_TEMPFAIL:
     case TOKEN_PERMFAIL:
         break;
     }
-    fail(job, AUTH_TEMPFAIL, tr->reason);
+    fail(job, AUTH_TEMPFAIL, tr->reason, "idp error");
 }
 
 static void request_token(struct auth_job *job)
@@ -323,13 +336,13 @@ static void request_token(struct auth_job *job)
     char reason[IPC_REASON_MAX];
     if (!p) {
         snprintf(reason, sizeof reason, "provider %s is not configured", job->rec.provider);
-        fail(job, AUTH_TEMPFAIL, reason);
+        fail(job, AUTH_TEMPFAIL, reason, "internal error");
         return;
     }
     if (!provider_server(p, job->protocol)) {
         snprintf(reason, sizeof reason, "provider %s has no %s_server", p->name,
                  mg_proto_name(job->protocol));
-        fail(job, AUTH_DISABLED, reason);
+        fail(job, AUTH_DISABLED, reason, "protocol disabled");
         return;
     }
     struct token_subject subj;
@@ -346,6 +359,26 @@ static void request_token(struct auth_job *job)
     }
 }
 
+/* The switches and grants (access.h), after the password (flow = password: before the IdP
+ * sees it). A refusal is answered and counted like a wrong password; the cause says why. On
+ * success the job's mailbox is the one the login opens. 1 when the job was failed. */
+static int refused_by_policy(struct auth_job *job)
+{
+    char mailbox[IPC_MAILBOX_MAX];
+    enum access_verdict v = access_decide(job->b->st, &job->rec, job->login.alias, job->protocol,
+                                          mailbox, sizeof mailbox);
+    if (v == ACCESS_OK) {
+        free(job->rec.mailbox);
+        job->rec.mailbox = mg_strdup(mailbox);
+        return 0;
+    }
+    if (v == ACCESS_STORE_ERROR)
+        fail(job, AUTH_TEMPFAIL, "user store error", access_cause(v));
+    else
+        fail(job, AUTH_FAIL, access_cause(v), access_cause(v));
+    return 1;
+}
+
 static void on_verified(int result, void *arg)
 {
     struct auth_job *job = arg;
@@ -355,25 +388,27 @@ static void on_verified(int result, void *arg)
         return;
     }
     if (!job->known_user) {
-        fail(job, AUTH_FAIL, "unknown user");
+        fail(job, AUTH_FAIL, job->valid_name ? "unknown user" : "invalid or reserved user name",
+             job->valid_name ? "unknown user" : "invalid name");
         return;
     }
     if (result == 0) {
-        fail(job, AUTH_FAIL, "wrong password");
+        fail(job, AUTH_FAIL, "wrong password", "wrong password");
         return;
     }
     if (result < 0) {
         char name[IPC_USER_MAX + 8];
         log_error("user %s has an unusable password hash in the store; set a new password",
                   log_quote(name, sizeof name, job->rec.name, (size_t)-1));
-        fail(job, AUTH_TEMPFAIL, "unusable password hash");
+        fail(job, AUTH_TEMPFAIL, "unusable password hash", "internal error");
         return;
     }
     struct broker *b = job->b;
     auth_cache_remember(b->cache, job->rec.name, job->rec.password_hash, job->pw, job->pw_len,
                         mg_now_ms());
     forget_password(job);
-    request_token(job);
+    if (!refused_by_policy(job))
+        request_token(job);
 }
 
 static void verify_in_pool(struct auth_job *job, const char *pw, size_t len)
@@ -387,7 +422,7 @@ static void verify_in_pool(struct auth_job *job, const char *pw, size_t len)
         keep_password(job, pw, len);
     job->ticket = verify_pool_submit(b->pool, &vr, on_verified, job);
     if (!job->ticket)
-        fail(job, AUTH_TEMPFAIL, "too many logins waiting for password verification");
+        fail(job, AUTH_TEMPFAIL, "too many logins waiting for password verification", "busy");
 }
 
 /* Runs on a verify pool thread as a queued verification starts (the cache is thread-safe). */
@@ -400,20 +435,37 @@ static int known_by_cache(const char *user, const char *hash, const char *pw, si
  * with too many logins in flight, "try later". Returns 0 when the login may go on. */
 static int throttled(struct auth_job *job, const struct ipc_auth_request *req)
 {
-    mg_strlcpy(job->user, req->user, sizeof job->user);
+    mg_strlcpy(job->user, job->valid_name ? job->login.user : req->user, sizeof job->user);
     mg_strlcpy(job->client_addr, req->client_addr, sizeof job->client_addr);
-    switch (lockouts_admit(job->b->guard, req->user, req->client_addr)) {
+    switch (lockouts_admit(job->b->guard, job->user, req->client_addr)) {
     case THROTTLE_GO:
         job->holds_slot = 1;
         return 0;
     case THROTTLE_LOCKED:
-        fail(job, AUTH_FAIL, "locked out after too many failed logins");
+        fail(job, AUTH_FAIL, "locked out after too many failed logins", "locked out");
         return 1;
     case THROTTLE_BUSY:
-        fail(job, AUTH_TEMPFAIL, "too many logins in flight from this address");
+        fail(job, AUTH_TEMPFAIL, "too many logins in flight from this address", "busy");
         return 1;
     }
     return 0;
+}
+
+/* The user and mailbox the typed name stands for (login_name.h); reserved names and invalid
+ * shapes stand for nobody. */
+static void parse_login(struct auth_job *job, const char *typed)
+{
+    const char *domain = job->b->cfg->gateway.default_domain;
+    job->valid_name =
+        login_name_parse(typed, domain, &job->login) == 0 && !login_name_reserved(job->login.user);
+}
+
+static enum store_status load_account(struct auth_job *job)
+{
+    if (!job->valid_name)
+        return STORE_NOT_FOUND;
+    struct broker *b = job->b;
+    return account_find(b->st, job->login.user, b->cfg->gateway.default_domain, &job->rec);
 }
 
 static int uses_password_flow(const struct broker *b, const struct user_record *u)
@@ -427,33 +479,39 @@ static void handle_auth_request(struct worker_conn *conn, const struct ipc_auth_
     struct broker *b = conn->b;
     struct auth_job *job = job_new(conn, req->id);
     job->protocol = req->protocol;
+    parse_login(job, req->user);
     if (throttled(job, req))
         return;
     size_t len = req->password_len;
     if (len == 0) {
-        fail(job, AUTH_FAIL, "empty password");
+        fail(job, AUTH_FAIL, "empty password", "wrong password");
         return;
     }
     if (len > PASSWORD_MAX || len > sizeof req->password) {
-        fail(job, AUTH_FAIL, "password too long");
+        fail(job, AUTH_FAIL, "password too long", "wrong password");
         return;
     }
-    enum store_status st = store_user_get(b->st, req->user, &job->rec);
+    enum store_status st = load_account(job);
     if (st == STORE_OK) {
         job->known_user = 1;
     } else if (st != STORE_NOT_FOUND) {
         log_error("user store: %s", store_last_error(b->st));
-        fail(job, AUTH_TEMPFAIL, "user store error");
+        fail(job, AUTH_TEMPFAIL, "user store error", "internal error");
         return;
     }
+    /* The IdP checks the password: a login the policy refuses never sends it there. */
     if (job->known_user && uses_password_flow(b, &job->rec)) {
-        keep_password(job, req->password, len); /* the IdP checks it: nothing local to verify */
+        if (refused_by_policy(job))
+            return;
+        keep_password(job, req->password, len);
         request_token(job);
         return;
     }
+    /* A remembered password is only the password: the policy is read again for every login. */
     if (job->known_user && auth_cache_check(b->cache, job->rec.name, job->rec.password_hash,
                                             req->password, len, mg_now_ms())) {
-        request_token(job);
+        if (!refused_by_policy(job))
+            request_token(job);
         return;
     }
     verify_in_pool(job, req->password, len);
@@ -470,18 +528,23 @@ static void handle_token_refused(struct worker_conn *conn, const struct ipc_toke
     struct auth_job *job = job_new(conn, ref->id);
     job->token_verdict = 1;
     job->protocol = ref->protocol;
-    if (store_user_get(b->st, ref->user, &job->rec) != STORE_OK) {
-        fail(job, AUTH_TEMPFAIL, "the user is gone from the store");
+    parse_login(job, ref->user);
+    if (load_account(job) != STORE_OK) {
+        fail(job, AUTH_TEMPFAIL, "the user is gone from the store", "unknown user");
         return;
     }
     job->known_user = 1;
+    if (refused_by_policy(job))
+        return;
     enum token_refusal verdict = token_client_refused(b->tokens, ref->token_id, TOKEN_FRESH_MS);
     if (verdict == TOKEN_REFUSAL_FRESH) {
-        fail(job, AUTH_FAIL, "a token obtained just now was refused: a permission problem");
+        fail(job, AUTH_FAIL, "a token obtained just now was refused: a permission problem",
+             "upstream refused");
         return;
     }
     if (verdict == TOKEN_REFUSAL_UNKNOWN || !ref->want_token) {
-        fail(job, AUTH_TEMPFAIL, "the refused token was dropped; the next login gets a new one");
+        fail(job, AUTH_TEMPFAIL, "the refused token was dropped; the next login gets a new one",
+             "upstream refused");
         return;
     }
     /* As in request_token: a synchronous answer has freed the job already. */
@@ -603,6 +666,8 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             handle_auth_cancel(conn, msg.u.cancel_id);
         else if (msg.type == IPC_TOKEN_REFUSED)
             handle_token_refused(conn, &msg.u.refused);
+        else if (msg.type == IPC_AUDIT)
+            audit_sink_push(conn->b->audit, &msg.u.audit);
         else
             handle_ready(conn, msg.u.worker_index);
         ipc_msg_wipe(&msg);
@@ -700,6 +765,13 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
         broker_free(&b);
         return NULL;
     }
+    char err[512];
+    b->audit = audit_sink_new(base, cfg, st, err, sizeof err);
+    if (!b->audit) {
+        log_error("broker: %s", err);
+        broker_free(&b);
+        return NULL;
+    }
     if (make_dummy_hash(b) != 0) {
         log_error("broker: cannot compute an Argon2id hash (out of memory?)");
         broker_free(&b);
@@ -712,6 +784,7 @@ void broker_set_config(struct broker *b, const struct config *cfg)
 {
     b->cfg = cfg;
     lockouts_configure(b->guard, &cfg->gateway);
+    audit_sink_set_config(b->audit, cfg);
 }
 
 struct token_client *broker_token_client(struct broker *b)
@@ -735,6 +808,7 @@ void broker_free(struct broker **bp)
     token_client_free(&b->tokens);
     auth_cache_free(&b->cache);
     lockouts_free(&b->guard);
+    audit_sink_free(&b->audit);
     mg_wipe(b, sizeof *b);
     free(b);
     *bp = NULL;

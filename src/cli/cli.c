@@ -6,42 +6,54 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
+#include "login_name.h"
 #include "password.h"
 #include "store.h"
 #include "util.h"
 
 void cli_usage(void)
 {
-    fputs("usage:\n"
-          "  mailgate [-c FILE] serve                  run the gateway in the foreground\n"
-          "  mailgate [-c FILE] check-config           validate the configuration and exit\n"
-          "  mailgate [-c FILE] user add NAME [--mailbox ADDRESS] [--provider NAME]"
-          " [--password-stdin]\n"
-          "  mailgate [-c FILE] user list [--json]\n"
-          "  mailgate [-c FILE] user passwd NAME [--password-stdin]\n"
-          "  mailgate [-c FILE] user del NAME\n"
-          "  mailgate [-c FILE] user authorize NAME --device-code\n"
-          "  mailgate [-c FILE] user authorize NAME --refresh-token-file FILE|-\n"
-          "  mailgate [-c FILE] user deauthorize NAME\n"
-          "  mailgate [-c FILE] user unlock NAME [--address IP]\n"
-          "  mailgate [-c FILE] audit [--user NAME] [--limit N]\n"
-          "  mailgate [-c FILE] token get [--provider NAME] [--user NAME] [--password-stdin]"
-          " [--raw] [--fresh]\n"
-          "                                            show the claims of the (cached) token;"
-          " --fresh:\n"
-          "                                            ask the IdP, bypassing the cache\n"
-          "  mailgate [-c FILE] token test NAME [--protocol imap|pop3|smtp] [--password-stdin]\n"
-          "                                            log in upstream with the user's token\n"
-          "  mailgate [-c FILE] token flush [--provider NAME] [--user NAME]\n"
-          "                                            delete stored access tokens\n"
-          "  mailgate [-c FILE] secrets rotate-key      re-encrypt the stored secrets under a new"
-          " key\n"
-          "  mailgate version\n"
-          "\n"
-          "The configuration is " MG_DEFAULT_CONFIG " unless -c FILE or $MAILGATE_CONFIG says\n"
-          "otherwise. Without --password-stdin, user add and user passwd generate a password\n"
-          "and print it once. Exit codes: 0 success, 1 failure, 2 usage error.\n",
-          stdout);
+    fputs(
+        "usage:\n"
+        "  mailgate [-c FILE] serve                  run the gateway in the foreground\n"
+        "  mailgate [-c FILE] check-config           validate the configuration and exit\n"
+        "  mailgate [-c FILE] user add NAME [--mailbox ADDRESS] [--provider NAME]"
+        " [--password-stdin]\n"
+        "  mailgate [-c FILE] user list [--json]\n"
+        "  mailgate [-c FILE] user passwd NAME [--password-stdin]\n"
+        "  mailgate [-c FILE] user del NAME\n"
+        "  mailgate [-c FILE] user authorize NAME --device-code\n"
+        "  mailgate [-c FILE] user authorize NAME --refresh-token-file FILE|-\n"
+        "  mailgate [-c FILE] user deauthorize NAME\n"
+        "  mailgate [-c FILE] user unlock NAME [--address IP]\n"
+        "  mailgate [-c FILE] user set NAME|--all [--imap on|off] [--pop3 on|off]"
+        " [--smtp on|off] [--enabled on|off]\n"
+        "  mailgate [-c FILE] user show NAME\n"
+        "  mailgate [-c FILE] grant add USER MAILBOX [--imap] [--pop3] [--send]\n"
+        "  mailgate [-c FILE] grant list [USER] [--json]\n"
+        "  mailgate [-c FILE] grant del USER MAILBOX\n"
+        "  mailgate [-c FILE] audit [--user NAME] [--limit N]\n"
+        "  mailgate [-c FILE] report logins [--since 30d] [--protocol imap|pop3|smtp] [--user U]\n"
+        "                     [--result ok|fail] [--format table|json|csv]\n"
+        "  mailgate [-c FILE] report usage [--since 30d] [--format table|json|csv]\n"
+        "  mailgate [-c FILE] token get [--provider NAME] [--user NAME] [--password-stdin]"
+        " [--raw] [--fresh]\n"
+        "                                            show the claims of the (cached) token;"
+        " --fresh:\n"
+        "                                            ask the IdP, bypassing the cache\n"
+        "  mailgate [-c FILE] token test NAME [--protocol imap|pop3|smtp] [--password-stdin]\n"
+        "                                            log in upstream with the user's token\n"
+        "  mailgate [-c FILE] token flush [--provider NAME] [--user NAME]\n"
+        "                                            delete stored access tokens\n"
+        "  mailgate [-c FILE] secrets rotate-key      re-encrypt the stored secrets under a new"
+        " key\n"
+        "  mailgate version\n"
+        "\n"
+        "The configuration is " MG_DEFAULT_CONFIG " unless -c FILE or $MAILGATE_CONFIG says\n"
+        "otherwise. Without --password-stdin, user add and user passwd generate a password\n"
+        "and print it once. Exit codes: 0 success, 1 failure, 2 usage error.\n",
+        stdout);
 }
 
 struct config *cli_load_config(const char *config_path, enum config_secrets secrets)
@@ -166,5 +178,43 @@ int cli_read_password_stdin(char *pw, size_t size, size_t *len)
         return -1;
     }
     *len = n;
+    return 0;
+}
+
+int cli_find_user(const struct config *cfg, struct store *st, const char *name,
+                  struct user_record *out)
+{
+    enum store_status s = account_find(st, name, cfg->gateway.default_domain, out);
+    if (s == STORE_OK)
+        return 0;
+    if (s == STORE_NOT_FOUND)
+        fprintf(stderr, "mailgate: no such user '%s'\n", name);
+    else
+        fprintf(stderr, "mailgate: store error: %s\n", store_last_error(st));
+    return 1;
+}
+
+int cli_parse_switch(const char *value)
+{
+    if (strcmp(value, "on") == 0)
+        return 1;
+    return strcmp(value, "off") == 0 ? 0 : -1;
+}
+
+int cli_lockout_key(const struct config *cfg, const char *name, char *out, size_t size)
+{
+    if (login_name_canonical(name, cfg->gateway.default_domain, out, size) == 0)
+        return 0;
+    fprintf(stderr, "mailgate: the name '%s' is too long\n", name);
+    return -1;
+}
+
+int cli_take_name(const char *arg, const char **name)
+{
+    if (arg[0] == '-' && arg[1] != '\0')
+        return cli_usage_error("unknown option %s", arg);
+    if (*name)
+        return cli_usage_error("unexpected argument '%s'", arg);
+    *name = arg;
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "config.h"
 
 struct store;
+struct user_record;
 
 /* argv starts after the global options, at the subcommand word ("user", "check-config" ...).
  * Each returns the exit code: 0 ok, 1 failure, 2 usage error. */
@@ -22,6 +23,13 @@ int cli_user_authorize(const char *config_path, int argc, char **argv);
 int cli_user_deauthorize(const char *config_path, int argc, char **argv);
 /* "audit [--user NAME] [--limit N]" (cli_audit.c); argv[0] is "audit". */
 int cli_audit(const char *config_path, int argc, char **argv);
+/* "report logins|usage ..." (cli_report.c); argv[0] is "report". */
+int cli_report(const char *config_path, int argc, char **argv);
+/* "user set", "user show" (cli_user_access.c) and "grant add|list|del" (cli_grant.c); argv[0]
+ * is the subcommand word ("set", "show", "grant"). */
+int cli_user_set(const char *config_path, int argc, char **argv);
+int cli_user_show(const char *config_path, int argc, char **argv);
+int cli_grant(const char *config_path, int argc, char **argv);
 void cli_usage(void);
 
 /* Loads the configuration for a command that serves no listener (config_load_admin: the
@@ -36,6 +44,18 @@ struct store *cli_open_store(const struct config *cfg);
 int cli_run_with_store(const char *config_path,
                        int (*run)(const struct config *cfg, struct store *st, void *arg),
                        void *arg);
+/* The user NAME stands for (account.h: with default_domain, "alice" and "alice@DOMAIN" are
+ * one user) into out; prints why not on stderr. 0, or 1 (no such user, store error). */
+int cli_find_user(const struct config *cfg, struct store *st, const char *name,
+                  struct user_record *out);
+/* The name the broker's throttle and the lockouts table know the user by: its canonical login
+ * name (login_name.h). 0, or -1 when it does not fit. */
+int cli_lockout_key(const struct config *cfg, const char *name, char *out, size_t size);
+/* An argument that is no known option: the command's one NAME (into *name, which must start
+ * NULL), else a usage error (unknown option, a second name). 0 or the usage-error code. */
+int cli_take_name(const char *arg, const char **name);
+/* "on" 1, "off" 0, else -1. */
+int cli_parse_switch(const char *value);
 /* Prints "mailgate: <message>" and a pointer to the help on stderr; returns 2 (usage error). */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The value of "--opt VALUE" or "--opt=VALUE" at argv[*i] (advancing *i past VALUE); NULL when

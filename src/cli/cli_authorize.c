@@ -70,14 +70,8 @@ static int open_ctx(const char *config_path, const char *name, bool with_box, st
         fprintf(stderr, "mailgate: %s\n", err);
         return 1;
     }
-    enum store_status s = store_user_get(c->st, name, &c->user);
-    if (s != STORE_OK) {
-        if (s == STORE_NOT_FOUND)
-            fprintf(stderr, "mailgate: no such user '%s'\n", name);
-        else
-            fprintf(stderr, "mailgate: store error: %s\n", store_last_error(c->st));
+    if (cli_find_user(c->cfg, c->st, name, &c->user) != 0)
         return 1;
-    }
     c->p = config_provider(c->cfg, c->user.provider);
     return 0;
 }
@@ -396,12 +390,8 @@ static int parse_authorize(int argc, char **argv, struct authorize_args *a)
             return cli_usage_error("%s needs a file name (or - for standard input)", argv[i]);
         else if (strcmp(argv[i], "--device-code") == 0)
             a->device_code = true;
-        else if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return cli_usage_error("unknown option %s", argv[i]);
-        else if (!a->name)
-            a->name = argv[i];
-        else
-            return cli_usage_error("unexpected argument '%s'", argv[i]);
+        else if (cli_take_name(argv[i], &a->name) != 0)
+            return 2;
     }
     if (!a->name)
         return cli_usage_error("user authorize needs a user NAME");

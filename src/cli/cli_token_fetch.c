@@ -40,14 +40,8 @@ static const struct provider_conf *choose_provider(const struct config *cfg, con
 /* The named user and its provider (which --provider, when given, must name). */
 static int find_user(struct cli_token_ctx *c, const struct cli_token_opts *o)
 {
-    enum store_status s = store_user_get(c->st, o->user, &c->user);
-    if (s != STORE_OK) {
-        if (s == STORE_NOT_FOUND)
-            fprintf(stderr, "mailgate: no such user '%s'\n", o->user);
-        else
-            fprintf(stderr, "mailgate: store error: %s\n", store_last_error(c->st));
+    if (cli_find_user(c->cfg, c->st, o->user, &c->user) != 0)
         return 1;
-    }
     c->p = config_provider(c->cfg, c->user.provider);
     if (!c->p) {
         fprintf(stderr, "mailgate: the provider '%s' of user %s is not configured\n",

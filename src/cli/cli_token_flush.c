@@ -98,10 +98,8 @@ static int user_principal(const struct config *cfg, struct store *st, const stru
 {
     struct user_record u;
     *principal = NULL;
-    if (store_user_get(st, a->user, &u) != STORE_OK) {
-        fprintf(stderr, "mailgate: no such user: %s\n", a->user);
+    if (cli_find_user(cfg, st, a->user, &u) != 0)
         return 1;
-    }
     const char *name = a->provider ? a->provider : u.provider;
     const struct provider_conf *p = config_provider(cfg, name);
     int rc = 0;

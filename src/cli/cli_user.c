@@ -10,9 +10,11 @@
 
 #include <jansson.h>
 
+#include "account.h"
 #include "cli.h"
 #include "grant_store.h"
 #include "ipc.h"
+#include "login_name.h"
 #include "password.h"
 #include "store.h"
 #include "util.h"
@@ -223,10 +225,18 @@ static int choose_provider(const struct config *cfg, const char *wanted, const c
     return 0;
 }
 
+/* [defaults]: the switches a new user starts with. */
+static unsigned default_switched_off(const struct defaults_conf *d)
+{
+    return (d->imap ? 0 : USER_PROTO_BIT(MG_PROTO_IMAP)) |
+           (d->pop3 ? 0 : USER_PROTO_BIT(MG_PROTO_POP3)) |
+           (d->smtp ? 0 : USER_PROTO_BIT(MG_PROTO_SMTP));
+}
+
 static int add_in_store(struct user_ctx *c, const struct user_args *a, const char *provider)
 {
     struct user_record existing;
-    enum store_status s = store_user_get(c->st, a->name, &existing);
+    enum store_status s = account_find(c->st, a->name, c->cfg->gateway.default_domain, &existing);
     if (s == STORE_OK) {
         fprintf(stderr, "mailgate: user '%s' already exists\n", existing.name);
         user_record_clear(&existing);
@@ -245,7 +255,8 @@ static int add_in_store(struct user_ctx *c, const struct user_args *a, const cha
     struct user_record u = {.name = (char *)a->name,
                             .mailbox = (char *)a->mailbox,
                             .provider = (char *)provider,
-                            .password_hash = hash};
+                            .password_hash = hash,
+                            .switched_off = default_switched_off(&c->cfg->defaults)};
     s = store_user_add(c->st, &u);
     mg_wipe(hash, sizeof hash);
     int rc = 0;
@@ -255,7 +266,9 @@ static int add_in_store(struct user_ctx *c, const struct user_args *a, const cha
     } else if (s != STORE_OK) {
         rc = store_failure(c);
     } else {
-        printf("Added user %s (mailbox %s, provider %s).\n", a->name, a->mailbox, provider);
+        printf("Added user %s (mailbox %s, provider %s; imap %s, pop3 %s, smtp %s).\n", a->name,
+               a->mailbox, provider, c->cfg->defaults.imap ? "on" : "off",
+               c->cfg->defaults.pop3 ? "on" : "off", c->cfg->defaults.smtp ? "on" : "off");
         show_generated_password(a->name, generated);
         if (idp_checks)
             printf("Provider %s checks the password at each login (flow = password): no local "
@@ -266,12 +279,29 @@ static int add_in_store(struct user_ctx *c, const struct user_args *a, const cha
     return rc;
 }
 
-static int user_add(const char *config_path, struct user_args *a)
+/* A name a client can log in with: a short name or a UPN (no separator), not a reserved one;
+ * with default_domain a short name becomes name@default_domain. 0 or the usage-error code. */
+static int new_user_name(const struct config *cfg, const char *typed, char *out, size_t size)
 {
-    if (!valid_user_name(a->name))
-        return cli_usage_error("invalid user name '%s' (1-255 bytes of UTF-8, no spaces or control "
-                               "characters)",
-                               a->name);
+    struct login_name n;
+    if (!valid_user_name(typed) || login_name_parse(typed, cfg->gateway.default_domain, &n) != 0 ||
+        (n.form != LOGIN_SHORT && n.form != LOGIN_UPN))
+        return cli_usage_error("invalid user name '%s' (a short name or user@domain: 1-255 bytes "
+                               "of UTF-8, no spaces, control characters, '\\' or '/')",
+                               typed);
+    if (login_name_reserved(n.user))
+        return cli_usage_error("'%s' is a reserved name: anonymous and guest never log in", typed);
+    mg_strlcpy(out, n.user, size);
+    return 0;
+}
+
+static int add_checked(struct user_ctx *c, struct user_args *a)
+{
+    char name[LOGIN_NAME_MAX];
+    int rc = new_user_name(c->cfg, a->name, name, sizeof name);
+    if (rc)
+        return rc;
+    a->name = name;
     if (!a->mailbox && !valid_mailbox(a->name))
         return cli_usage_error("the mailbox defaults to the user name, but '%s' is not an address: "
                                "add --mailbox ADDRESS",
@@ -283,14 +313,18 @@ static int user_add(const char *config_path, struct user_args *a)
             "invalid mailbox '%s' (an address with one '@', at most 319 bytes, no "
             "spaces or control characters)",
             a->mailbox);
+    const char *provider = NULL;
+    rc = choose_provider(c->cfg, a->provider, &provider);
+    return rc ? rc : add_in_store(c, a, provider);
+}
+
+static int user_add(const char *config_path, struct user_args *a)
+{
     struct user_ctx c = {0};
     int rc = open_ctx(config_path, &c);
     if (rc)
         return rc;
-    const char *provider = NULL;
-    rc = choose_provider(c.cfg, a->provider, &provider);
-    if (!rc)
-        rc = add_in_store(&c, a, provider);
+    rc = add_checked(&c, a);
     close_ctx(&c);
     return rc;
 }
@@ -304,12 +338,11 @@ static int user_passwd(const char *config_path, struct user_args *a)
     if (rc)
         return rc;
     struct user_record u;
-    enum store_status s = store_user_get(c.st, a->name, &u);
-    if (s != STORE_OK) {
-        rc = s == STORE_NOT_FOUND ? no_such_user(a->name) : store_failure(&c);
+    if (cli_find_user(c.cfg, c.st, a->name, &u) != 0) {
         close_ctx(&c);
-        return rc;
+        return 1;
     }
+    enum store_status s;
     char hash[PASSWORD_HASH_MAX], generated[32] = "";
     if (idp_checks_password(c.cfg, u.provider)) {
         fprintf(stderr,
@@ -342,16 +375,24 @@ static int user_del(const char *config_path, struct user_args *a)
     int rc = open_ctx(config_path, &c);
     if (rc)
         return rc;
-    /* The user's refresh tokens and cached tokens go with it, in the same transaction. */
+    struct user_record u;
+    if (cli_find_user(c.cfg, c.st, a->name, &u) != 0) {
+        close_ctx(&c);
+        return 1;
+    }
+    /* The user's refresh tokens, cached tokens and mailbox grants go with it, in the same
+     * transaction. */
     enum store_status s = store_begin(c.st);
     if (s == STORE_OK)
-        s = store_user_delete(c.st, a->name);
-    if (s == STORE_OK && grant_store_forget(c.st, a->name) == STORE_ERROR)
+        s = store_user_delete(c.st, u.name);
+    if (s == STORE_OK && (grant_store_forget(c.st, u.name) == STORE_ERROR ||
+                          store_mailbox_grant_delete(c.st, u.name, NULL) == STORE_ERROR))
         s = STORE_ERROR;
     if (s == STORE_OK)
-        s = store_audit_add(c.st, "deleted", a->name, NULL, NULL);
+        s = store_audit_add(c.st, "deleted", u.name, NULL, NULL);
     if (s == STORE_OK)
         s = store_commit(c.st);
+    user_record_clear(&u);
     if (s == STORE_OK) {
         printf("Deleted user %s.\n", a->name);
     } else {
@@ -372,13 +413,17 @@ static int user_unlock(const char *config_path, struct user_args *a)
     int rc = open_ctx(config_path, &c);
     if (rc)
         return rc;
-    char host[IPC_ADDR_MAX];
+    char host[IPC_ADDR_MAX], key[LOGIN_NAME_MAX];
     if (a->address)
         mg_addr_host(a->address, host, sizeof host);
+    if (cli_lockout_key(c.cfg, a->name, key, sizeof key) != 0) {
+        close_ctx(&c);
+        return 1;
+    }
     int64_t lifted = 0;
-    enum store_status s = store_lockout_delete(c.st, a->name, a->address ? host : NULL, &lifted);
+    enum store_status s = store_lockout_delete(c.st, key, a->address ? host : NULL, &lifted);
     if (s == STORE_OK && lifted > 0)
-        s = store_audit_add(c.st, "unlocked", a->name, NULL, a->address ? host : NULL);
+        s = store_audit_add(c.st, "unlocked", key, NULL, a->address ? host : NULL);
     if (s != STORE_OK)
         rc = store_failure(&c);
     else if (lifted == 0)
@@ -526,11 +571,16 @@ int cli_user(const char *config_path, int argc, char **argv)
 {
     if (argc < 2)
         return cli_usage_error(
-            "user needs a command: add, list, passwd, del, unlock, authorize or deauthorize");
+            "user needs a command: add, list, show, set, passwd, del, unlock, authorize or "
+            "deauthorize");
     if (strcmp(argv[1], "authorize") == 0)
         return cli_user_authorize(config_path, argc - 1, argv + 1);
     if (strcmp(argv[1], "deauthorize") == 0)
         return cli_user_deauthorize(config_path, argc - 1, argv + 1);
+    if (strcmp(argv[1], "set") == 0)
+        return cli_user_set(config_path, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0)
+        return cli_user_show(config_path, argc - 1, argv + 1);
     for (size_t i = 0; i < MG_ARRAY_LEN(user_commands); i++) {
         if (strcmp(argv[1], user_commands[i].name) != 0)
             continue;
@@ -540,6 +590,7 @@ int cli_user(const char *config_path, int argc, char **argv)
         return rc ? rc : user_commands[i].run(config_path, &a);
     }
     return cli_usage_error(
-        "unknown user command '%s' (add, list, passwd, del, unlock, authorize, deauthorize)",
+        "unknown user command '%s' (add, list, show, set, passwd, del, unlock, authorize, "
+        "deauthorize)",
         argv[1]);
 }

@@ -24,7 +24,15 @@
 #define CONFIG_LINE_MAX 4096 /* longer lines are an error, not silently split */
 #define CONFIG_NAME_MAX 63   /* listener/provider names travel in IPC (IPC_NAME_MAX - 1) */
 
-enum section_kind { SEC_INVALID, SEC_GATEWAY, SEC_TLS, SEC_LISTEN, SEC_PROVIDER, SEC_KINDS };
+enum section_kind {
+    SEC_INVALID,
+    SEC_GATEWAY,
+    SEC_DEFAULTS,
+    SEC_TLS,
+    SEC_LISTEN,
+    SEC_PROVIDER,
+    SEC_KINDS
+};
 
 #define KEY(st, name, kind, field, req)                                                            \
     {                                                                                              \
@@ -51,7 +59,15 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "max_logins_per_ip", V_COUNT, max_logins_per_ip, false),
     KEY(gateway_conf, "login_type", V_LOGIN_TYPE, login_type, false),
     KEY(gateway_conf, "allow", V_CIDR_LIST, allow, false),
+    KEY(gateway_conf, "default_domain", V_IDENT, default_domain, false),
+    KEY(gateway_conf, "audit_retention", V_DURATION0, audit_retention_ms, false),
+    KEY(gateway_conf, "audit_log", V_STRING, audit_log, false),
     {NULL, 0, 0, false}};
+
+static const struct key_def defaults_keys[] = {KEY(defaults_conf, "imap", V_SWITCH, imap, false),
+                                               KEY(defaults_conf, "pop3", V_SWITCH, pop3, false),
+                                               KEY(defaults_conf, "smtp", V_SWITCH, smtp, false),
+                                               {NULL, 0, 0, false}};
 
 static const struct key_def tls_keys[] = {
     KEY(tls_conf, "certificate", V_PATH, certificate, false),
@@ -109,6 +125,7 @@ static const struct {
     bool named;
 } section_kinds[SEC_KINDS] = {
     [SEC_GATEWAY] = {"gateway", gateway_keys, false},
+    [SEC_DEFAULTS] = {"defaults", defaults_keys, false},
     [SEC_TLS] = {"tls", tls_keys, false},
     [SEC_LISTEN] = {"listen", listen_keys, true},
     [SEC_PROVIDER] = {"provider", provider_keys, true},
@@ -399,6 +416,8 @@ static void *section_struct(struct parser *p, const struct section *s)
     switch (s->kind) {
     case SEC_GATEWAY:
         return &p->cfg->gateway;
+    case SEC_DEFAULTS:
+        return &p->cfg->defaults;
     case SEC_TLS:
         return &p->cfg->tls;
     case SEC_LISTEN:
@@ -596,6 +615,7 @@ static void set_defaults(struct gateway_conf *g)
     g->max_failure_delay_ms = 5 * 1000;
     g->max_connections_per_ip = 50;
     g->max_logins_per_ip = 20;
+    g->audit_retention_ms = 90ull * 24 * 3600 * 1000;
 }
 
 static void set_inih_options(void)
@@ -629,6 +649,7 @@ static struct config *load_stream(const char *path, FILE *in, int open_errno,
     struct config *cfg = mg_calloc(1, sizeof *cfg);
     cfg->path = mg_strdup(path);
     set_defaults(&cfg->gateway);
+    cfg->defaults = (struct defaults_conf){.imap = 1, .pop3 = 0, .smtp = 0};
     struct parser p = {
         .cfg = cfg, .secrets = secrets, .listeners_unused = listeners_unused, .in = in};
     if (!p.in) {
@@ -692,6 +713,8 @@ void config_free(struct config **cfgp)
     free(cfg->gateway.secret_key_file);
     free(cfg->gateway.user);
     cidr_list_free(&cfg->gateway.allow);
+    free(cfg->gateway.default_domain);
+    free(cfg->gateway.audit_log);
     free(cfg->tls.certificate);
     free(cfg->tls.private_key);
     free(cfg->tls.ecdsa_certificate);

@@ -47,9 +47,25 @@ struct gateway_conf {
     uint64_t max_failure_delay_ms;   /* default 5 s: the growing failure delay's ceiling */
     uint32_t max_connections_per_ip; /* default 50, per worker; 0: no limit */
     uint32_t max_logins_per_ip;      /* default 20: logins in flight in the broker; 0: no limit */
+    /* A short login or CLI name ("alice") means alice@default_domain; NULL: short names stay as
+     * they are (login_name.h). */
+    char *default_domain;
+    /* The login audit (issue 11): rows older than this are pruned (0: kept forever); audit_log
+     * (NULL: none) also gets each record as one JSON line, appended by the broker after it
+     * dropped root, so the file must be writable by the gateway user. */
+    uint64_t audit_retention_ms; /* default 90 days */
+    char *audit_log;
     /* Defaults of the listeners' keys of the same names. */
     enum mg_login_type login_type; /* default secure */
     struct cidr_list allow;        /* default empty: every address */
+};
+
+/* [defaults]: the protocol switches a new user gets at `mailgate user add` (1 on, 0 off), like
+ * an Exchange mailbox plan. Existing users keep theirs. */
+struct defaults_conf {
+    int imap; /* default on */
+    int pop3; /* default off */
+    int smtp; /* default off */
 };
 
 /* [tls] min_version: the oldest protocol version offered to clients. */
@@ -147,6 +163,7 @@ struct provider_conf {
 struct config {
     char *path;
     struct gateway_conf gateway;
+    struct defaults_conf defaults;
     struct tls_conf tls;
     struct listener_conf *listeners;
     size_t n_listeners;

@@ -52,6 +52,7 @@ enum value_kind {
     V_SASL,        /* enum mg_sasl */
     V_TLS_CIPHERS, /* char *, an OpenSSL cipher list selecting at least one TLS 1.2 suite */
     V_TLS_VERSION, /* enum mg_tls_version: TLSv1.2 or TLSv1.3 */
+    V_SWITCH,      /* int: off 0, on 1 */
 };
 
 struct key_def {

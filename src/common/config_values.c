@@ -203,6 +203,7 @@ static const char *const login_type_names[] = {
     [MG_LOGIN_PLAINTEXT] = "plaintext",
 };
 
+static const char *const switch_words[] = {"off", "on"};
 static const char *const sasl_words[] = {
     [MG_SASL_XOAUTH2] = "xoauth2", [MG_SASL_OAUTHBEARER] = "oauthbearer"};
 static const char *const sasl_mechanisms[] = {
@@ -360,6 +361,9 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
                        key->name, value);
         else
             set_string(field, value);
+        break;
+    case V_SWITCH:
+        PARSE_WORD(p, line, key->name, value, switch_words, field);
         break;
     case V_TLS_VERSION:
         PARSE_WORD(p, line, key->name, value, tls_version_names, field);

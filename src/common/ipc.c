@@ -130,6 +130,7 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
         w.failed = 1;
     put_u32(&w, res->delay_ms);
     put_u64(&w, res->token_id);
+    put_str(&w, res->cause, sizeof res->cause);
     return finish_frame(&w, out);
 }
 
@@ -152,6 +153,28 @@ int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refuse
     put_str(&w, ref->user, sizeof ref->user);
     put_u64(&w, ref->token_id);
     put_u32(&w, ref->want_token);
+    return finish_frame(&w, out);
+}
+
+int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a)
+{
+    struct writer w;
+    begin_frame(&w, IPC_AUDIT);
+    if (a->event > AUDIT_END || (unsigned)a->protocol > MG_PROTO_SMTP || a->ok > 1)
+        w.failed = 1;
+    put_u32(&w, a->event);
+    put_u32(&w, (uint32_t)a->protocol);
+    put_u32(&w, a->ok);
+    put_str(&w, a->session, sizeof a->session);
+    put_str(&w, a->listener, sizeof a->listener);
+    put_str(&w, a->client_addr, sizeof a->client_addr);
+    put_str(&w, a->client_id, sizeof a->client_id);
+    put_str(&w, a->user, sizeof a->user);
+    put_str(&w, a->mailbox, sizeof a->mailbox);
+    put_str(&w, a->cause, sizeof a->cause);
+    put_u64(&w, a->duration_ms);
+    put_u64(&w, a->bytes_in);
+    put_u64(&w, a->bytes_out);
     return finish_frame(&w, out);
 }
 
@@ -250,6 +273,7 @@ static void decode_auth_response(struct reader *r, struct ipc_auth_response *res
     if (res->delay_ms > IPC_DELAY_MAX_MS)
         r->failed = 1;
     res->token_id = get_u64(r);
+    get_str(r, res->cause, sizeof res->cause);
 }
 
 static void decode_token_refused(struct reader *r, struct ipc_token_refused *ref)
@@ -261,6 +285,25 @@ static void decode_token_refused(struct reader *r, struct ipc_token_refused *ref
     ref->want_token = get_u32(r);
     if (ref->want_token > 1)
         r->failed = 1;
+}
+
+static void decode_audit(struct reader *r, struct ipc_audit *a)
+{
+    a->event = get_u32(r);
+    a->protocol = get_protocol(r);
+    a->ok = get_u32(r);
+    if (a->event > AUDIT_END || a->ok > 1)
+        r->failed = 1;
+    get_str(r, a->session, sizeof a->session);
+    get_str(r, a->listener, sizeof a->listener);
+    get_str(r, a->client_addr, sizeof a->client_addr);
+    get_str(r, a->client_id, sizeof a->client_id);
+    get_str(r, a->user, sizeof a->user);
+    get_str(r, a->mailbox, sizeof a->mailbox);
+    get_str(r, a->cause, sizeof a->cause);
+    a->duration_ms = get_u64(r);
+    a->bytes_in = get_u64(r);
+    a->bytes_out = get_u64(r);
 }
 
 int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
@@ -285,6 +328,9 @@ int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
         break;
     case IPC_TOKEN_REFUSED:
         decode_token_refused(&r, &msg->u.refused);
+        break;
+    case IPC_AUDIT:
+        decode_audit(&r, &msg->u.audit);
         break;
     default:
         r.failed = 1;

@@ -22,6 +22,9 @@ struct evbuffer;
 #define IPC_MAILBOX_MAX 320 /* RFC 5321 path limit is 256; some slack */
 #define IPC_TOKEN_MAX 8192  /* Entra access tokens are 1.4-2.5 KB; Google's are shorter */
 #define IPC_REASON_MAX 256
+#define IPC_CAUSE_MAX 32
+#define IPC_CLIENT_ID_MAX 128 /* IMAP ID "name/version", SMTP EHLO name */
+#define IPC_SESSION_MAX 16
 
 enum ipc_type {
     IPC_WORKER_READY = 1,  /* worker -> broker: listeners bound. Body: u32 worker index. */
@@ -34,7 +37,9 @@ enum ipc_type {
      * IPC_AUTH_RESPONSE (same id): AUTH_OK with a fresh token to log in with once more,
      * AUTH_TEMPFAIL (the token was stale and is dropped: the next login gets a new one) or
      * AUTH_FAIL (a fresh token was refused: a permission problem, not staleness). */
-    IPC_TOKEN_REFUSED = 5
+    IPC_TOKEN_REFUSED = 5,
+    /* worker -> broker: one login audit record (struct ipc_audit); never answered. */
+    IPC_AUDIT = 6
 };
 
 enum auth_status {
@@ -66,6 +71,10 @@ struct ipc_auth_response {
      * broker makes it grow with repeated failures (throttle.c). At most IPC_DELAY_MAX_MS. */
     uint32_t delay_ms;
     uint64_t token_id; /* AUTH_OK: names the token in an IPC_TOKEN_REFUSED (never the token) */
+    /* The outcome as one of the fixed words of the login audit (README, "Login outcomes"):
+     * "ok", "wrong password", "unknown user", "protocol disabled", "mailbox not granted", ...
+     * Unlike reason, the same for every failure of a kind; a client never sees it. */
+    char cause[IPC_CAUSE_MAX];
 };
 
 struct ipc_token_refused {
@@ -78,6 +87,25 @@ struct ipc_token_refused {
 
 #define IPC_DELAY_MAX_MS 60000
 
+enum audit_event { AUDIT_LOGIN = 0, AUDIT_END = 1 };
+
+/* The facts of a login attempt (AUDIT_LOGIN: at its outcome) or of a logged-in session's end
+ * (AUDIT_END). The broker judges it as untrusted input (audit_rec_valid) before storing it. */
+struct ipc_audit {
+    uint32_t event; /* enum audit_event */
+    enum mg_proto protocol;
+    uint32_t ok; /* 1: the login succeeded (cause "ok"); 0: it failed */
+    char session[IPC_SESSION_MAX];
+    char listener[IPC_NAME_MAX];
+    char client_addr[IPC_ADDR_MAX];
+    char client_id[IPC_CLIENT_ID_MAX];
+    char user[IPC_USER_MAX]; /* as typed by the client; "" when unknown */
+    char mailbox[IPC_MAILBOX_MAX];
+    char cause[IPC_CAUSE_MAX]; /* the fixed word (README, "Login outcomes") */
+    uint64_t duration_ms;
+    uint64_t bytes_in, bytes_out; /* client -> upstream, upstream -> client (AUDIT_END) */
+};
+
 struct ipc_msg {
     enum ipc_type type;
     union {
@@ -86,6 +114,7 @@ struct ipc_msg {
         struct ipc_auth_request req;
         struct ipc_auth_response res;
         struct ipc_token_refused refused;
+        struct ipc_audit audit;
     } u;
 };
 
@@ -95,6 +124,7 @@ int ipc_encode_auth_request(struct evbuffer *out, const struct ipc_auth_request 
 int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_response *res);
 int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id);
 int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref);
+int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

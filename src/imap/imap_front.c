@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 
 #include "imap.h"
 #include "log.h"
+#include "session_audit.h"
 #include "util.h"
 
 #ifndef MAILGATE_VERSION
@@ -221,6 +223,32 @@ static void cmd_starttls(struct session *s, struct imap_state *st, const struct 
     session_start_tls(s);
 }
 
+/* The value after field `key` in an ID list (RFC 2971: field value pairs), or NULL. */
+static const struct imap_arg *id_field(const struct imap_command *cmd, const char *key)
+{
+    for (size_t i = 1; i + 1 < cmd->argc; i += 2) {
+        const struct imap_arg *k = &cmd->args[i], *v = &cmd->args[i + 1];
+        if (k->type == IMAP_ARG_LIST_END || v->type == IMAP_ARG_LIST_END)
+            return NULL;
+        if (k->len == strlen(key) && strncasecmp(k->str, key, k->len) == 0 && !v->is_nil)
+            return v;
+    }
+    return NULL;
+}
+
+/* The audit's client identity: "name/version" from the client's ID. */
+static void remember_client_id(struct session *s, const struct imap_command *cmd)
+{
+    const struct imap_arg *name = id_field(cmd, "name"), *version = id_field(cmd, "version");
+    char id[IPC_CLIENT_ID_MAX];
+    if (!name)
+        return;
+    snprintf(id, sizeof id, "%.*s%s%.*s", (int)strnlen(name->str, name->len), name->str,
+             version ? "/" : "", version ? (int)strnlen(version->str, version->len) : 0,
+             version ? version->str : "");
+    session_set_client_id(s, id, strlen(id));
+}
+
 static void cmd_id(struct session *s, struct imap_state *st, const struct imap_command *cmd)
 {
     MG_UNUSED(st);
@@ -232,6 +260,8 @@ static void cmd_id(struct session *s, struct imap_state *st, const struct imap_c
         reply_bad(s, cmd->tag, "ID needs NIL or a parenthesised list.");
         return;
     }
+    if (list)
+        remember_client_id(s, cmd);
     session_printf(s, "* ID (\"name\" \"mailgate\" \"version\" \"%s\")\r\n%s OK ID completed.\r\n",
                    MAILGATE_VERSION, cmd->tag);
 }

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "session_audit.h"
 #include "smtp.h"
 #include "util.h"
 
@@ -77,6 +78,7 @@ static void cmd_ehlo(struct session *s, struct smtp_state *st, const struct smtp
         return;
     }
     st->greeted = SMTP_GREETED_EHLO; /* also resets a transaction: there is none before AUTH */
+    session_set_client_id(s, cmd->arg, cmd->arg_len);
     struct smtp_ehlo_caps caps;
     if (session_password_allowed(s) && !smtp_caps_get(s->w, &caps, &st->waiter)) {
         st->front = SMTP_FRONT_WAIT_CAPS;
@@ -94,6 +96,7 @@ static void cmd_helo(struct session *s, struct smtp_state *st, const struct smtp
         return;
     }
     st->greeted = SMTP_GREETED_HELO;
+    session_set_client_id(s, cmd->arg, cmd->arg_len);
     session_printf(s, "250 %s\r\n", hostname(s));
 }
 

@@ -272,3 +272,82 @@ enum store_status store_data_version(struct store *st, int64_t *version)
 {
     return st->ops->data_version(st, version);
 }
+
+enum store_status store_lockout_list(struct store *st, const char *user, int64_t now,
+                                     int (*cb)(const char *address, int64_t until, void *arg),
+                                     void *arg)
+{
+    if (!user || !cb)
+        return store_set_error(st, "no user name or callback");
+    return st->ops->lockout_list(st, user, now, cb, arg);
+}
+
+enum store_status store_user_set_switches(struct store *st, const char *name, unsigned switched_off)
+{
+    if (!name)
+        return store_set_error(st, "no user name");
+    return st->ops->user_set_switches(st, name, switched_off, (int64_t)time(NULL));
+}
+
+enum store_status store_mailbox_grant_put(struct store *st, const struct mailbox_grant *g)
+{
+    if (!g || !g->user || !g->mailbox)
+        return store_set_error(st, "incomplete mailbox grant");
+    struct mailbox_grant stamped = *g;
+    if (!stamped.created_at)
+        stamped.created_at = (int64_t)time(NULL);
+    return st->ops->mailbox_grant_put(st, &stamped);
+}
+
+enum store_status store_mailbox_grant_get(struct store *st, const char *user, const char *mailbox,
+                                          unsigned *protocols)
+{
+    *protocols = 0;
+    if (!user || !mailbox)
+        return store_set_error(st, "no user or mailbox");
+    return st->ops->mailbox_grant_get(st, user, mailbox, protocols);
+}
+
+enum store_status store_mailbox_grant_delete(struct store *st, const char *user,
+                                             const char *mailbox_or_null)
+{
+    if (!user)
+        return store_set_error(st, "no user name");
+    return st->ops->mailbox_grant_delete(st, user, mailbox_or_null);
+}
+
+enum store_status store_mailbox_grant_list(struct store *st, const char *user_or_null,
+                                           int (*cb)(const struct mailbox_grant *g, void *arg),
+                                           void *arg)
+{
+    if (!cb)
+        return store_set_error(st, "no callback");
+    return st->ops->mailbox_grant_list(st, user_or_null, cb, arg);
+}
+
+enum store_status store_login_events_add(struct store *st, const struct login_event *ev, size_t n)
+{
+    return n == 0 ? STORE_OK : st->ops->login_events_add(st, ev, n);
+}
+
+enum store_status store_login_events_prune(struct store *st, int64_t before, int64_t *deleted)
+{
+    return st->ops->login_events_prune(st, before, deleted);
+}
+
+enum store_status store_login_events_list(struct store *st, const struct login_filter *f,
+                                          int (*cb)(const struct login_event *e, void *arg),
+                                          void *arg)
+{
+    if (!f || !cb)
+        return store_set_error(st, "no filter or callback");
+    return st->ops->login_events_list(st, f, cb, arg);
+}
+
+enum store_status store_login_usage(struct store *st, int64_t since,
+                                    int (*cb)(const struct login_usage *u, void *arg), void *arg)
+{
+    if (!cb)
+        return store_set_error(st, "no callback");
+    return st->ops->login_usage(st, since, cb, arg);
+}

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 enum store_status { STORE_OK = 0, STORE_NOT_FOUND = 1, STORE_EXISTS = 2, STORE_ERROR = -1 };
 
 struct user_record {
@@ -15,7 +17,17 @@ struct user_record {
     char *password_hash; /* Argon2id encoded string ($argon2id$v=19$...) */
     int64_t created_at;  /* unix seconds */
     int64_t updated_at;
+    /* What `mailgate user set` switched off (USER_OFF_*). Kept as the switches that are off so
+     * that 0, and every user from before the switches existed, has everything on; new users
+     * get [defaults] from the CLI. */
+    unsigned switched_off;
 };
+
+/* A protocol's bit in user_record.switched_off and mailbox_grant.protocols. */
+#define USER_PROTO_BIT(proto) (1u << (unsigned)(proto))
+#define USER_OFF_LOGIN (1u << 3) /* --enabled off: no login at all */
+#define USER_PROTOS_ALL                                                                            \
+    (USER_PROTO_BIT(MG_PROTO_IMAP) | USER_PROTO_BIT(MG_PROTO_POP3) | USER_PROTO_BIT(MG_PROTO_SMTP))
 
 struct store;
 
@@ -125,6 +137,40 @@ enum store_status store_lockout_delete(struct store *st, const char *user,
                                        const char *address_or_null, int64_t *deleted);
 /* A number that changes whenever another connection commits a change to the database. */
 enum store_status store_data_version(struct store *st, int64_t *version);
+
+/* Replaces the user's switches; NOT_FOUND when there is no such user. */
+enum store_status store_user_set_switches(struct store *st, const char *name,
+                                          unsigned switched_off);
+
+/* Mailbox grants (`mailgate grant`): user may open mailbox (an address) over the protocols in
+ * the mask (USER_PROTO_BIT: imap, pop3, smtp = sending as it). One row per (user, mailbox),
+ * both compared without case. Not to be confused with grant_record: those are delegated
+ * authorizations at an IdP. */
+struct mailbox_grant {
+    char *user;
+    char *mailbox;
+    unsigned protocols;
+    int64_t created_at; /* 0 in put: now */
+};
+
+/* Inserts the grant, or replaces the protocols of an existing one. */
+enum store_status store_mailbox_grant_put(struct store *st, const struct mailbox_grant *g);
+/* *protocols of the grant; NOT_FOUND when there is none. */
+enum store_status store_mailbox_grant_get(struct store *st, const char *user, const char *mailbox,
+                                          unsigned *protocols);
+/* The grant of mailbox, or with mailbox NULL every grant of user; NOT_FOUND when none. */
+enum store_status store_mailbox_grant_delete(struct store *st, const char *user,
+                                             const char *mailbox_or_null);
+/* Ordered by user and mailbox, only user's with user_or_null; the record is valid during the
+ * callback only; stops early when cb returns non-zero. */
+enum store_status store_mailbox_grant_list(struct store *st, const char *user_or_null,
+                                           int (*cb)(const struct mailbox_grant *g, void *arg),
+                                           void *arg);
+
+/* The user's lockouts still running at now (unix seconds), by address. */
+enum store_status store_lockout_list(struct store *st, const char *user, int64_t now,
+                                     int (*cb)(const char *address, int64_t until, void *arg),
+                                     void *arg);
 
 /* Frees the strings of a record (wiping the hash) and zeroes it. */
 void user_record_clear(struct user_record *u);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "store.h"
+#include "store_logins.h"
 
 struct store_ops {
     const char *name; /* "sqlite" */
@@ -45,6 +46,27 @@ struct store_ops {
     enum store_status (*lockout_delete)(struct store *st, const char *user, const char *address,
                                         int64_t *deleted);
     enum store_status (*data_version)(struct store *st, int64_t *version);
+    enum store_status (*lockout_list)(struct store *st, const char *user, int64_t now,
+                                      int (*cb)(const char *address, int64_t until, void *arg),
+                                      void *arg);
+    enum store_status (*user_set_switches)(struct store *st, const char *name,
+                                           unsigned switched_off, int64_t now);
+    enum store_status (*mailbox_grant_put)(struct store *st, const struct mailbox_grant *g);
+    enum store_status (*mailbox_grant_get)(struct store *st, const char *user, const char *mailbox,
+                                           unsigned *protocols);
+    enum store_status (*mailbox_grant_delete)(struct store *st, const char *user,
+                                              const char *mailbox);
+    enum store_status (*mailbox_grant_list)(struct store *st, const char *user,
+                                            int (*cb)(const struct mailbox_grant *g, void *arg),
+                                            void *arg);
+    /* store_sqlite_logins.c */
+    enum store_status (*login_events_add)(struct store *st, const struct login_event *ev, size_t n);
+    enum store_status (*login_events_prune)(struct store *st, int64_t before, int64_t *deleted);
+    enum store_status (*login_events_list)(struct store *st, const struct login_filter *f,
+                                           int (*cb)(const struct login_event *e, void *arg),
+                                           void *arg);
+    enum store_status (*login_usage)(struct store *st, int64_t since,
+                                     int (*cb)(const struct login_usage *u, void *arg), void *arg);
 };
 
 #define STORE_ERROR_MAX 512
@@ -64,11 +86,39 @@ struct store *store_sqlite_open(const char *state_dir, char *err, size_t errlen)
 /* store_sqlite_lockout.c: the lockout table on the SQLite backend's connection. */
 struct sqlite3;
 struct sqlite3 *store_sqlite_db(struct store *st);
+/* For the rare statements prepared per call: sql prepared, a bound to ?1 and b (unless NULL) to
+ * ?2; NULL on failure (store_sqlite_db's errmsg says why). */
+struct sqlite3_stmt *sqlite_prepare_bound(struct store *st, const char *sql, const char *a,
+                                          const char *b);
 enum store_status sqlite_lockout_put(struct store *st, const char *user, const char *address,
                                      int64_t until);
 enum store_status sqlite_lockout_get(struct store *st, const char *user, const char *address);
 enum store_status sqlite_lockout_delete(struct store *st, const char *user, const char *address,
                                         int64_t *deleted);
 enum store_status sqlite_data_version(struct store *st, int64_t *version);
+enum store_status sqlite_lockout_list(struct store *st, const char *user, int64_t now,
+                                      int (*cb)(const char *address, int64_t until, void *arg),
+                                      void *arg);
+
+/* store_sqlite_access.c: user switches and mailbox grants. */
+enum store_status sqlite_user_set_switches(struct store *st, const char *name,
+                                           unsigned switched_off, int64_t now);
+enum store_status sqlite_mailbox_grant_put(struct store *st, const struct mailbox_grant *g);
+enum store_status sqlite_mailbox_grant_get(struct store *st, const char *user, const char *mailbox,
+                                           unsigned *protocols);
+enum store_status sqlite_mailbox_grant_delete(struct store *st, const char *user,
+                                              const char *mailbox);
+enum store_status sqlite_mailbox_grant_list(struct store *st, const char *user,
+                                            int (*cb)(const struct mailbox_grant *g, void *arg),
+                                            void *arg);
+
+/* store_sqlite_logins.c: the login audit. */
+enum store_status sqlite_login_events_add(struct store *st, const struct login_event *ev, size_t n);
+enum store_status sqlite_login_events_prune(struct store *st, int64_t before, int64_t *deleted);
+enum store_status sqlite_login_events_list(struct store *st, const struct login_filter *f,
+                                           int (*cb)(const struct login_event *e, void *arg),
+                                           void *arg);
+enum store_status sqlite_login_usage(struct store *st, int64_t since,
+                                     int (*cb)(const struct login_usage *u, void *arg), void *arg);
 
 #endif

@@ -62,6 +62,38 @@ static const char *const migrations[] = {
     " until INTEGER NOT NULL,"
     " PRIMARY KEY (user, address));"
     "PRAGMA user_version = 4;",
+    /* 5: per-user switches (what is off: existing users keep everything on) and mailbox grants
+     * (store_sqlite_access.c). */
+    "ALTER TABLE users ADD COLUMN switched_off INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE mailbox_grants ("
+    " user TEXT NOT NULL COLLATE NOCASE,"
+    " mailbox TEXT NOT NULL COLLATE NOCASE,"
+    " protocols INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (user, mailbox));"
+    "PRAGMA user_version = 5;",
+    /* 6: the login audit (store_sqlite_logins.c); pruned by time, read by time and user. */
+    "CREATE TABLE login_events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at INTEGER NOT NULL,"
+    " event TEXT NOT NULL,"
+    " session TEXT NOT NULL,"
+    " protocol TEXT NOT NULL,"
+    " listener TEXT NOT NULL,"
+    " client_addr TEXT NOT NULL,"
+    " client_port INTEGER NOT NULL,"
+    " client_id TEXT NOT NULL,"
+    " login TEXT NOT NULL,"
+    " user TEXT NOT NULL COLLATE NOCASE,"
+    " mailbox TEXT NOT NULL,"
+    " result TEXT NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " duration_ms INTEGER NOT NULL,"
+    " bytes_in INTEGER NOT NULL,"
+    " bytes_out INTEGER NOT NULL);"
+    "CREATE INDEX login_events_by_time ON login_events (at);"
+    "CREATE INDEX login_events_by_user ON login_events (user, protocol, at);"
+    "PRAGMA user_version = 6;",
 };
 
 enum stmt_id {
@@ -87,13 +119,13 @@ enum stmt_id {
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_ADD] = "INSERT INTO users (name, mailbox, provider, password_hash, created_at,"
-                 " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [STMT_GET] = "SELECT name, mailbox, provider, password_hash, created_at, updated_at"
-                 " FROM users WHERE name = ?1",
+                 " updated_at, switched_off) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [STMT_GET] = "SELECT name, mailbox, provider, password_hash, created_at, updated_at,"
+                 " switched_off FROM users WHERE name = ?1",
     [STMT_SET_PASSWORD] = "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE name = ?1",
     [STMT_DELETE] = "DELETE FROM users WHERE name = ?1",
-    [STMT_LIST] = "SELECT name, mailbox, provider, password_hash, created_at, updated_at"
-                  " FROM users ORDER BY name",
+    [STMT_LIST] = "SELECT name, mailbox, provider, password_hash, created_at, updated_at,"
+                  " switched_off FROM users ORDER BY name",
     [STMT_TOKEN_PUT] = "INSERT OR REPLACE INTO tokens (provider, principal, scope, sealed,"
                        " expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [STMT_TOKEN_GET] = "SELECT provider, principal, scope, sealed, expires_at, updated_at"
@@ -299,6 +331,7 @@ static void row_view(sqlite3_stmt *stmt, struct user_record *u)
     u->password_hash = (char *)column_text(stmt, 3);
     u->created_at = sqlite3_column_int64(stmt, 4);
     u->updated_at = sqlite3_column_int64(stmt, 5);
+    u->switched_off = (unsigned)sqlite3_column_int(stmt, 6);
 }
 
 static enum store_status sqlite_user_add(struct store *st, const struct user_record *u)
@@ -307,7 +340,8 @@ static enum store_status sqlite_user_add(struct store *st, const struct user_rec
     sqlite3_stmt *stmt = stmt_begin(s, STMT_ADD);
     if (bind_text(stmt, 1, u->name) || bind_text(stmt, 2, u->mailbox) ||
         bind_text(stmt, 3, u->provider) || bind_text(stmt, 4, u->password_hash) ||
-        sqlite3_bind_int64(stmt, 5, u->created_at) || sqlite3_bind_int64(stmt, 6, u->updated_at))
+        sqlite3_bind_int64(stmt, 5, u->created_at) || sqlite3_bind_int64(stmt, 6, u->updated_at) ||
+        sqlite3_bind_int(stmt, 7, (int)u->switched_off))
         return stmt_end(stmt, db_error(s, "adding a user"));
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE)
@@ -337,6 +371,7 @@ static enum store_status sqlite_user_get(struct store *st, const char *name,
     out->password_hash = mg_strdup(view.password_hash);
     out->created_at = view.created_at;
     out->updated_at = view.updated_at;
+    out->switched_off = view.switched_off;
     return stmt_end(stmt, STORE_OK);
 }
 
@@ -654,6 +689,16 @@ static const struct store_ops sqlite_ops = {
     .lockout_get = sqlite_lockout_get,
     .lockout_delete = sqlite_lockout_delete,
     .data_version = sqlite_data_version,
+    .lockout_list = sqlite_lockout_list,
+    .user_set_switches = sqlite_user_set_switches,
+    .mailbox_grant_put = sqlite_mailbox_grant_put,
+    .mailbox_grant_get = sqlite_mailbox_grant_get,
+    .mailbox_grant_delete = sqlite_mailbox_grant_delete,
+    .mailbox_grant_list = sqlite_mailbox_grant_list,
+    .login_events_add = sqlite_login_events_add,
+    .login_events_prune = sqlite_login_events_prune,
+    .login_events_list = sqlite_login_events_list,
+    .login_usage = sqlite_login_usage,
 };
 
 struct sqlite3 *store_sqlite_db(struct store *st)

@@ -10,8 +10,7 @@ static enum store_status lockout_error(struct store *st, const char *what)
     return store_set_error(st, "%s: %s", what, sqlite3_errmsg(store_sqlite_db(st)));
 }
 
-/* Prepares sql and binds the given texts to ?1, ?2, ... (NULL binds SQL NULL). */
-static sqlite3_stmt *prepare_bound(struct store *st, const char *sql, const char *a, const char *b)
+sqlite3_stmt *sqlite_prepare_bound(struct store *st, const char *sql, const char *a, const char *b)
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(store_sqlite_db(st), sql, -1, &stmt, NULL) != SQLITE_OK)
@@ -27,7 +26,7 @@ static sqlite3_stmt *prepare_bound(struct store *st, const char *sql, const char
 enum store_status sqlite_lockout_put(struct store *st, const char *user, const char *address,
                                      int64_t until)
 {
-    sqlite3_stmt *stmt = prepare_bound(
+    sqlite3_stmt *stmt = sqlite_prepare_bound(
         st, "INSERT OR REPLACE INTO lockouts (user, address, until) VALUES (?1, ?2, ?3)", user,
         address);
     int ok = stmt && sqlite3_bind_int64(stmt, 3, until) == SQLITE_OK &&
@@ -38,8 +37,8 @@ enum store_status sqlite_lockout_put(struct store *st, const char *user, const c
 
 enum store_status sqlite_lockout_get(struct store *st, const char *user, const char *address)
 {
-    sqlite3_stmt *stmt =
-        prepare_bound(st, "SELECT 1 FROM lockouts WHERE user = ?1 AND address = ?2", user, address);
+    sqlite3_stmt *stmt = sqlite_prepare_bound(
+        st, "SELECT 1 FROM lockouts WHERE user = ?1 AND address = ?2", user, address);
     int rc = stmt ? sqlite3_step(stmt) : SQLITE_ERROR;
     sqlite3_finalize(stmt);
     if (rc == SQLITE_ROW)
@@ -51,9 +50,9 @@ enum store_status sqlite_lockout_delete(struct store *st, const char *user, cons
                                         int64_t *deleted)
 {
     sqlite3_stmt *stmt =
-        address ? prepare_bound(st, "DELETE FROM lockouts WHERE user = ?1 AND address = ?2", user,
-                                address)
-                : prepare_bound(st, "DELETE FROM lockouts WHERE user = ?1", user, NULL);
+        address ? sqlite_prepare_bound(st, "DELETE FROM lockouts WHERE user = ?1 AND address = ?2",
+                                       user, address)
+                : sqlite_prepare_bound(st, "DELETE FROM lockouts WHERE user = ?1", user, NULL);
     int ok = stmt && sqlite3_step(stmt) == SQLITE_DONE;
     sqlite3_finalize(stmt);
     *deleted = ok ? sqlite3_changes64(store_sqlite_db(st)) : 0;
@@ -69,4 +68,21 @@ enum store_status sqlite_data_version(struct store *st, int64_t *version)
     *version = ok ? sqlite3_column_int64(stmt, 0) : 0;
     sqlite3_finalize(stmt);
     return ok ? STORE_OK : lockout_error(st, "reading the data version");
+}
+
+enum store_status sqlite_lockout_list(struct store *st, const char *user, int64_t now,
+                                      int (*cb)(const char *address, int64_t until, void *arg),
+                                      void *arg)
+{
+    sqlite3_stmt *stmt = sqlite_prepare_bound(
+        st, "SELECT address, until FROM lockouts WHERE user = ?1 AND until > ?2 ORDER BY address",
+        user, NULL);
+    int rc = stmt && sqlite3_bind_int64(stmt, 2, now) == SQLITE_OK ? SQLITE_ROW : SQLITE_ERROR;
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *address = (const char *)sqlite3_column_text(stmt, 0);
+        if (cb(address ? address : "", sqlite3_column_int64(stmt, 1), arg) != 0)
+            rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : lockout_error(st, "listing lockouts");
 }

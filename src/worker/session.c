@@ -17,6 +17,7 @@
 #include "log.h"
 #include "relay.h"
 #include "sasl.h"
+#include "session_audit.h"
 #include "session_io.h"
 #include "tls.h"
 #include "util.h"
@@ -45,19 +46,22 @@ static void arm_timer(struct event *ev, uint64_t ms)
 
 /* ---- logging ---- */
 
-static void log_login(struct session *s, const char *result, const char *reason)
+/* reason: the details; cause: the outcome as one fixed word of the login audit (ipc.h). */
+static void log_login(struct session *s, const char *result, const char *reason, const char *cause)
 {
     if (!s->login_active)
         return;
     s->login_active = 0;
-    char user[300], mailbox[360], why[300];
+    session_audit_login(s, cause, mg_now_ms() - s->login_started_ms);
+    char user[300], mailbox[360], why[300], word[IPC_CAUSE_MAX + 8];
     log_info("login session=%s listener=%s client=%s user=%s mailbox=%s result=%s reason=%s "
-             "duration_ms=%llu",
+             "duration_ms=%llu cause=%s",
              s->id, s->listener->conf->name, s->client_addr,
              log_quote(user, sizeof user, s->user, (size_t)-1),
              log_quote(mailbox, sizeof mailbox, s->mailbox, (size_t)-1), result,
              log_quote(why, sizeof why, reason, (size_t)-1),
-             (unsigned long long)(mg_now_ms() - s->login_started_ms));
+             (unsigned long long)(mg_now_ms() - s->login_started_ms),
+             log_quote(word, sizeof word, cause, (size_t)-1));
 }
 
 static void wipe_token(struct session *s)
@@ -147,7 +151,7 @@ static void close_session(struct session *s, const char *why, int flush)
 {
     if (s->closing)
         return;
-    log_login(s, "error", why);
+    log_login(s, "error", why, "aborted");
     log_debug("session=%s closing: %s", s->id, why);
     s->closing = 1;
     s->state = SESSION_CLOSING;
@@ -179,7 +183,7 @@ void session_close(struct session *s)
 
 void session_free(struct session *s)
 {
-    log_login(s, "error", "session ended");
+    log_login(s, "error", "session ended", "aborted");
     if (s->request_pending)
         worker_cancel_auth_request(s->w, s);
     worker_uncount_connection(s->w, s);
@@ -392,9 +396,9 @@ static void delay_cb(evutil_socket_t fd, short what, void *arg)
  * token and the upstream. The protocol answers from the loop (never from inside the caller's
  * stack), after failure_answer_delay_ms(); client input waits meanwhile. */
 static void login_failed(struct session *s, enum login_failure why, const char *result,
-                         const char *reason)
+                         const char *reason, const char *cause)
 {
-    log_login(s, result, reason);
+    log_login(s, result, reason, cause);
     wipe_token(s);
     upstream_free(&s->upstream);
     s->state = SESSION_AUTH_DELAY;
@@ -402,26 +406,34 @@ static void login_failed(struct session *s, enum login_failure why, const char *
     arm_timer(s->delay_timer, failure_answer_delay_ms(s, why));
 }
 
+/* Per failure: the log's result, and the audit's word when the broker gave none. */
+static const struct {
+    const char *result, *cause;
+} failure_words[] = {
+    [LOGIN_FAIL_CREDENTIALS] = {"fail", "wrong password"},
+    [LOGIN_FAIL_DISABLED] = {"fail", "protocol disabled"},
+    [LOGIN_FAIL_TEMPORARY] = {"tempfail", "busy"},
+    [LOGIN_FAIL_UPSTREAM_AUTH] = {"fail", "upstream refused"},
+    [LOGIN_FAIL_UPSTREAM_UNAVAILABLE] = {"tempfail", "upstream unavailable"},
+    [LOGIN_FAIL_INTERNAL] = {"error", "internal error"},
+};
+
 static const char *failure_result(enum login_failure f)
 {
-    switch (f) {
-    case LOGIN_FAIL_CREDENTIALS:
-    case LOGIN_FAIL_DISABLED:
-    case LOGIN_FAIL_UPSTREAM_AUTH:
-        return "fail";
-    case LOGIN_FAIL_TEMPORARY:
-    case LOGIN_FAIL_UPSTREAM_UNAVAILABLE:
-        return "tempfail";
-    case LOGIN_FAIL_INTERNAL:
-        return "error";
-    }
-    return "error";
+    return (size_t)f < MG_ARRAY_LEN(failure_words) ? failure_words[f].result : "error";
 }
 
-/* login_failed() with the log result the failure implies. */
-static void hold_failure(struct session *s, enum login_failure why, const char *reason)
+static const char *failure_cause(enum login_failure f)
 {
-    login_failed(s, why, failure_result(why), reason);
+    return (size_t)f < MG_ARRAY_LEN(failure_words) ? failure_words[f].cause : "internal error";
+}
+
+/* login_failed() with the log result the failure implies; cause NULL or "": failure_cause. */
+static void hold_failure(struct session *s, enum login_failure why, const char *reason,
+                         const char *cause)
+{
+    login_failed(s, why, failure_result(why), reason,
+                 cause && cause[0] ? cause : failure_cause(why));
 }
 
 /* ---- login: broker ---- */
@@ -436,7 +448,7 @@ void session_login_refused(struct session *s, const char *user, const char *resu
     s->login_active = 1;
     s->login_started_ms = mg_now_ms();
     s->broker_delay_ms = 0;
-    log_login(s, result, reason);
+    log_login(s, result, reason, "refused");
 }
 
 int session_login(struct session *s, const char *user, const char *password, size_t password_len)
@@ -464,7 +476,7 @@ int session_login(struct session *s, const char *user, const char *password, siz
     int rc = worker_send_auth_request(s->w, s, &req);
     mg_wipe(&req, sizeof req);
     if (rc != 0)
-        hold_failure(s, LOGIN_FAIL_INTERNAL, "broker unavailable");
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "broker unavailable", NULL);
     return 0;
 }
 
@@ -506,7 +518,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
 {
     const struct provider_conf *p = config_provider(s->w->cfg, res->provider);
     if (!p) {
-        hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response");
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown provider in broker response", NULL);
         return;
     }
     mg_strlcpy(s->reason, res->reason, sizeof s->reason);
@@ -519,7 +531,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
     }
     SSL_CTX *ctx = tls_client_ctx(s->w->client_tls, p->ca_file);
     if (!ctx) {
-        hold_failure(s, LOGIN_FAIL_INTERNAL, "no TLS context for the provider");
+        hold_failure(s, LOGIN_FAIL_INTERNAL, "no TLS context for the provider", NULL);
         return;
     }
     s->token = mg_malloc(res->token_len + 1);
@@ -572,9 +584,9 @@ static void on_refusal_verdict(struct session *s, struct ipc_auth_response *res)
     if (snprintf(reason, sizeof reason, "%s; %s", s->reason, res->reason) < 0)
         reason[0] = '\0';
     if (res->status == AUTH_FAIL)
-        hold_failure(s, LOGIN_FAIL_UPSTREAM_AUTH, reason);
+        hold_failure(s, LOGIN_FAIL_UPSTREAM_AUTH, reason, res->cause);
     else
-        hold_failure(s, LOGIN_FAIL_TEMPORARY, reason);
+        hold_failure(s, LOGIN_FAIL_TEMPORARY, reason, res->cause);
 }
 
 void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
@@ -594,16 +606,16 @@ void session_on_auth_response(struct session *s, struct ipc_auth_response *res)
         start_upstream(s, res);
         return;
     case AUTH_FAIL:
-        hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason);
+        hold_failure(s, LOGIN_FAIL_CREDENTIALS, res->reason, res->cause);
         return;
     case AUTH_TEMPFAIL:
-        hold_failure(s, LOGIN_FAIL_TEMPORARY, res->reason);
+        hold_failure(s, LOGIN_FAIL_TEMPORARY, res->reason, res->cause);
         return;
     case AUTH_DISABLED:
-        hold_failure(s, LOGIN_FAIL_DISABLED, res->reason);
+        hold_failure(s, LOGIN_FAIL_DISABLED, res->reason, res->cause);
         return;
     }
-    hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown broker status");
+    hold_failure(s, LOGIN_FAIL_INTERNAL, "unknown broker status", NULL);
 }
 
 size_t session_sasl_response_size(const struct session *s)
@@ -668,7 +680,7 @@ void session_upstream_failed(struct session *s, enum upstream_failure f, const c
         return;
     enum login_failure lf = upstream_to_login_failure(f);
     const char *result = f == UPSTREAM_PROTOCOL_ERROR ? "error" : failure_result(lf);
-    login_failed(s, lf, result, reason);
+    login_failed(s, lf, result, reason, failure_cause(lf));
 }
 
 /* ---- relay ---- */
@@ -681,6 +693,7 @@ static void relay_done_cb(void *arg, const char *why)
     log_info("session=%s closed: %s client_bytes=%llu server_bytes=%llu duration_ms=%llu", s->id,
              why, (unsigned long long)st.client_bytes, (unsigned long long)st.upstream_bytes,
              (unsigned long long)(mg_now_ms() - s->started_ms));
+    session_audit_end(s, st.client_bytes, st.upstream_bytes, mg_now_ms() - s->started_ms);
     close_session(s, why, 0);
 }
 
@@ -688,7 +701,7 @@ void session_login_done(struct session *s)
 {
     if (s->closing || s->state != SESSION_UPSTREAM)
         return;
-    log_login(s, "ok", "");
+    log_login(s, "ok", "", "ok");
     evtimer_del(s->login_timer);
     wipe_token(s);
     /* Detach: the login phase's parser, buffers and secrets go now. */

@@ -126,6 +126,7 @@ struct session {
     void *proto; /* the protocol's login-phase state; NULL after the switch to relay */
     char id[9];
     char client_addr[IPC_ADDR_MAX];
+    char client_id[IPC_CLIENT_ID_MAX]; /* for the audit: session_set_client_id() */
     enum session_state state;
     int client_tls; /* TLS is established on the client connection */
     int closing;

@@ -177,7 +177,10 @@ class Gateway:
         self.cli_output = getattr(self, "cli_output", "") + result.stderr
         return result
 
-    def add_user(self, name, password, mailbox=None, provider=None):
+    def add_user(self, name, password, mailbox=None, provider=None,
+                 protocols=("imap", "pop3", "smtp")):
+        """`user add`, then `user set` to switch on the protocols the tests use (a new user gets
+        [defaults]: only IMAP on unless the config says otherwise)."""
         args = ["user", "add", name, "--password-stdin"]
         if mailbox:
             args += ["--mailbox", mailbox]
@@ -186,6 +189,18 @@ class Gateway:
         r = self.cli(*args, stdin=password + "\n")
         if r.returncode != 0:
             raise RuntimeError(f"user add {name} failed ({r.returncode}): {r.stderr}")
+        if protocols is not None:
+            self.set_protocols(name, protocols)
+        return r
+
+    def set_protocols(self, name, protocols):
+        """Switches on exactly `protocols` of imap, pop3, smtp for user name."""
+        switches = []
+        for proto in ("imap", "pop3", "smtp"):
+            switches += [f"--{proto}", "on" if proto in protocols else "off"]
+        r = self.cli("user", "set", name, *switches)
+        if r.returncode != 0:
+            raise RuntimeError(f"user set {name} failed ({r.returncode}): {r.stderr}")
         return r
 
     # -- serve ----------------------------------------------------------------------------------

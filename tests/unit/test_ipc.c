@@ -38,6 +38,7 @@ static struct ipc_auth_response sample_response(void)
     memset(res.token, 'T', IPC_TOKEN_MAX - 1);
     res.token_len = IPC_TOKEN_MAX - 1;
     strcpy(res.reason, "why not");
+    strcpy(res.cause, "mailbox not granted");
     res.delay_ms = 4321;
     res.token_id = 0x0000000700000003ull;
     return res;
@@ -126,6 +127,7 @@ static void test_roundtrip_response(void **state)
     assert_int_equal(msg.u.res.token_len, IPC_TOKEN_MAX - 1);
     assert_memory_equal(msg.u.res.token, res.token, IPC_TOKEN_MAX - 1);
     assert_string_equal(msg.u.res.reason, res.reason);
+    assert_string_equal(msg.u.res.cause, res.cause);
     assert_int_equal(msg.u.res.delay_ms, 4321);
     assert_true(msg.u.res.token_id == res.token_id);
     evbuffer_free(buf);
@@ -367,6 +369,8 @@ static void test_bad_bodies(void **state)
                                                   0,
                                                   0,
                                                   0,
+                                                  0,
+                                                  0, /* cause: "" */
                                                   0};
     /* the same without its token id */
     static const unsigned char response_without_id[] = {
