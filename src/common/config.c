@@ -24,7 +24,15 @@
 #define CONFIG_LINE_MAX 4096 /* longer lines are an error, not silently split */
 #define CONFIG_NAME_MAX 63   /* listener/provider names travel in IPC (IPC_NAME_MAX - 1) */
 
-enum section_kind { SEC_INVALID, SEC_GATEWAY, SEC_TLS, SEC_LISTEN, SEC_PROVIDER, SEC_KINDS };
+enum section_kind {
+    SEC_INVALID,
+    SEC_GATEWAY,
+    SEC_TLS,
+    SEC_LISTEN,
+    SEC_PROVIDER,
+    SEC_DOMAIN,
+    SEC_KINDS
+};
 
 #define KEY(st, name, kind, field, req)                                                            \
     {                                                                                              \
@@ -63,7 +71,7 @@ static const struct key_def tls_keys[] = {
 static const struct key_def listen_keys[] = {
     KEY(listener_conf, "protocol", V_PROTOCOL, protocol, true),
     KEY(listener_conf, "address", V_LISTEN_ADDR, address, true),
-    KEY(listener_conf, "tls", V_TLS_MODE, tls, false),
+    KEY(listener_conf, "tls", V_LISTEN_TLS, tls, false),
     KEY(listener_conf, "banner", V_STRING, banner, false),
     KEY(listener_conf, "hostname", V_STRING, hostname, false),
     KEY(listener_conf, "login_timeout", V_DURATION, login_timeout_ms, false),
@@ -96,6 +104,21 @@ static const struct key_def provider_keys[] = {
     KEY(provider_conf, "ca_file", V_PATH, ca_file, false),
     {NULL, 0, 0, false}};
 
+/* Host names are parsed once the listeners are known (config_domain.c). */
+static const struct key_def domain_keys[] = {
+    KEY(domain_conf, "imap_host", V_STRING, imap_host, false),
+    KEY(domain_conf, "pop3_host", V_STRING, pop3_host, false),
+    KEY(domain_conf, "smtp_host", V_STRING, smtp_host, false),
+    KEY(domain_conf, "display_name", V_STRING, display_name, false),
+    KEY(domain_conf, "mta_sts_mode", V_MTA_STS_MODE, mta_sts_mode, false),
+    KEY(domain_conf, "mta_sts_mx", V_MX_LIST, mta_sts_mx, false),
+    KEY(domain_conf, "mta_sts_max_age", V_MAX_AGE, mta_sts_max_age, false),
+    KEY(domain_conf, "tls_rpt", V_RUA_LIST, tls_rpt, false),
+    KEY(domain_conf, "autodiscover", V_ON_OFF, autodiscover, false),
+    KEY(domain_conf, "certificate", V_PATH, certificate, false),
+    KEY(domain_conf, "private_key", V_PATH, private_key, false),
+    {NULL, 0, 0, false}};
+
 _Static_assert(MG_ARRAY_LEN(provider_keys) <= MAX_KEYS + 1, "raise MAX_KEYS");
 
 static const struct {
@@ -107,6 +130,7 @@ static const struct {
     [SEC_TLS] = {"tls", tls_keys, false},
     [SEC_LISTEN] = {"listen", listen_keys, true},
     [SEC_PROVIDER] = {"provider", provider_keys, true},
+    [SEC_DOMAIN] = {"domain", domain_keys, true},
 };
 
 /* One [section] of the file, in order of appearance. */
@@ -120,7 +144,8 @@ struct section {
 
 struct conf_message {
     int line;
-    size_t seq; /* keeps messages of one line in the order they were found */
+    bool warning; /* does not fail the load */
+    size_t seq;   /* keeps messages of one line in the order they were found */
     char *text;
 };
 
@@ -129,7 +154,8 @@ struct parser {
     enum config_secrets secrets;
     FILE *in;
     struct conf_message *errors; /* printed sorted by line once the whole file is checked */
-    size_t n_errors;
+    size_t n_errors;             /* messages, warnings included */
+    size_t n_warnings;
     int lineno;          /* physical line last handed to inih */
     int expect_key_line; /* that line looked like "key = value": inih must call the handler */
     bool expect_indented;
@@ -148,18 +174,35 @@ static void *grow_array(void **array, size_t *n, size_t size)
     return element;
 }
 
+static void add_message(struct parser *p, int line, bool warning, const char *fmt, va_list ap)
+{
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = mg_strdup("out of memory");
+    struct conf_message *m = grow_array((void **)&p->errors, &p->n_errors, sizeof *m);
+    m->line = line;
+    m->warning = warning;
+    m->seq = p->n_errors;
+    m->text = text;
+    p->n_warnings += warning;
+}
+
 void conf_error(struct parser *p, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *text = NULL;
-    if (vasprintf(&text, fmt, ap) < 0)
-        text = mg_strdup("out of memory");
+    add_message(p, line, false, fmt, ap);
     va_end(ap);
-    struct conf_message *m = grow_array((void **)&p->errors, &p->n_errors, sizeof *m);
-    m->line = line;
-    m->seq = p->n_errors;
-    m->text = text;
+}
+
+void conf_warning(struct parser *p, int line, const char *fmt, ...)
+{
+    if (p->secrets != CONFIG_LOAD_SECRETS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    add_message(p, line, true, fmt, ap);
+    va_end(ap);
 }
 
 /* Line 0 (not tied to a line) goes last. */
@@ -178,7 +221,8 @@ static void print_errors(struct parser *p, FILE *out)
         qsort(p->errors, p->n_errors, sizeof *p->errors, message_order);
     for (size_t i = 0; i < p->n_errors; i++) {
         if (out)
-            fprintf(out, "%s:%d: %s\n", p->cfg->path, p->errors[i].line, p->errors[i].text);
+            fprintf(out, "%s:%d: %s%s\n", p->cfg->path, p->errors[i].line,
+                    p->errors[i].warning ? "warning: " : "", p->errors[i].text);
         free(p->errors[i].text);
     }
     free(p->errors);
@@ -187,7 +231,7 @@ static void print_errors(struct parser *p, FILE *out)
 bool conf_error_at(const struct parser *p, int line)
 {
     for (size_t i = 0; i < p->n_errors; i++) {
-        if (p->errors[i].line == line)
+        if (p->errors[i].line == line && !p->errors[i].warning)
             return true;
     }
     return false;
@@ -288,6 +332,12 @@ static void begin_section(struct parser *p, char *title)
         s->index = cfg->n_providers - 1;
         pr->name = mg_strdup(name);
         pr->line = s->line;
+    } else if (kind == SEC_DOMAIN) {
+        struct domain_conf *d = grow_array((void **)&cfg->domains, &cfg->n_domains, sizeof *d);
+        s->index = cfg->n_domains - 1;
+        d->name = mg_strdup(name);
+        d->mta_sts_max_age = MTA_STS_MAX_AGE_DEFAULT;
+        d->line = s->line;
     }
 }
 
@@ -399,6 +449,8 @@ static void *section_struct(struct parser *p, const struct section *s)
         return &p->cfg->listeners[s->index];
     case SEC_PROVIDER:
         return &p->cfg->providers[s->index];
+    case SEC_DOMAIN:
+        return &p->cfg->domains[s->index];
     default:
         return NULL;
     }
@@ -466,7 +518,11 @@ static void finish_listener(struct parser *p, const struct section *s)
         [MG_PROTO_POP3] = "The mailgate POP3 service is ready.",
         [MG_PROTO_SMTP] = "ESMTP The mailgate SMTP service is ready.",
     };
-    if (!l->banner)
+    if (l->protocol == MG_PROTO_HTTP ? l->tls == MG_TLS_STARTTLS : l->tls == MG_TLS_NONE)
+        conf_error(p, conf_key_line(s, "tls"), "tls = %s is not for protocol = %s (use %s)",
+                   mg_tls_mode_name(l->tls), mg_proto_name(l->protocol),
+                   l->protocol == MG_PROTO_HTTP ? "implicit or none" : "implicit or starttls");
+    if (!l->banner && l->protocol < MG_ARRAY_LEN(default_banner))
         l->banner = mg_strdup(default_banner[l->protocol]);
     if (!l->hostname) {
         char host[256] = "";
@@ -530,6 +586,12 @@ static void finish(struct parser *p)
             config_finish_provider(p, s, &p->cfg->providers[s->index]);
     }
     finish_tls(p);
+    /* After [tls] and every listener: a domain's ports come from the listeners, and its
+     * certificate is checked with [tls]'s policy. */
+    for (size_t i = 0; i < p->n_sections; i++)
+        if (p->sections[i].kind == SEC_DOMAIN)
+            config_finish_domain(p, &p->sections[i], p->cfg,
+                                 &p->cfg->domains[p->sections[i].index]);
     struct gateway_conf *g = &p->cfg->gateway;
     if (!g->secret_key_file)
         g->secret_key_file = mg_printf("%s/secret.key", g->state_dir);
@@ -597,7 +659,7 @@ static struct config *load_stream(const char *path, FILE *in, int open_errno,
     for (size_t i = 0; i < p.n_sections; i++)
         free(p.sections[i].title);
     free(p.sections);
-    size_t n_errors = p.n_errors;
+    size_t n_errors = p.n_errors - p.n_warnings;
     print_errors(&p, errors);
     if (n_errors)
         config_free(&cfg);
@@ -636,6 +698,9 @@ void config_free(struct config **cfgp)
     for (size_t i = 0; i < cfg->n_providers; i++) {
         config_free_provider(&cfg->providers[i]);
     }
+    for (size_t i = 0; i < cfg->n_domains; i++)
+        config_free_domain(&cfg->domains[i]);
+    free(cfg->domains);
     free(cfg->listeners);
     free(cfg->providers);
     free(cfg->gateway.state_dir);

@@ -102,7 +102,8 @@ static void parse_protocol(struct parser *p, int line, const char *value, enum m
 {
     enum mg_proto proto;
     if (mg_proto_parse(value, &proto) != 0)
-        conf_error(p, line, "protocol: unknown protocol '%s' (use imap, pop3 or smtp)", value);
+        conf_error(p, line, "protocol: unknown protocol '%s' (use imap, pop3, smtp or http)",
+                   value);
     else
         *out = proto;
 }
@@ -180,6 +181,9 @@ static const char *const tls_version_names[] = {
     [MG_TLS_VERSION_1_2] = "TLSv1.2",
     [MG_TLS_VERSION_1_3] = "TLSv1.3",
 };
+
+static const char *const listen_tls_words[] = {
+    [MG_TLS_IMPLICIT] = "implicit", [MG_TLS_STARTTLS] = "starttls", [MG_TLS_NONE] = "none"};
 
 static const char *const sasl_words[] = {
     [MG_SASL_XOAUTH2] = "xoauth2", [MG_SASL_OAUTHBEARER] = "oauthbearer"};
@@ -275,6 +279,9 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
         if (mg_tls_mode_parse(value, field) != 0)
             conf_error(p, line, "%s: expected implicit or starttls, not '%s'", key->name, value);
         break;
+    case V_LISTEN_TLS: /* which words fit the protocol: config.c, once the section is read */
+        PARSE_WORD(p, line, key->name, value, listen_tls_words, field);
+        break;
     case V_PROTOCOL:
         parse_protocol(p, line, value, field);
         break;
@@ -309,6 +316,13 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
         break;
     case V_TLS_VERSION:
         PARSE_WORD(p, line, key->name, value, tls_version_names, field);
+        break;
+    case V_ON_OFF:
+    case V_MTA_STS_MODE:
+    case V_MX_LIST:
+    case V_MAX_AGE:
+    case V_RUA_LIST:
+        config_set_domain_value(p, line, key, field, value);
         break;
     case V_JWT_ALG:
         if (strcmp(value, "RS256") == 0)

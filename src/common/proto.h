@@ -2,12 +2,17 @@
 #ifndef MG_PROTO_H
 #define MG_PROTO_H
 
-enum mg_proto { MG_PROTO_IMAP = 0, MG_PROTO_POP3 = 1, MG_PROTO_SMTP = 2 };
-enum mg_tls_mode { MG_TLS_IMPLICIT = 0, MG_TLS_STARTTLS = 1 };
+/* MG_PROTO_HTTP: listeners only (autoconfig, MTA-STS: src/http); never a login protocol, so
+ * IPC refuses it. */
+enum mg_proto { MG_PROTO_IMAP = 0, MG_PROTO_POP3 = 1, MG_PROTO_SMTP = 2, MG_PROTO_HTTP = 3 };
+/* MG_TLS_NONE: an http listener's plain HTTP (Thunderbird asks http://autoconfig.<domain>);
+ * mail listeners and upstreams always use TLS. */
+enum mg_tls_mode { MG_TLS_IMPLICIT = 0, MG_TLS_STARTTLS = 1, MG_TLS_NONE = 2 };
 
-const char *mg_proto_name(enum mg_proto p);              /* "imap", "pop3", "smtp" */
-int mg_proto_parse(const char *s, enum mg_proto *out);    /* 0 ok, -1 unknown */
-const char *mg_tls_mode_name(enum mg_tls_mode m);         /* "implicit", "starttls" */
+const char *mg_proto_name(enum mg_proto p);            /* "imap", "pop3", "smtp", "http" */
+int mg_proto_parse(const char *s, enum mg_proto *out); /* 0 ok, -1 unknown */
+const char *mg_tls_mode_name(enum mg_tls_mode m);      /* "implicit", "starttls", "none" */
+/* implicit or starttls only: "none" is a listener's word (config.c checks it per protocol). */
 int mg_tls_mode_parse(const char *s, enum mg_tls_mode *out);
 
 #endif
