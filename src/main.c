@@ -95,6 +95,8 @@ int main(int argc, char **argv)
         return cli_token(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0)
         return cli_audit(config_path, argc - 1, argv + 1);
+    if (strcmp(cmd, "dns") == 0)
+        return cli_dns(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "secrets") == 0)
         return cli_secrets(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "__worker") == 0)

@@ -22,6 +22,8 @@ int cli_user_authorize(const char *config_path, int argc, char **argv);
 int cli_user_deauthorize(const char *config_path, int argc, char **argv);
 /* "audit [--user NAME] [--limit N]" (cli_audit.c); argv[0] is "audit". */
 int cli_audit(const char *config_path, int argc, char **argv);
+/* "dns DOMAIN" (cli_dns.c): the DNS records to publish for a [domain]; argv[0] is "dns". */
+int cli_dns(const char *config_path, int argc, char **argv);
 void cli_usage(void);
 
 /* Shared by cli.c and cli_user.c: loads the configuration and prints its errors to stderr.

@@ -18,7 +18,6 @@ from harness.procs import free_port, wait_until
 ADDRESS = "alice@example.com"
 POLICY = ("version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\n"
           "mx: *.mail.protection.outlook.com\r\nmax_age: 86400\r\n")
-TB_NS = ""
 AD_NS = "{http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006}"
 AD_ACCOUNT_NS = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
 AD_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
@@ -109,10 +108,6 @@ def curl(gw, path, host="localhost", tls=False, args=(), data=None, method=None)
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return status, headers, body
-
-
-def listener_port(gw, name):
-    return gw.port(name)
 
 
 # -- Thunderbird ----------------------------------------------------------------------------
@@ -337,3 +332,158 @@ def test_workers_survive_the_sandbox(web):
     # every request above ran inside the seccomp filter: a forbidden call would be SIGSYS
     assert "SIGSYS" not in web.log_text() and "signal 31" not in web.log_text()
     assert web.workers_sandboxed()
+
+
+# -- mailgate dns ---------------------------------------------------------------------------
+
+
+def records(output):
+    return [line for line in output.splitlines() if line and not line.startswith(";")]
+
+
+def policy_id(output):
+    (txt,) = [r for r in records(output) if r.startswith("_mta-sts.")]
+    m = re.fullmatch(r'_mta-sts\.example\.com\. 3600 IN TXT "v=STSv1; id=([A-Za-z0-9]{1,32})"', txt)
+    assert m, txt
+    return m.group(1)
+
+
+def test_dns_records(web):
+    r = web.cli("dns", "example.com")
+    assert r.returncode == 0, r.stderr
+    got = records(r.stdout)
+    for want in [
+        "pop.example.com. 3600 IN CNAME imap.example.com.",
+        "smtp.example.com. 3600 IN CNAME imap.example.com.",
+        f"_imaps._tcp.example.com. 3600 IN SRV 0 1 {web.port('imaps')} imap.example.com.",
+        f"_imap._tcp.example.com. 3600 IN SRV 10 1 {web.port('imap')} imap.example.com.",
+        "_pop3s._tcp.example.com. 3600 IN SRV 0 1 995 pop.example.com.",
+        f"_submissions._tcp.example.com. 3600 IN SRV 0 1 {web.port('smtps')} smtp.example.com.",
+        f"_submission._tcp.example.com. 3600 IN SRV 10 1 {web.port('submission')} "
+        "smtp.example.com.",
+        "autoconfig.example.com. 3600 IN CNAME imap.example.com.",
+        "autodiscover.example.com. 3600 IN CNAME imap.example.com.",
+        "mta-sts.example.com. 3600 IN CNAME imap.example.com.",
+        '_smtp._tls.example.com. 3600 IN TXT "v=TLSRPTv1; '
+        'rua=mailto:tlsrpt@example.com,https://report.example.com/tlsrpt"',
+    ]:
+        assert want in got, f"{want!r} not in:\n{r.stdout}"
+    policy_id(r.stdout)
+    assert "8.1" in r.stdout and "live" in r.stdout  # publish the id after the policy
+    # the pop3s listener's port is not used: pop3_host names its own
+    assert not any(f" {web.port('pop3s')} " in line for line in got)
+
+
+def test_dns_microsoft_365_domain_keeps_outlook_autodiscover(web):
+    r = web.cli("dns", "other.org")
+    assert r.returncode == 0, r.stderr
+    got = records(r.stdout)
+    assert "autodiscover.other.org. 3600 IN CNAME autodiscover.outlook.com." in got
+    assert "autodiscover = off" in r.stdout
+    assert "_submission._tcp.other.org. 3600 IN SRV 0 1 587 mail.other.org." in got
+    assert not any(line.startswith("_mta-sts.") for line in got)
+    assert not any(line.startswith("mail.other.org. ") and "CNAME" in line for line in got)
+
+
+def test_dns_unknown_domain(web):
+    r = web.cli("dns", "unknown.net")
+    assert r.returncode == 1 and "no [domain unknown.net]" in r.stderr
+    assert web.cli("dns").returncode == 2
+
+
+# -- configuration errors -------------------------------------------------------------------
+
+
+BAD_DOMAINS = [
+    ("mta_sts_mode = strict", "mta_sts_mode: expected enforce, testing or none"),
+    ("mta_sts_mx = mail.*.example.com", "a wildcard may only be the whole first label"),
+    ("mta_sts_mx = *.*.example.com", "a wildcard may only be the whole first label"),
+    ("mta_sts_mx = mail.example.com,,mx.example.com", "empty pattern"),
+    ("mta_sts_mx = -bad.example.com", "not a host name"),
+    ("mta_sts_mx = mail.bücher.example", "A-label"),
+    ("mta_sts_max_age = 31557601", "mta_sts_max_age: expected seconds from 0 to 31557600"),
+    ("mta_sts_max_age = -1", "mta_sts_max_age"),
+    ("tls_rpt = http://report.example.com/", "use a mailto: or an https:// URI"),
+    ("tls_rpt = mailto:nobody", "mailto: URI needs an address"),
+    ("pop3_host = pop_server!", "is not a host name"),
+    ("smtp_host = smtp.example.com:0", "expected host or host:port"),
+    ("autodiscover = yes", "autodiscover: expected on or off"),
+]
+
+
+def check_config_text(web, tmp_path, text):
+    path = tmp_path / "mailgate.conf"
+    path.write_text(text)
+    share_with_gateway_user(str(path))
+    return web.cli("check-config", config=str(path))
+
+
+def base_config(web):
+    with open(web.config_path) as f:
+        return f.read().split("\n[domain ")[0].rstrip("\n") + "\n"
+
+
+@pytest.mark.parametrize("line,message", BAD_DOMAINS)
+def test_invalid_domain_rejected_with_file_and_line(web, tmp_path, line, message):
+    text = base_config(web) + "\n[domain bad.example]\nimap_host = imap.example.com\n"
+    text += "mta_sts_mode = enforce\n" if not line.startswith("mta_sts_m") else ""
+    text += ("mta_sts_mx = mail.example.com\n"
+             if "mta_sts_mx" not in line and "mta_sts_mode" not in line else "")
+    text += line + "\n"
+    lineno = len(text.splitlines())
+    r = check_config_text(web, tmp_path, text)
+    assert r.returncode == 1, r.stdout
+    assert f"{tmp_path}/mailgate.conf:{lineno}: " in r.stderr and message in r.stderr, r.stderr
+
+
+def test_policy_rules_across_keys(web, tmp_path):
+    text = base_config(web) + "\n[domain bad.example]\nimap_host = imap.example.com\n"
+    text += "mta_sts_mode = testing\n"
+    r = check_config_text(web, tmp_path, text)
+    assert f":{len(text.splitlines())}: mta_sts_mode = testing needs mta_sts_mx" in r.stderr
+    text = base_config(web) + "\n[domain bad.example]\nmta_sts_mx = mx.example.com\n"
+    r = check_config_text(web, tmp_path, text)
+    assert f":{len(text.splitlines())}: mta_sts_mx without mta_sts_mode" in r.stderr
+    # mode none needs no mx
+    text = base_config(web) + "\n[domain good.example]\nmta_sts_mode = none\n"
+    assert check_config_text(web, tmp_path, text).returncode == 0
+
+
+def test_listener_tls_words_by_protocol(web, tmp_path):
+    text = base_config(web) + f"\n[listen web2]\nprotocol = http\naddress = 127.0.0.1:{free_port()}\ntls = starttls\n"
+    r = check_config_text(web, tmp_path, text)
+    assert f":{len(text.splitlines())}: tls = starttls is not for protocol = http" in r.stderr
+    text = base_config(web) + f"\n[listen imap2]\nprotocol = imap\naddress = 127.0.0.1:{free_port()}\ntls = none\n"
+    r = check_config_text(web, tmp_path, text)
+    assert f":{len(text.splitlines())}: tls = none is not for protocol = imap" in r.stderr
+
+
+def test_one_label_wildcard_warning(web, tmp_path):
+    text = base_config(web) + ("\n[domain warn.example]\nmta_sts_mode = enforce\n"
+                               "mta_sts_mx = *.mx.microsoft, *.mail.protection.outlook.com\n")
+    r = check_config_text(web, tmp_path, text)
+    assert r.returncode == 0, r.stderr  # a warning, not an error
+    assert f":{len(text.splitlines())}: warning: mta_sts_mx: '*.mx.microsoft' never matches" \
+        in r.stderr
+
+
+# -- policy change (last: it reloads the gateway with another policy) ----------------------------
+
+
+def test_policy_change_gives_new_id(web):
+    old_id = policy_id(web.cli("dns", "example.com").stdout)
+    assert policy_id(web.cli("dns", "example.com").stdout) == old_id  # stable
+    web.settings["extra"] = web_extra(web.http_port, web.https_port, web.domain_cert,
+                                      web.domain_key,
+                                      ["mta_sts_mode = testing", "mta_sts_mx = mail.example.com",
+                                       "mta_sts_max_age = 86400"])
+    web.write_config()
+    new_id = policy_id(web.cli("dns", "example.com").stdout)
+    assert new_id != old_id
+    offset = web.log_offset()
+    web.proc.send_signal(signal.SIGHUP)
+    new_policy = ("version: STSv1\r\nmode: testing\r\nmx: mail.example.com\r\n"
+                  "max_age: 86400\r\n").encode()
+    wait_until(lambda: curl(web, "/.well-known/mta-sts.txt", host="mta-sts.example.com",
+                            tls=True)[2] == new_policy, timeout=20, what="the new policy served")
+    assert not re.search(r"reload: \S+:\d+: ", web.log_since(offset))
