@@ -175,6 +175,9 @@ static void *grow_array(void **array, size_t *n, size_t size)
 }
 
 static void add_message(struct parser *p, int line, bool warning, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static void add_message(struct parser *p, int line, bool warning, const char *fmt, va_list ap)
 {
     char *text = NULL;
     if (vasprintf(&text, fmt, ap) < 0)

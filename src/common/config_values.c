@@ -182,9 +182,6 @@ static const char *const tls_version_names[] = {
     [MG_TLS_VERSION_1_3] = "TLSv1.3",
 };
 
-static const char *const listen_tls_words[] = {
-    [MG_TLS_IMPLICIT] = "implicit", [MG_TLS_STARTTLS] = "starttls", [MG_TLS_NONE] = "none"};
-
 static const char *const sasl_words[] = {
     [MG_SASL_XOAUTH2] = "xoauth2", [MG_SASL_OAUTHBEARER] = "oauthbearer"};
 static const char *const sasl_mechanisms[] = {
@@ -280,7 +277,11 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
             conf_error(p, line, "%s: expected implicit or starttls, not '%s'", key->name, value);
         break;
     case V_LISTEN_TLS: /* which words fit the protocol: config.c, once the section is read */
-        PARSE_WORD(p, line, key->name, value, listen_tls_words, field);
+        if (strcmp(value, "none") == 0)
+            *(enum mg_tls_mode *)field = MG_TLS_NONE;
+        else if (mg_tls_mode_parse(value, field) != 0)
+            conf_error(p, line, "%s: expected implicit, starttls or none, not '%s'", key->name,
+                       value);
         break;
     case V_PROTOCOL:
         parse_protocol(p, line, value, field);
