@@ -19,19 +19,17 @@
  * submission (10587, starttls); `domain` from line 20. */
 static struct loaded load_domain(const char *domain, enum config_secrets secrets)
 {
-    char *text = mg_printf("[provider ms]\ntype = microsoft\ntenant = t\nclient_id = c\n"
-                           "client_secret_file = %s\n"
-                           "[tls]\ncertificate = %s\nprivate_key = %s\n"
-                           "[listen imap]\nprotocol = imap\naddress = 127.0.0.1:10143\n"
-                           "tls = starttls\n"
-                           "[listen imaps]\nprotocol = imap\naddress = 127.0.0.1:10993\n"
-                           "[listen submission]\nprotocol = smtp\naddress = 127.0.0.1:10587\n"
-                           "tls = starttls\n"
-                           "%s",
-                           secret_path, cert_path, key_path, domain);
-    struct loaded l = load_text(text, secrets);
-    free(text);
-    return l;
+    return load_textf(secrets,
+                      "[provider ms]\ntype = microsoft\ntenant = t\nclient_id = c\n"
+                      "client_secret_file = %s\n"
+                      "[tls]\ncertificate = %s\nprivate_key = %s\n"
+                      "[listen imap]\nprotocol = imap\naddress = 127.0.0.1:10143\n"
+                      "tls = starttls\n"
+                      "[listen imaps]\nprotocol = imap\naddress = 127.0.0.1:10993\n"
+                      "[listen submission]\nprotocol = smtp\naddress = 127.0.0.1:10587\n"
+                      "tls = starttls\n"
+                      "%s",
+                      secret_path, cert_path, key_path, domain);
 }
 
 static const struct domain_conf *only_domain(const struct loaded *l)
