@@ -353,6 +353,12 @@ void config_finish_domain(struct parser *p, const struct section *s, const struc
                           struct domain_conf *d)
 {
     lower(d->name);
+    /* [domain Example.com] and [domain example.com] are one domain: section titles alone
+     * differ in case. */
+    for (const struct domain_conf *o = cfg->domains; o < d; o++)
+        if (strcmp(o->name, d->name) == 0)
+            conf_error(p, d->line, "duplicate section [domain %s] (first at line %d)", d->name,
+                       o->line);
     if (!mg_valid_host_name(d->name))
         conf_error(p, d->line, "[%s]: '%s' is not a domain name (ASCII labels, at least two)",
                    conf_section_title(s), d->name);

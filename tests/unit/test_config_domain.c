@@ -104,7 +104,8 @@ static void test_errors_at_their_line(void **state)
                                   "pop3_host = pop.example.com\n"         /* 26 */
                                   "autodiscover = true\n"                 /* 27 */
                                   "certificate = /nonexistent/cert.pem\n" /* 28 */
-                                  "[domain localhost]\n",                 /* 29 */
+                                  "[domain localhost]\n"                  /* 29 */
+                                  "[domain EXAMPLE.com]\n",               /* 30 */
                                   CONFIG_SKIP_SECRETS);
     assert_null(l.cfg);
     assert_error(&l, 21, "mta_sts_mode: expected enforce, testing or none, not 'reject'");
@@ -119,6 +120,7 @@ static void test_errors_at_their_line(void **state)
     assert_error(&l, 27, "autodiscover: expected on or off");
     assert_error(&l, 28, "cannot read /nonexistent/cert.pem");
     assert_error(&l, 29, "'localhost' is not a domain name");
+    assert_error(&l, 30, "duplicate section [domain example.com] (first at line 20)");
     assert_sorted_by_line(&l);
     loaded_free(&l);
 }
