@@ -48,6 +48,8 @@ void cli_usage(void)
         "                                            delete stored access tokens\n"
         "  mailgate [-c FILE] secrets rotate-key      re-encrypt the stored secrets under a new"
         " key\n"
+        "  mailgate [-c FILE] dns DOMAIN              the DNS records to publish for a"
+        " [domain]\n"
         "  mailgate version\n"
         "\n"
         "The configuration is " MG_DEFAULT_CONFIG " unless -c FILE or $MAILGATE_CONFIG says\n"

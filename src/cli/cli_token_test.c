@@ -35,7 +35,7 @@ static int parse_args(int argc, char **argv, struct test_args *a)
         const char *v;
         if ((v = cli_option_value(argc, argv, &i, "--protocol", &missing))) {
             enum mg_proto p;
-            if (mg_proto_parse(v, &p) != 0)
+            if (mg_proto_parse(v, &p) != 0 || p == MG_PROTO_HTTP)
                 return cli_usage_error("--protocol is imap, pop3 or smtp, not '%s'", v);
             a->only = (int)p;
         } else if (missing) {

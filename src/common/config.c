@@ -31,6 +31,7 @@ enum section_kind {
     SEC_TLS,
     SEC_LISTEN,
     SEC_PROVIDER,
+    SEC_DOMAIN,
     SEC_KINDS
 };
 
@@ -116,6 +117,21 @@ static const struct key_def provider_keys[] = {
     KEY(provider_conf, "ca_file", V_PATH, ca_file, false),
     {NULL, 0, 0, false}};
 
+/* Host names are parsed once the listeners are known (config_domain.c). */
+static const struct key_def domain_keys[] = {
+    KEY(domain_conf, "imap_host", V_STRING, imap_host, false),
+    KEY(domain_conf, "pop3_host", V_STRING, pop3_host, false),
+    KEY(domain_conf, "smtp_host", V_STRING, smtp_host, false),
+    KEY(domain_conf, "display_name", V_STRING, display_name, false),
+    KEY(domain_conf, "mta_sts_mode", V_MTA_STS_MODE, mta_sts_mode, false),
+    KEY(domain_conf, "mta_sts_mx", V_MX_LIST, mta_sts_mx, false),
+    KEY(domain_conf, "mta_sts_max_age", V_MAX_AGE, mta_sts_max_age, false),
+    KEY(domain_conf, "tls_rpt", V_RUA_LIST, tls_rpt, false),
+    KEY(domain_conf, "autodiscover", V_ON_OFF, autodiscover, false),
+    KEY(domain_conf, "certificate", V_PATH, certificate, false),
+    KEY(domain_conf, "private_key", V_PATH, private_key, false),
+    {NULL, 0, 0, false}};
+
 _Static_assert(MG_ARRAY_LEN(provider_keys) <= MAX_KEYS + 1, "raise MAX_KEYS");
 _Static_assert(MG_ARRAY_LEN(gateway_keys) <= MAX_KEYS + 1, "raise MAX_KEYS");
 
@@ -129,6 +145,7 @@ static const struct {
     [SEC_TLS] = {"tls", tls_keys, false},
     [SEC_LISTEN] = {"listen", listen_keys, true},
     [SEC_PROVIDER] = {"provider", provider_keys, true},
+    [SEC_DOMAIN] = {"domain", domain_keys, true},
 };
 
 /* One [section] of the file, in order of appearance. */
@@ -142,7 +159,8 @@ struct section {
 
 struct conf_message {
     int line;
-    size_t seq; /* keeps messages of one line in the order they were found */
+    bool warning; /* does not fail the load */
+    size_t seq;   /* keeps messages of one line in the order they were found */
     char *text;
 };
 
@@ -152,7 +170,8 @@ struct parser {
     bool listeners_unused; /* config_load_admin(): [tls]'s files are named, not opened */
     FILE *in;
     struct conf_message *errors; /* printed sorted by line once the whole file is checked */
-    size_t n_errors;
+    size_t n_errors;             /* messages, warnings included */
+    size_t n_warnings;
     int lineno;          /* physical line last handed to inih */
     int expect_key_line; /* that line looked like "key = value": inih must call the handler */
     bool expect_indented;
@@ -171,18 +190,38 @@ static void *grow_array(void **array, size_t *n, size_t size)
     return element;
 }
 
+static void add_message(struct parser *p, int line, bool warning, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static void add_message(struct parser *p, int line, bool warning, const char *fmt, va_list ap)
+{
+    char *text = NULL;
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = mg_strdup("out of memory");
+    struct conf_message *m = grow_array((void **)&p->errors, &p->n_errors, sizeof *m);
+    m->line = line;
+    m->warning = warning;
+    m->seq = p->n_errors;
+    m->text = text;
+    p->n_warnings += warning;
+}
+
 void conf_error(struct parser *p, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *text = NULL;
-    if (vasprintf(&text, fmt, ap) < 0)
-        text = mg_strdup("out of memory");
+    add_message(p, line, false, fmt, ap);
     va_end(ap);
-    struct conf_message *m = grow_array((void **)&p->errors, &p->n_errors, sizeof *m);
-    m->line = line;
-    m->seq = p->n_errors;
-    m->text = text;
+}
+
+void conf_warning(struct parser *p, int line, const char *fmt, ...)
+{
+    if (p->secrets != CONFIG_LOAD_SECRETS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    add_message(p, line, true, fmt, ap);
+    va_end(ap);
 }
 
 /* Line 0 (not tied to a line) goes last. */
@@ -201,7 +240,8 @@ static void print_errors(struct parser *p, FILE *out)
         qsort(p->errors, p->n_errors, sizeof *p->errors, message_order);
     for (size_t i = 0; i < p->n_errors; i++) {
         if (out)
-            fprintf(out, "%s:%d: %s\n", p->cfg->path, p->errors[i].line, p->errors[i].text);
+            fprintf(out, "%s:%d: %s%s\n", p->cfg->path, p->errors[i].line,
+                    p->errors[i].warning ? "warning: " : "", p->errors[i].text);
         free(p->errors[i].text);
     }
     free(p->errors);
@@ -210,7 +250,7 @@ static void print_errors(struct parser *p, FILE *out)
 bool conf_error_at(const struct parser *p, int line)
 {
     for (size_t i = 0; i < p->n_errors; i++) {
-        if (p->errors[i].line == line)
+        if (p->errors[i].line == line && !p->errors[i].warning)
             return true;
     }
     return false;
@@ -311,6 +351,12 @@ static void begin_section(struct parser *p, char *title)
         s->index = cfg->n_providers - 1;
         pr->name = mg_strdup(name);
         pr->line = s->line;
+    } else if (kind == SEC_DOMAIN) {
+        struct domain_conf *d = grow_array((void **)&cfg->domains, &cfg->n_domains, sizeof *d);
+        s->index = cfg->n_domains - 1;
+        d->name = mg_strdup(name);
+        d->mta_sts_max_age = MTA_STS_MAX_AGE_DEFAULT;
+        d->line = s->line;
     }
 }
 
@@ -424,6 +470,8 @@ static void *section_struct(struct parser *p, const struct section *s)
         return &p->cfg->listeners[s->index];
     case SEC_PROVIDER:
         return &p->cfg->providers[s->index];
+    case SEC_DOMAIN:
+        return &p->cfg->domains[s->index];
     default:
         return NULL;
     }
@@ -494,7 +542,8 @@ static void check_listener_tls(struct parser *p, const struct section *s,
                                const struct listener_conf *l)
 {
     int tls_line = conf_key_line(s, "tls");
-    if (l->tls != MG_TLS_NONE || conf_error_at(p, tls_line) || l->login_type == MG_LOGIN_PLAINTEXT)
+    if (l->tls != MG_TLS_NONE || conf_error_at(p, tls_line) || l->login_type == MG_LOGIN_PLAINTEXT ||
+        l->protocol == MG_PROTO_HTTP) /* no password is ever sent to an http listener */
         return;
     conf_error(p, tls_line,
                "tls = none needs login_type = plaintext in [%s] or [gateway] (passwords would "
@@ -511,7 +560,11 @@ static void finish_listener(struct parser *p, const struct section *s)
         [MG_PROTO_POP3] = "The mailgate POP3 service is ready.",
         [MG_PROTO_SMTP] = "ESMTP The mailgate SMTP service is ready.",
     };
-    if (!l->banner)
+    /* A mail listener's tls = none: check_listener_tls (login_type = plaintext only). */
+    if (l->protocol == MG_PROTO_HTTP && l->tls == MG_TLS_STARTTLS)
+        conf_error(p, conf_key_line(s, "tls"),
+                   "tls = starttls is not for protocol = http (use implicit or none)");
+    if (!l->banner && l->protocol < MG_ARRAY_LEN(default_banner))
         l->banner = mg_strdup(default_banner[l->protocol]);
     if (!l->hostname) {
         char host[256] = "";
@@ -591,6 +644,12 @@ static void finish(struct parser *p)
             config_finish_provider(p, s, &p->cfg->providers[s->index]);
     }
     finish_tls(p);
+    /* After [tls] and every listener: a domain's ports come from the listeners, and its
+     * certificate is checked with [tls]'s policy. */
+    for (size_t i = 0; i < p->n_sections; i++)
+        if (p->sections[i].kind == SEC_DOMAIN)
+            config_finish_domain(p, &p->sections[i], p->cfg,
+                                 &p->cfg->domains[p->sections[i].index]);
     struct gateway_conf *g = &p->cfg->gateway;
     if (!g->secret_key_file)
         g->secret_key_file = mg_printf("%s/secret.key", g->state_dir);
@@ -661,7 +720,7 @@ static struct config *load_stream(const char *path, FILE *in, int open_errno,
     for (size_t i = 0; i < p.n_sections; i++)
         free(p.sections[i].title);
     free(p.sections);
-    size_t n_errors = p.n_errors;
+    size_t n_errors = p.n_errors - p.n_warnings;
     print_errors(&p, errors);
     if (n_errors)
         config_free(&cfg);
@@ -707,6 +766,9 @@ void config_free(struct config **cfgp)
     for (size_t i = 0; i < cfg->n_providers; i++) {
         config_free_provider(&cfg->providers[i]);
     }
+    for (size_t i = 0; i < cfg->n_domains; i++)
+        config_free_domain(&cfg->domains[i]);
+    free(cfg->domains);
     free(cfg->listeners);
     free(cfg->providers);
     free(cfg->gateway.state_dir);

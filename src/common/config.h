@@ -97,6 +97,48 @@ struct listener_conf {
     int line;                      /* line of the section header, for messages */
 };
 
+/* [domain NAME] mta_sts_mode: MG_MTA_STS_OFF when the key is not set (no policy is served). */
+enum mg_mta_sts_mode {
+    MG_MTA_STS_OFF = 0,
+    MG_MTA_STS_ENFORCE = 1,
+    MG_MTA_STS_TESTING = 2,
+    MG_MTA_STS_NONE = 3
+};
+
+#define MTA_STS_MAX_AGE_MAX 31557600u /* RFC 8461 3.2: about one year */
+#define MTA_STS_MAX_AGE_DEFAULT 604800u
+
+/* A value that is a comma list. */
+struct mg_strlist {
+    char **v;
+    size_t n;
+};
+
+/* One mail service of a domain as clients are told to reach it (autoconfig, SRV records). */
+struct domain_server {
+    char *host;           /* NULL: not offered for this domain */
+    uint16_t port;        /* as written, else the port of a [listen] of that protocol */
+    enum mg_tls_mode tls; /* implicit or starttls: by the listener with that port, else by the
+                             port's well-known use, else the protocol's first listener */
+    int port_set;         /* the value named its port ("host:port") */
+};
+
+/* [domain NAME]: what the web side tells clients and MTAs about the domain (src/http). */
+struct domain_conf {
+    char *name;                              /* from [domain NAME], lower case */
+    char *imap_host, *pop3_host, *smtp_host; /* as written; parsed into the servers below */
+    struct domain_server imap, pop3, smtp;
+    char *display_name; /* default: the domain's name */
+    enum mg_mta_sts_mode mta_sts_mode;
+    struct mg_strlist mta_sts_mx; /* patterns, lower case, "*." allowed at the front */
+    uint32_t mta_sts_max_age;     /* seconds, default MTA_STS_MAX_AGE_DEFAULT */
+    struct mg_strlist tls_rpt;    /* rua URIs: mailto: or https: */
+    int autodiscover;  /* answer Outlook's Autodiscover (default off: Microsoft 365 answers) */
+    char *certificate; /* optional chain for mta-sts.NAME (and NAME's other web names) by SNI */
+    char *private_key;
+    int line;
+};
+
 enum mg_provider_type {
     MG_PROVIDER_MICROSOFT = 0,
     MG_PROVIDER_GOOGLE = 1,
@@ -169,6 +211,8 @@ struct config {
     size_t n_listeners;
     struct provider_conf *providers;
     size_t n_providers;
+    struct domain_conf *domains;
+    size_t n_domains;
 };
 
 enum config_secrets { CONFIG_LOAD_SECRETS, CONFIG_SKIP_SECRETS };
@@ -192,6 +236,22 @@ void config_free(struct config **cfg); /* wipes client secrets, frees client key
 
 const struct provider_conf *config_provider(const struct config *cfg, const char *name);
 const struct listener_conf *config_listener(const struct config *cfg, const char *name);
+/* The [domain] of that name, compared without regard to case; NULL when there is none. */
+const struct domain_conf *config_domain(const struct config *cfg, const char *name);
+/* The server of a domain for a protocol; NULL when the domain does not offer it. */
+const struct domain_server *domain_server(const struct domain_conf *d, enum mg_proto proto);
+/* [tls]'s policy with the domain's own certificate and key (no ECDSA pair): what a web listener
+ * serves under the domain's names (SNI). */
+struct tls_conf domain_tls_conf(const struct config *cfg, const struct domain_conf *d);
+/* The port a listener is bound to (host byte order). */
+uint16_t listener_port(const struct listener_conf *l);
+/* "enforce", "testing", "none" ("off" for MG_MTA_STS_OFF). */
+const char *mg_mta_sts_mode_name(enum mg_mta_sts_mode m);
+/* An MTA-STS mx pattern (RFC 8461 4.1): a host name of LDH labels, optionally "*." in front (a
+ * wildcard covers exactly one label). NULL when valid, else why not. */
+const char *mta_sts_mx_problem(const char *pattern);
+/* A DNS host name of LDH labels (ASCII, A-labels), at least two labels. */
+int mg_valid_host_name(const char *name);
 /* The upstream server of a provider for a protocol; NULL when the provider has none for that
  * protocol (a type = generic provider without pop3_server or smtp_server): such logins must be
  * refused, and a session never connects anywhere for them. */

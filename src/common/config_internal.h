@@ -53,6 +53,12 @@ enum value_kind {
     V_TLS_CIPHERS, /* char *, an OpenSSL cipher list selecting at least one TLS 1.2 suite */
     V_TLS_VERSION, /* enum mg_tls_version: TLSv1.2 or TLSv1.3 */
     V_SWITCH,      /* int: off 0, on 1 */
+    /* [domain] values (config_domain.c) */
+    V_ON_OFF,       /* int: on or off */
+    V_MTA_STS_MODE, /* enum mg_mta_sts_mode */
+    V_MX_LIST,      /* struct mg_strlist of MTA-STS mx patterns */
+    V_MAX_AGE,      /* uint32_t seconds, 0 to MTA_STS_MAX_AGE_MAX */
+    V_RUA_LIST,     /* struct mg_strlist of mailto: and https: URIs (TLS-RPT rua) */
 };
 
 struct key_def {
@@ -71,6 +77,19 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
  * (reported at line, with the chmod 600 fix) when it cannot be read or group or others may
  * access it. */
 bool config_private_file(struct parser *p, int line, const char *path);
+/* Like conf_error, but loading goes on; printed only with CONFIG_LOAD_SECRETS (the broker and
+ * the CLI), not again by every worker parsing the broker's copy. */
+void conf_warning(struct parser *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The [domain] kinds of value above (config_domain.c); field as in config_set_value. */
+void config_set_domain_value(struct parser *p, int line, const struct key_def *key, void *field,
+                             const char *value);
+/* Once the whole file is read: a [domain] section's names and servers (ports and TLS from the
+ * listeners of cfg) and its certificate, checked with [tls]'s policy. */
+void config_finish_domain(struct parser *p, const struct section *s, const struct config *cfg,
+                          struct domain_conf *d);
+void config_free_domain(struct domain_conf *d);
 
 /* workers = auto: the number of online CPUs, within the allowed range. */
 int config_online_cpus(void);

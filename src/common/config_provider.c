@@ -461,6 +461,8 @@ const struct server_addr *provider_server(const struct provider_conf *p, enum mg
     case MG_PROTO_SMTP:
         srv = &p->smtp;
         break;
+    case MG_PROTO_HTTP: /* no upstream */
+        break;
     }
     return srv && srv->host ? srv : NULL;
 }

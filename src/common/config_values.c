@@ -102,7 +102,8 @@ static void parse_protocol(struct parser *p, int line, const char *value, enum m
 {
     enum mg_proto proto;
     if (mg_proto_parse(value, &proto) != 0)
-        conf_error(p, line, "protocol: unknown protocol '%s' (use imap, pop3 or smtp)", value);
+        conf_error(p, line, "protocol: unknown protocol '%s' (use imap, pop3, smtp or http)",
+                   value);
     else
         *out = proto;
 }
@@ -367,6 +368,13 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
         break;
     case V_TLS_VERSION:
         PARSE_WORD(p, line, key->name, value, tls_version_names, field);
+        break;
+    case V_ON_OFF:
+    case V_MTA_STS_MODE:
+    case V_MX_LIST:
+    case V_MAX_AGE:
+    case V_RUA_LIST:
+        config_set_domain_value(p, line, key, field, value);
         break;
     case V_JWT_ALG:
         if (strcmp(value, "RS256") == 0)

@@ -3,17 +3,17 @@
 
 #include <string.h>
 
-static const char *const proto_names[] = {"imap", "pop3", "smtp"};
+static const char *const proto_names[] = {"imap", "pop3", "smtp", "http"};
 static const char *const tls_names[] = {"implicit", "starttls", "none"};
 
 const char *mg_proto_name(enum mg_proto p)
 {
-    return (unsigned)p < 3 ? proto_names[p] : "unknown";
+    return (unsigned)p < 4 ? proto_names[p] : "unknown";
 }
 
 int mg_proto_parse(const char *s, enum mg_proto *out)
 {
-    for (unsigned i = 0; i < 3; i++) {
+    for (unsigned i = 0; i < 4; i++) {
         if (strcmp(s, proto_names[i]) == 0) {
             *out = (enum mg_proto)i;
             return 0;

@@ -136,6 +136,8 @@ const char *jwt_required_permission(enum mg_proto proto, int delegated)
         return delegated ? "POP.AccessAsUser.All" : "POP.AccessAsApp";
     case MG_PROTO_SMTP:
         return delegated ? "SMTP.Send" : "SMTP.SendAsApp";
+    case MG_PROTO_HTTP: /* no upstream login */
+        break;
     }
     return "";
 }

@@ -8,7 +8,7 @@
  * bufferevents), accept, upstream connects and evdns over UDP (AF_INET/AF_INET6 only), memory
  * (malloc, and the sanitizers' allocator in the test build), time, randomness (OpenSSL),
  * signals (libevent's SIGTERM handling, raise() for an abort), and the teardown after a
- * graceful stop (restoring signal handlers, close, exit). Calls that library code may make on
+ * graceful stop (evhttp's web listeners, src/http, need nothing beyond this: tested) (restoring signal handlers, close, exit). Calls that library code may make on
  * a fallback path and that a failure answers well (opening a file, a socket of another
  * family, prctl) fail with an errno instead of killing: they cannot succeed in the chroot or
  * are denied anyway, and a worker killed there would cost its clients. Everything else kills

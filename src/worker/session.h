@@ -115,6 +115,7 @@ struct listener {
     const struct proto_ops *ops;
     struct evconnlistener *evl;
     struct event *resume_timer; /* accept paused after EMFILE/ENFILE */
+    struct http_server *http;   /* protocol = http: evhttp accepts instead (src/http) */
 };
 
 /* Fields are read by protocol modules; only session.c (and worker.c for the pending map)

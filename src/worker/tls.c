@@ -89,8 +89,10 @@ SSL_CTX *tls_server_ctx_new(const struct tls_conf *conf)
 SSL *tls_server_ssl_new(SSL_CTX *ctx, enum mg_proto proto)
 {
     SSL *ssl = SSL_new(ctx);
+    /* HTTP's ALPN name is "http/1.1" (evhttp speaks no HTTP/2): curl and browsers offer it. */
     if (ssl)
-        SSL_set_ex_data(ssl, alpn_index, (void *)mg_proto_name(proto));
+        SSL_set_ex_data(ssl, alpn_index,
+                        (void *)(proto == MG_PROTO_HTTP ? "http/1.1" : mg_proto_name(proto)));
     return ssl;
 }
 

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "conn_count.h"
+#include "http.h"
 #include "imap.h"
 #include "pop3.h"
 #include "sandbox.h"
@@ -50,6 +51,8 @@ static const struct proto_ops *proto_ops_for(enum mg_proto p)
         return &pop3_proto_ops;
     case MG_PROTO_SMTP:
         return &smtp_proto_ops;
+    case MG_PROTO_HTTP: /* no sessions: src/http serves it */
+        break;
     }
     return NULL;
 }
@@ -232,6 +235,11 @@ static int open_listener(struct worker *wk, struct listener *l, const struct lis
 {
     l->w = &wk->ctx;
     l->conf = conf;
+    if (conf->protocol == MG_PROTO_HTTP) {
+        evutil_make_socket_closeonexec(fd);
+        l->http = http_server_new(wk->ctx.base, wk->cfg, conf, fd);
+        return l->http ? 0 : -1;
+    }
     l->ops = proto_ops_for(conf->protocol);
     if (!l->ops) {
         log_error("listener %s: protocol %s is not supported", conf->name,
@@ -259,6 +267,7 @@ static void close_listeners(struct worker *wk)
         struct listener *l = &wk->listeners[i];
         if (l->evl)
             evconnlistener_free(l->evl);
+        http_server_free(&l->http);
         if (l->resume_timer)
             event_free(l->resume_timer);
         l->evl = NULL;

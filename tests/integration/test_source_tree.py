@@ -27,6 +27,8 @@ NETWORK_SIDE = {
     "imap": ("imap_front.c", ["imap.h", "session.h", "util.h"]),
     "pop3": ("pop3_front.c", ["pop3.h", "session.h", "util.h"]),
     "smtp": ("smtp_front.c", ["smtp.h", "session.h", "util.h"]),
+    "http": ("http_route.c", ["http.h", "http_internal.h", "autoconfig.h", "mta_sts.h", "tls.h",
+                              "config.h", "util.h"]),
 }
 SECRET_SIDE = ("store", "token", "broker")
 

@@ -128,6 +128,18 @@ struct loaded load_text_admin(const char *text, enum config_secrets secrets)
     return load_with(text, secrets, true);
 }
 
+struct loaded load_textf(enum config_secrets secrets, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = NULL;
+    assert_true(vasprintf(&text, fmt, ap) >= 0);
+    va_end(ap);
+    struct loaded l = load_text(text, secrets);
+    free(text);
+    return l;
+}
+
 void loaded_free(struct loaded *l)
 {
     config_free(&l->cfg);

@@ -29,6 +29,9 @@ struct loaded {
 struct loaded load_text(const char *text, enum config_secrets secrets);
 /* The same through config_load_admin() (commands that serve no listener). */
 struct loaded load_text_admin(const char *text, enum config_secrets secrets);
+/* load_text of a printf-formatted text. */
+struct loaded load_textf(enum config_secrets secrets, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void loaded_free(struct loaded *l);
 /* Fails unless the errors contain a line "PATH:LINE: ..." that contains `text`. */
 void assert_error(const struct loaded *l, int line, const char *text);

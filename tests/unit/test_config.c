@@ -345,7 +345,7 @@ static void test_errors_with_lines(void **state)
     assert_error(&l, 8, "expected 'key = value'");
     assert_error(&l, 10, "values cannot continue on a second line");
     assert_error(&l, 11, "unknown section [nonsense]");
-    assert_error(&l, 14, "protocol: unknown protocol 'pop4' (use imap, pop3 or smtp)");
+    assert_error(&l, 14, "protocol: unknown protocol 'pop4' (use imap, pop3, smtp or http)");
     assert_error(&l, 18, "address 127.0.0.1:1110 is already used by [listen pop] (line 13)");
     assert_error(&l, 19, "tls: expected implicit, starttls or none");
     assert_error(&l, 20, "duplicate section [listen a] (first at line 16)");

@@ -1,0 +1,161 @@
+/* `mailgate dns DOMAIN`: the DNS records a [domain] needs, in zone-file syntax, from the same
+ * configuration the gateway serves: host names and SRV records for the mail services, the web
+ * names for autoconfig and MTA-STS, and the _mta-sts and _smtp._tls TXT records. What cannot be
+ * a record (this gateway's own address, a reminder) is a ';' comment, so the output can be
+ * pasted into a zone file as it is. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "mta_sts.h"
+#include "util.h"
+
+#define TTL 3600
+
+/* The gateway's public name for this domain: the first of its mail hosts. */
+static const char *gateway_name(const struct domain_conf *d)
+{
+    return d->imap.host ? d->imap.host : d->smtp.host ? d->smtp.host : d->pop3.host;
+}
+
+static int has_http_listener(const struct config *cfg, int tls_only)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (cfg->listeners[i].protocol == MG_PROTO_HTTP &&
+            (!tls_only || cfg->listeners[i].tls == MG_TLS_IMPLICIT))
+            return 1;
+    return 0;
+}
+
+static void print_hosts(const struct domain_conf *d, const char *gw)
+{
+    printf("\n; Mail host names. %s must resolve to this gateway (A/AAAA records), and the\n"
+           "; gateway's certificate must cover every name below: a CNAME to\n"
+           "; outlook.office365.com fails Thunderbird's certificate check.\n"
+           "; %s. %d IN A    <this gateway's IPv4 address>\n"
+           "; %s. %d IN AAAA <this gateway's IPv6 address>\n",
+           gw, gw, TTL, gw, TTL);
+    const char *done[3] = {gw, NULL, NULL};
+    for (enum mg_proto p = MG_PROTO_IMAP; p <= MG_PROTO_SMTP; p++) {
+        const struct domain_server *srv = domain_server(d, p);
+        if (!srv || strcmp(srv->host, done[0]) == 0 || (done[1] && strcmp(srv->host, done[1]) == 0))
+            continue;
+        printf("%s. %d IN CNAME %s.\n", srv->host, TTL, gw);
+        done[done[1] ? 2 : 1] = srv->host;
+    }
+}
+
+static const char *srv_service(enum mg_proto p, enum mg_tls_mode tls)
+{
+    static const char *const implicit[] = {"_imaps", "_pop3s", "_submissions"};
+    static const char *const starttls[] = {"_imap", "_pop3", "_submission"};
+    return tls == MG_TLS_IMPLICIT ? implicit[p] : starttls[p];
+}
+
+/* RFC 6186 and RFC 8314: implicit TLS first (priority 0), the STARTTLS listeners after it. */
+static void print_srv(const struct config *cfg, const struct domain_conf *d)
+{
+    printf("\n; Service records (RFC 6186, RFC 8314: implicit TLS preferred)\n");
+    for (enum mg_proto p = MG_PROTO_IMAP; p <= MG_PROTO_SMTP; p++) {
+        const struct domain_server *srv = domain_server(d, p);
+        if (!srv)
+            continue;
+        printf("%s._tcp.%s. %d IN SRV 0 1 %u %s.\n", srv_service(p, srv->tls), d->name, TTL,
+               (unsigned)srv->port, srv->host);
+        for (size_t i = 0; !srv->port_set && i < cfg->n_listeners; i++) {
+            const struct listener_conf *l = &cfg->listeners[i];
+            if (l->protocol == p && l->tls != srv->tls)
+                printf("%s._tcp.%s. %d IN SRV 10 1 %u %s.\n", srv_service(p, l->tls), d->name, TTL,
+                       (unsigned)listener_port(l), srv->host);
+        }
+    }
+}
+
+static void print_autoconfig(const struct config *cfg, const struct domain_conf *d, const char *gw)
+{
+    printf("\n; Client autoconfiguration (Thunderbird, Apple devices)\n");
+    if (!has_http_listener(cfg, 0))
+        printf("; warning: no [listen] with protocol = http: nothing answers these names yet\n");
+    printf("autoconfig.%s. %d IN CNAME %s.\n", d->name, TTL, gw);
+    if (d->autodiscover) {
+        printf("; Outlook asks autodiscover.%s; autodiscover = on: this gateway answers\n",
+               d->name);
+        printf("autodiscover.%s. %d IN CNAME %s.\n", d->name, TTL, gw);
+    } else {
+        printf("; autodiscover = off: Outlook and Microsoft 365 find Exchange Online through\n"
+               "; autodiscover.outlook.com, which a domain on Microsoft 365 must keep (set\n"
+               "; autodiscover = on in [domain %s] for this gateway to answer Outlook instead)\n",
+               d->name);
+        printf("autodiscover.%s. %d IN CNAME autodiscover.outlook.com.\n", d->name, TTL);
+    }
+}
+
+static int print_mta_sts(const struct config *cfg, const struct domain_conf *d, const char *gw)
+{
+    printf("\n; MTA-STS (RFC 8461)\n");
+    char *policy = mta_sts_policy(d);
+    if (!policy) {
+        printf("; no policy: set mta_sts_mode (and mta_sts_mx) in [domain %s]\n", d->name);
+        return 0;
+    }
+    char id[MTA_STS_ID_LEN + 1];
+    int rc = mta_sts_policy_id(policy, id);
+    free(policy);
+    if (rc != 0) {
+        fprintf(stderr, "mailgate: cannot compute the policy id\n");
+        return -1;
+    }
+    if (!has_http_listener(cfg, 1))
+        printf("; warning: no [listen] with protocol = http and tls = implicit: senders fetch "
+               "the policy over HTTPS (port 443)\n");
+    printf("; the policy: https://mta-sts.%s/.well-known/mta-sts.txt\n", d->name);
+    printf("mta-sts.%s. %d IN CNAME %s.\n", d->name, TTL, gw);
+    printf("; RFC 8461 8.1: the id changes with the policy. Publish a new id only once the new\n"
+           "; policy is live (after `systemctl reload mailgate` or a restart): senders that see\n"
+           "; the new id fetch the policy at once and cache what they get.\n");
+    printf("_mta-sts.%s. %d IN TXT \"v=STSv1; id=%s\"\n", d->name, TTL, id);
+    return 0;
+}
+
+static void print_tls_rpt(const struct domain_conf *d)
+{
+    printf("\n; SMTP TLS reporting (RFC 8460)\n");
+    if (d->tls_rpt.n == 0) {
+        printf("; no tls_rpt in [domain %s]: no reports are asked for\n", d->name);
+        return;
+    }
+    printf("_smtp._tls.%s. %d IN TXT \"v=TLSRPTv1; rua=", d->name, TTL);
+    for (size_t i = 0; i < d->tls_rpt.n; i++)
+        printf("%s%s", i ? "," : "", d->tls_rpt.v[i]);
+    printf("\"\n");
+}
+
+int cli_dns(const char *config_path, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_usage_error("dns needs one DOMAIN");
+    struct config *cfg = cli_load_config(config_path, CONFIG_LOAD_SECRETS);
+    if (!cfg)
+        return 1;
+    const struct domain_conf *d = config_domain(cfg, argv[1]);
+    int rc = 1;
+    if (!d) {
+        fprintf(stderr, "mailgate: no [domain %s] in %s\n", argv[1], config_path);
+    } else if (!gateway_name(d)) {
+        fprintf(stderr, "mailgate: [domain %s] names no imap_host, pop3_host or smtp_host\n",
+                d->name);
+    } else {
+        const char *gw = gateway_name(d);
+        printf("; mailgate dns %s: the records to publish for %s (zone-file syntax)\n", d->name,
+               d->name);
+        print_hosts(d, gw);
+        print_srv(cfg, d);
+        print_autoconfig(cfg, d, gw);
+        rc = print_mta_sts(cfg, d, gw) == 0 ? 0 : 1;
+        print_tls_rpt(d);
+    }
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,28 @@
+/* The worker's HTTP listeners ([listen] protocol = http): autoconfig for mail clients and the
+ * MTA-STS policy, served with libevent's evhttp on the socket the broker bound. Requests are
+ * answered from the configuration alone, at once: no broker round trip, nothing secret. */
+#ifndef MG_HTTP_H
+#define MG_HTTP_H
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+
+struct event_base;
+struct http_server;
+
+/* Limits of one request (evhttp refuses larger ones: 431/413, and closes the connection). */
+#define HTTP_MAX_HEADERS_SIZE (8 * 1024)
+#define HTTP_MAX_BODY_SIZE (64 * 1024) /* an Autodiscover request is < 1 KiB */
+#define HTTP_TIMEOUT_MAX_S 30 /* read and write timeout; the listener's login_timeout if less */
+
+/* Serves listener l on the listening socket fd (owned from now on). With tls = implicit it
+ * builds its own TLS contexts from [tls] and from each [domain] with a certificate (chosen by
+ * SNI), so it must run before the sandbox: they read files. Logs and returns NULL on failure
+ * (fd closed). */
+struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
+                                    const struct listener_conf *l, int fd);
+/* Stops accepting (closes the listening socket); open connections are closed too. */
+void http_server_free(struct http_server **s);
+
+#endif

@@ -1,0 +1,37 @@
+/* Shared by http_server.c (listening, TLS, limits) and http_route.c (answers). */
+#ifndef MG_HTTP_INTERNAL_H
+#define MG_HTTP_INTERNAL_H
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+
+struct evhttp;
+struct evhttp_bound_socket;
+struct evhttp_request;
+
+/* A [domain]'s own certificate, for the names it is served under (SNI). */
+struct http_sni {
+    const struct domain_conf *domain;
+    SSL_CTX *ctx;
+};
+
+struct http_server {
+    const struct config *cfg;
+    const struct listener_conf *conf;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    SSL_CTX *tls; /* NULL for tls = none */
+    struct http_sni *sni;
+    size_t n_sni;
+};
+
+/* evhttp's callback for every request (arg: the struct http_server). */
+void http_route(struct evhttp_request *req, void *arg);
+
+/* The [domain] a web name belongs to: NAME, or mta-sts., autoconfig. or autodiscover. in front
+ * of it; *prefix gets what was in front ("" for NAME itself). NULL when none. */
+const struct domain_conf *http_domain_of_host(const struct config *cfg, const char *host,
+                                              const char **prefix);
+
+#endif
