@@ -292,6 +292,7 @@ static void greet(struct session *s)
         log_info("session=%s listener=%s client=%s refused: address not allowed", s->id,
                  s->listener->conf->name, s->client_addr);
         s->ops->goodbye(s, GOODBYE_ADDRESS_NOT_ALLOWED);
+        session_audit_login(s, "address not allowed", 0); /* who knocked, for the audit */
         close_session(s, "address not allowed", 1);
     } else if (s->over_limit) {
         s->ops->goodbye(s, GOODBYE_TOO_MANY_CONNECTIONS);

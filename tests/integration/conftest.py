@@ -100,11 +100,17 @@ class Fleet:
 
     def _add_users(self, gw):
         if self.users_source is None:
+            # Made once by a gateway of default settings, never started: not the first test's
+            # gateway, whose settings (default_domain) and later changes (a protocol switched
+            # off, a lockout) must not reach the others.
+            src = Gateway(os.path.join(self.workdir, "gateways"), self.stack.certs,
+                          self.stack.idp, self.stack.dovecot, name="users-source")
+            src.write_config()
             for user, (password, mailbox) in USERS.items():
-                gw.add_user(user, password, mailbox=mailbox)
-            self.users_source = gw
-        else:  # Argon2 hashing is slow under ASan: copy the store of the first instance
-            copy_store(self.users_source.state_dir, gw.state_dir)
+                src.add_user(user, password, mailbox=mailbox)
+            self.users_source = src.state_dir
+        # Argon2 hashing is slow under ASan: every gateway gets a copy of the users' store
+        copy_store(self.users_source, gw.state_dir)
 
     def stop_all(self):
         problems = []

@@ -31,6 +31,7 @@ def gw(fleet):
     entry = pwd.getpwnam("mailgate")  # the broker appends after dropping root to this user
     os.chown(g.audit_log, entry.pw_uid, entry.pw_gid)
     g.settings["gateway_lines"].append(f"audit_log = {g.audit_log}")
+    g.add_listener("imaps-deny", "imap", "implicit", "allow = 10.0.0.0/8")
     g.write_config()
     # a protocol switched off: POP3 for "special" (audited as "protocol disabled")
     assert g.cli("user", "set", "special", "--pop3", "off").returncode == 0
@@ -108,6 +109,16 @@ def test_locked_out_is_audited(gw):
     assert done.startswith("l1 NO"), done
     wait_events(gw, event="login", user=BOB, reason="locked out")
     assert len(events(gw, user=BOB, reason="wrong password")) == LOCKOUT_THRESHOLD
+
+
+def test_address_not_allowed_is_audited(gw):
+    """A client outside allow = never logs in, but the refusal is in the audit with its address
+    and listener (the harness's readiness probe already made one)."""
+    s = gw.greeting("imaps-deny")
+    assert s.startswith("* BYE"), s
+    [row, *_] = wait_events(gw, event="login", listener="imaps-deny")
+    assert row["reason"] == "address not allowed" and row["result"] == "fail", row
+    assert row["client_addr"].startswith("127.0.0.1"), row
 
 
 def test_protocol_disabled_is_audited(gw):
