@@ -9,21 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "privs.h"
 #include "util.h"
-
-/* Must match worker/sandbox.h's SANDBOX_EMPTY_DIR (the broker may not include worker/). */
-#define EMPTY_DIR "empty"
 
 static int no_dumps(char *err, size_t errlen)
 {
-    struct rlimit none = {0, 0};
-    if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    if (mg_forbid_core_dumps() != 0) {
         snprintf(err, errlen, "cannot forbid core dumps: %s", strerror(errno));
         return -1;
     }
@@ -60,7 +56,7 @@ static int is_empty_dir(const char *path)
  * Changed only when wrong, so the systemd unit needs neither CAP_CHOWN nor CAP_FOWNER. */
 static int prepare_empty_dir(const char *state_dir, char *err, size_t errlen)
 {
-    char *path = mg_printf("%s/%s", state_dir, EMPTY_DIR);
+    char *path = mg_printf("%s/%s", state_dir, MG_EMPTY_ROOT_DIR);
     int rc = -1;
     struct stat st;
     if (mkdir(path, 0555) != 0 && errno != EEXIST)

@@ -7,21 +7,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/capability.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "privs.h"
 #include "util.h"
-
-/* Must match harden.c's EMPTY_DIR: the workers' root stays root's (they must not write it). */
-#define EMPTY_DIR "empty"
 
 static char current_user[64] = "root";
 
@@ -30,26 +26,11 @@ const char *broker_user_name(void)
     return current_user;
 }
 
-static int capabilities_zero(struct __user_cap_data_struct data[2])
-{
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    memset(data, 0, 2 * sizeof data[0]);
-    return (int)syscall(SYS_capget, &hdr, data) == 0 && !data[0].effective && !data[0].permitted &&
-           !data[1].effective && !data[1].permitted;
-}
-
 /* Ambient and permitted capabilities (systemd's AmbientCapabilities=) end here; the workers,
  * started with execve, inherit none. */
 static int drop_capabilities(char *err, size_t errlen)
 {
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2];
-    memset(data, 0, sizeof data);
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
-        snprintf(err, errlen, "cannot clear ambient capabilities: %s", strerror(errno));
-        return -1;
-    }
-    if (syscall(SYS_capset, &hdr, data) != 0 || !capabilities_zero(data)) {
+    if (mg_drop_capabilities(0) != 0) {
         snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
         return -1;
     }
@@ -73,7 +54,7 @@ static int give_state_dir(const char *dir, uid_t uid, gid_t gid, char *err, size
     for (struct dirent *e; rc == 0 && (e = readdir(d));) {
         struct stat st;
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            strcmp(e->d_name, EMPTY_DIR) == 0)
+            strcmp(e->d_name, MG_EMPTY_ROOT_DIR) == 0) /* the workers' root stays root's */
             continue;
         if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
             (st.st_uid != uid || st.st_gid != gid))
@@ -93,10 +74,9 @@ static int become(const struct passwd *pw, char *err, size_t errlen)
         return -1;
     }
     /* Proof, not trust: root must be gone for good, saved ids and capabilities included. */
-    struct __user_cap_data_struct caps[2];
     if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0 || getuid() != pw->pw_uid ||
         geteuid() != pw->pw_uid || getgid() != pw->pw_gid || getegid() != pw->pw_gid ||
-        !capabilities_zero(caps)) {
+        !mg_has_no_capabilities()) {
         snprintf(err, errlen, "root could be regained after becoming \"%s\"", pw->pw_name);
         return -1;
     }

@@ -8,16 +8,16 @@
  * bufferevents), accept, upstream connects and evdns over UDP (AF_INET/AF_INET6 only), memory
  * (malloc, and the sanitizers' allocator in the test build), time, randomness (OpenSSL),
  * signals (libevent's SIGTERM handling, raise() for an abort), and the teardown after a
- * graceful stop (evhttp's web listeners, src/http, need nothing beyond this: tested) (restoring signal handlers, close, exit). Calls that library code may make on
- * a fallback path and that a failure answers well (opening a file, a socket of another
- * family, prctl) fail with an errno instead of killing: they cannot succeed in the chroot or
- * are denied anyway, and a worker killed there would cost its clients. Everything else kills
- * the whole process (SIGSYS); the broker restarts it. */
+ * graceful stop (evhttp's web listeners, src/http, need nothing beyond this: tested) (restoring
+ * signal handlers, close, exit). Calls that library code may make on a fallback path and that a
+ * failure answers well (opening a file, a socket of another family, prctl) fail with an errno
+ * instead of killing: they cannot succeed in the chroot or are denied anyway, and a worker killed
+ * there would cost its clients. Everything else kills the whole process (SIGSYS); the broker
+ * restarts it. */
 #include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <sched.h>
 #include <stdio.h>
 #include <signal.h>
@@ -26,7 +26,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -35,6 +34,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "privs.h"
 #include "util.h"
 
 struct rule {
@@ -150,22 +150,6 @@ static int enter_own_namespace(void)
     return write_proc_file("/proc/self/gid_map", map);
 }
 
-/* The capabilities the new namespace gave the worker, bounding set included (only there may
- * it drop it: that takes CAP_SETPCAP): none is left. */
-static int drop_capabilities(int in_own_namespace)
-{
-    for (int cap = 0; in_own_namespace && cap <= CAP_LAST_CAP; cap++)
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-            return -1;
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2];
-    memset(data, 0, sizeof data);
-    if (syscall(SYS_capset, &hdr, data) != 0 || syscall(SYS_capget, &hdr, data) != 0)
-        return -1;
-    return data[0].effective || data[0].permitted || data[1].effective || data[1].permitted ? -1
-                                                                                            : 0;
-}
-
 /* chroot into the empty directory. Without user namespaces (a container may forbid them) the
  * worker serves unchrooted, with a warning: the seccomp filter still refuses every open(). */
 static int enter_empty_root(const struct config *cfg)
@@ -183,28 +167,19 @@ static int enter_empty_root(const struct config *cfg)
         log_warn("sandbox: no chroot, user namespaces are unavailable (%s); files stay out of "
                  "reach through the seccomp filter only",
                  strerror(errno));
-        return drop_capabilities(0);
+        return mg_drop_capabilities(0);
     }
-    char *empty = mg_printf("%s/%s", cfg->gateway.state_dir, SANDBOX_EMPTY_DIR);
+    char *empty = mg_printf("%s/%s", cfg->gateway.state_dir, MG_EMPTY_ROOT_DIR);
     int rc = chroot(empty) == 0 && chdir("/") == 0 ? 0 : -1;
     if (rc != 0)
         log_error("sandbox: cannot chroot into %s: %s", empty, strerror(errno));
     free(empty);
-    if (rc == 0 && drop_capabilities(1) != 0) {
+    /* The capabilities the new namespace gave the worker, bounding set included: none left. */
+    if (rc == 0 && mg_drop_capabilities(1) != 0) {
         log_error("sandbox: cannot drop capabilities: %s", strerror(errno));
         rc = -1;
     }
     return rc;
-}
-
-static int no_dumps(void)
-{
-    struct rlimit none = {0, 0};
-    if (setrlimit(RLIMIT_CORE, &none) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-        log_error("sandbox: cannot forbid core dumps: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -245,8 +220,10 @@ int worker_sandbox_enter(const struct config *cfg)
 {
     if (enter_empty_root(cfg) != 0)
         return -1;
-    if (no_dumps() != 0)
+    if (mg_forbid_core_dumps() != 0) {
+        log_error("sandbox: cannot forbid core dumps: %s", strerror(errno));
         return -1;
+    }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         log_error("sandbox: cannot set no_new_privs: %s", strerror(errno));
         return -1;

@@ -5,12 +5,9 @@
 
 struct config;
 
-/* The directory a root-started worker chroots into: STATE_DIR/empty, which `serve` creates
- * root-owned, mode 0555, empty (broker/harden.c). */
-#define SANDBOX_EMPTY_DIR "empty"
-
-/* As root: chroot into STATE_DIR/empty and become [gateway] user (no supplementary groups),
- * verified by trying to regain root. Always: no new privileges, not dumpable, no core files,
+/* A worker never runs as root (the broker dropped it first). In a user namespace of its own:
+ * chroot into STATE_DIR/empty (common/privs.h's MG_EMPTY_ROOT_DIR) and no capability left,
+ * bounding set included. Always: no new privileges, not dumpable, no core files,
  * and a seccomp filter that kills the process on any system call a serving worker does not
  * make. Returns 0, or -1 after logging why (the worker must then exit). */
 int worker_sandbox_enter(const struct config *cfg);
