@@ -226,6 +226,7 @@ static void start_probe(struct worker_ctx *w, struct caps_entry *e)
         .dns = w->dns,
         .tls_ctx = ctx,
         .server = &e->p->smtp,
+        .resume_scope = e->p->name,
         .timeout_ms = PROBE_TIMEOUT_MS,
     };
     e->probe = pr;

@@ -547,6 +547,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
         .dns = s->w->dns,
         .tls_ctx = ctx,
         .server = server,
+        .resume_scope = p->name,
         .timeout_ms = upstream_timeout_ms(s),
     };
     s->state = SESSION_UPSTREAM;

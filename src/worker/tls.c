@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "tls_policy.h"
+#include "tls_resume.h"
 #include "util.h"
 
 /* Index of the per-connection "expected ALPN protocol" (a static string) in SSL ex_data. */
@@ -153,6 +154,8 @@ static SSL_CTX *client_ctx_new(const char *ca_file)
         SSL_CTX_free(ctx);
         return NULL;
     }
+    if (tls_resume_enable(ctx) != 0)
+        log_warn("tls: upstream sessions will not be resumed (out of memory?)");
     return ctx;
 }
 

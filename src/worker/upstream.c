@@ -3,7 +3,9 @@
  * the same code path as implicit TLS. */
 #include "upstream.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@
 
 #include "log.h"
 #include "tls.h"
+#include "tls_resume.h"
 #include "util.h"
 
 /* The login dialog reads bounded lines; this only stops a flooding server from filling memory
@@ -28,6 +31,7 @@ struct upstream {
     struct evdns_base *dns;
     SSL_CTX *tls_ctx;
     char *host;
+    char *resume_scope;
     uint16_t port;
     enum mg_tls_mode tls_mode;
     int tls_on;
@@ -93,6 +97,13 @@ static void connect_failed(struct upstream *u, short what)
     fail(u, UPSTREAM_CONNECT_FAILED, detail);
 }
 
+static void log_handshake(const struct upstream *u, SSL *ssl)
+{
+    if (ssl)
+        log_debug("upstream %s:%u: %s, %s", u->host, u->port, SSL_get_version(ssl),
+                  SSL_session_reused(ssl) ? "session resumed" : "full handshake");
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct upstream *u = arg;
@@ -101,8 +112,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             start_handshake(u);
             return;
         }
-        if (u->phase == PHASE_HANDSHAKE)
+        if (u->phase == PHASE_HANDSHAKE) {
             u->tls_on = 1;
+            log_handshake(u, bufferevent_openssl_get_ssl(bev));
+        }
         u->phase = PHASE_READY;
         bufferevent_enable(bev, EV_READ | EV_WRITE);
         u->handler.on_ready(u->arg);
@@ -140,10 +153,18 @@ static void install_callbacks(struct upstream *u)
         bufferevent_enable(u->bev, EV_READ | EV_WRITE);
 }
 
+static SSL *upstream_ssl_new(struct upstream *u)
+{
+    SSL *ssl = tls_client_ssl_new(u->tls_ctx, u->host);
+    if (ssl)
+        tls_resume_offer(ssl, u->resume_scope, u->host, u->port);
+    return ssl;
+}
+
 static void start_handshake(struct upstream *u)
 {
     char detail[300];
-    SSL *ssl = tls_client_ssl_new(u->tls_ctx, u->host);
+    SSL *ssl = upstream_ssl_new(u);
     if (!ssl || tls_upgrade(u->base, &u->bev, ssl, BUFFEREVENT_SSL_CONNECTING) != 0) {
         snprintf(detail, sizeof detail, "%s:%u: cannot start TLS", u->host, u->port);
         fail(u, UPSTREAM_TLS_FAILED, detail);
@@ -151,6 +172,26 @@ static void start_handshake(struct upstream *u)
     }
     u->phase = PHASE_HANDSHAKE;
     install_callbacks(u);
+}
+
+/* An address written as such needs no resolver: evdns would still go through its request
+ * machinery for every login. Returns the address length, or 0 for a host name. */
+static socklen_t literal_address(const char *host, uint16_t port, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof *out);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        return sizeof *v4;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        return sizeof *v6;
+    }
+    return 0;
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -164,7 +205,12 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     install_callbacks(u);
-    if (bufferevent_socket_connect_hostname(u->bev, u->dns, AF_UNSPEC, u->host, u->port) != 0)
+    struct sockaddr_storage addr;
+    socklen_t addr_len = literal_address(u->host, u->port, &addr);
+    int rc = addr_len
+                 ? bufferevent_socket_connect(u->bev, (struct sockaddr *)&addr, (int)addr_len)
+                 : bufferevent_socket_connect_hostname(u->bev, u->dns, AF_UNSPEC, u->host, u->port);
+    if (rc != 0)
         connect_failed(u, BEV_EVENT_ERROR);
 }
 
@@ -193,6 +239,7 @@ struct upstream *upstream_connect(const struct upstream_params *params,
     u->dns = params->dns;
     u->tls_ctx = params->tls_ctx;
     u->host = mg_strdup(params->server->host);
+    u->resume_scope = params->resume_scope ? mg_strdup(params->resume_scope) : NULL;
     u->port = params->server->port;
     u->tls_mode = params->server->tls;
     u->timeout_ms = params->timeout_ms;
@@ -211,7 +258,7 @@ int upstream_start_tls(struct upstream *u)
 {
     if (u->phase != PHASE_READY || u->tls_on)
         return -1;
-    SSL *ssl = tls_client_ssl_new(u->tls_ctx, u->host);
+    SSL *ssl = upstream_ssl_new(u);
     if (!ssl || tls_upgrade(u->base, &u->bev, ssl, BUFFEREVENT_SSL_CONNECTING) != 0)
         return -1;
     u->phase = PHASE_HANDSHAKE;
@@ -249,6 +296,7 @@ static void upstream_release(struct upstream *u)
     event_free(u->kick);
     event_free(u->timer);
     free(u->host);
+    free(u->resume_scope);
     free(u);
 }
 

@@ -42,6 +42,7 @@ struct upstream_params {
     struct evdns_base *dns; /* NULL: blocking resolver (tests only) */
     SSL_CTX *tls_ctx;       /* verifies the peer; used for implicit TLS and upgrades */
     const struct server_addr *server;
+    const char *resume_scope; /* sessions are resumed only within it (the provider); NULL: never */
     uint64_t timeout_ms; /* whole login phase: connect, TLS, dialog */
 };
 
