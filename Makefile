@@ -33,10 +33,12 @@ $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) --buildtype=debugoptimized -Dfuzz=true -Dtests=false \
 		-Db_sanitize=address,undefined -Db_lundef=false
 
-check: deps $(TEST_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
+check: deps $(TEST_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja $(BUILD)/build.ninja
 	ninja -C $(TEST_BUILD)
 	ninja -C $(FUZZ_BUILD)
+	ninja -C $(BUILD)
 	$(PYTHON) scripts/check.py --build $(TEST_BUILD) --fuzz-build $(FUZZ_BUILD) \
+		--release-build $(BUILD) \
 		--fuzz-runs $(CHECK_FUZZ_RUNS)
 
 fuzz: deps $(FUZZ_BUILD)/build.ninja

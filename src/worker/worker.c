@@ -22,6 +22,7 @@
 #include "sandbox.h"
 #include "smtp.h"
 #include "ipc.h"
+#include "heap_trim.h"
 #include "log.h"
 #include "session.h"
 #include "tls.h"
@@ -38,6 +39,7 @@ struct worker {
     struct listener *listeners;
     size_t n_listeners;
     struct event *sigterm, *sigint, *sigusr1;
+    struct heap_trim *heap_trim;
     int terminating; /* SIGTERM/SIGINT seen */
     int exit_code;
 };
@@ -410,6 +412,7 @@ static int setup(struct worker *wk, const struct worker_start *start)
     evsignal_add(wk->sigterm, NULL);
     evsignal_add(wk->sigint, NULL);
     evsignal_add(wk->sigusr1, NULL);
+    wk->heap_trim = heap_trim_new(wk->ctx.base);
     return ipc_encode_ready(bufferevent_get_output(wk->ctx.ipc), (uint32_t)wk->ctx.index);
 }
 
@@ -427,6 +430,7 @@ static void teardown(struct worker *wk)
         event_free(wk->sigint);
     if (wk->sigusr1)
         event_free(wk->sigusr1);
+    heap_trim_free(&wk->heap_trim);
     if (wk->ctx.dns)
         evdns_base_free(wk->ctx.dns, 0);
     tls_client_cache_free(&wk->ctx.client_tls);

@@ -208,7 +208,8 @@ class Gateway:
         if not os.path.exists(self.config_path):
             self.write_config()
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*self.launcher, mailgate_bin(), "-c", self.config_path,
+        binary = self.settings.get("binary") or mailgate_bin()
+        self.proc = subprocess.Popen([*self.launcher, binary, "-c", self.config_path,
                                       "serve"],
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,
