@@ -6,13 +6,17 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "util.h"
 
 struct relay_side {
     struct relay *relay;
     struct bufferevent *bev;
+    SSL *ssl; /* NULL on a plain connection */
     struct relay_side *peer;
     uint64_t bytes_in; /* read from this side */
     int paused;        /* reading stopped because the peer's output is full */
@@ -60,12 +64,24 @@ static void pump(struct relay_side *src)
     }
 }
 
+/* With read-ahead, OpenSSL holds raw bytes of the next records that it has not decrypted yet.
+ * libevent 2.1's bufferevent_openssl asks only SSL_pending() (decrypted bytes) whether to read
+ * on, so without this those records would wait for the socket to become readable again, which
+ * may never happen (the peer waits for our answer). Run its read handler once more instead. */
+static void read_on_if_buffered(struct relay_side *side)
+{
+    if (side->ssl && !side->paused && !side->relay->closing && SSL_has_pending(side->ssl))
+        event_active(&side->bev->ev_read, EV_READ, 1);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     MG_UNUSED(bev);
     struct relay_side *side = arg;
-    if (!side->relay->closing)
-        pump(side);
+    if (side->relay->closing)
+        return;
+    pump(side);
+    read_on_if_buffered(side);
 }
 
 /* Runs when this side's output drained to its low watermark. */
@@ -83,6 +99,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         src->paused = 0;
         bufferevent_enable(src->bev, EV_READ);
         pump(src); /* it may hold bytes read before the pause */
+        read_on_if_buffered(src);
     }
 }
 
@@ -150,8 +167,18 @@ static void side_init(struct relay *r, struct relay_side *side, struct buffereve
     side->relay = r;
     side->bev = bev;
     side->peer = peer;
+    side->ssl = bufferevent_openssl_get_ssl(bev);
+    /* Bulk transfer from here on: OpenSSL reads whole records and more per system call (one
+     * read per record header and one per body without it), see read_on_if_buffered(). */
+    if (side->ssl) {
+        SSL_set_read_ahead(side->ssl, 1);
+        /* Room for several records per read; SSL_MODE_RELEASE_BUFFERS frees it when idle. */
+        SSL_set_default_read_buffer_len(side->ssl, RELAY_READ_CHUNK);
+    }
     bufferevent_setcb(bev, on_read, on_write, on_event, side);
-    bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    /* The read high watermark is also how much bufferevent_openssl reads per turn (else 4 KiB):
+     * bigger chunks become bigger TLS records and fewer writes on the other side. */
+    bufferevent_setwatermark(bev, EV_READ, 0, RELAY_READ_CHUNK);
     bufferevent_setwatermark(bev, EV_WRITE, RELAY_LOW, 0);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -176,6 +203,8 @@ struct relay *relay_new(struct event_base *base, struct bufferevent *client,
     /* Pipelined client bytes and whatever the server sent after its OK. */
     pump(&r->client);
     pump(&r->upstream);
+    read_on_if_buffered(&r->client);
+    read_on_if_buffered(&r->upstream);
     return r;
 }
 

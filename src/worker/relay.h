@@ -13,6 +13,7 @@ struct event_base;
 
 #define RELAY_HIGH (256 * 1024)
 #define RELAY_LOW (64 * 1024)
+#define RELAY_READ_CHUNK (64 * 1024) /* read per turn of a side; below malloc's mmap threshold */
 #define RELAY_FLUSH_MS 5000
 
 struct relay_stats {
