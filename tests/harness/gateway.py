@@ -310,6 +310,14 @@ class Gateway:
     def process_pids(self):
         return ([self.proc.pid] if self.proc else []) + self.worker_pids()
 
+    def workers_rss_kib(self):
+        """The workers' resident memory (VmRSS) together, in KiB."""
+        total = 0
+        for pid in self.worker_pids():
+            with open(f"/proc/{pid}/status") as f:
+                total += int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
+        return total
+
 
 def login_lines(log_text):
     """Parsed `login ...` log lines: list of dicts of key=value (quoted values unquoted)."""

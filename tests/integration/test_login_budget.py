@@ -32,14 +32,6 @@ def fresh_gateway(fleet, protocol):
                      asan_options="quarantine_size_mb=0:thread_local_quarantine_size_kb=0")
 
 
-def workers_rss_kib(gw):
-    total = 0
-    for pid in gw.worker_pids():
-        with open(f"/proc/{pid}/status") as f:
-            total += int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
-    return total
-
-
 def ends_with(pattern):
     rx = re.compile(pattern, re.S)
     return lambda data: rx.search(data) is not None
@@ -74,9 +66,9 @@ def test_pipelining_client_that_never_reads_is_bounded(fleet, protocol):
         expected = (lambda i: sample.replace(b"a0 OK", b"a%d OK" % i)) if protocol == "imap" \
             else (lambda i: sample)
 
-        rss_before = workers_rss_kib(gw)
+        rss_before = gw.workers_rss_kib()
         sent = flood(c, command, 1, REPLY_BYTES_SENT // len(sample) + 1, FLOOD_SECONDS)
-        growth = workers_rss_kib(gw) - rss_before
+        growth = gw.workers_rss_kib() - rss_before
         print(f"{protocol}: {sent} commands pipelined, workers grew by {growth} KiB")
         assert growth < RSS_GROWTH_MAX_KIB, \
             f"workers grew by {growth} KiB while {sent} {protocol} commands were pipelined"

@@ -17,14 +17,6 @@ GROWTH_MAX_KIB = 4 << 10  # unbounded, the worker would hold most of the 32 MiB
 FOLDER = "RelayBackpressure"
 
 
-def workers_rss_kib(gw):
-    total = 0
-    for pid in gw.worker_pids():
-        with open(f"/proc/{pid}/status") as f:
-            total += int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
-    return total
-
-
 def seed(stack):
     message = big_message("Relay backpressure", ALICE, SIZE)
     m = stack.dovecot.login_xoauth2(ALICE, stack.idp.token())
@@ -65,10 +57,10 @@ def test_client_that_stops_reading_mid_fetch(fleet, stack):
             pass
         assert line.startswith(b"a2 OK"), line
         time.sleep(0.5)
-        rss_before = workers_rss_kib(gw)
+        rss_before = gw.workers_rss_kib()
         tls.sendall(b"a3 UID FETCH 1 (BODY.PEEK[])\r\n")
         time.sleep(4)  # the upstream sends, the client does not read
-        growth = workers_rss_kib(gw) - rss_before
+        growth = gw.workers_rss_kib() - rss_before
         assert growth < GROWTH_MAX_KIB, f"worker grew by {growth} KiB while the client did not read"
 
         head = read_line(tls)

@@ -20,14 +20,6 @@ def release_binary():
     return path
 
 
-def worker_rss_kib(gw):
-    total = 0
-    for pid in gw.worker_pids():
-        with open(f"/proc/{pid}/status") as f:
-            total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    return total
-
-
 def open_session(gw):
     raw = socket.create_connection(("127.0.0.1", gw.imaps_port), timeout=30)
     tls = gw.client_tls().wrap_socket(raw, server_hostname="localhost")
@@ -40,16 +32,16 @@ def test_rss_returns_after_a_burst_of_sessions(fleet):
                    binary=release_binary())
     open_session(gw).close()  # the first handshake's one-time allocations
     time.sleep(0.5)
-    baseline = worker_rss_kib(gw)
+    baseline = gw.workers_rss_kib()
     sessions = [open_session(gw) for _ in range(SESSIONS)]
-    peak = worker_rss_kib(gw)
+    peak = gw.workers_rss_kib()
     assert peak - baseline > SESSIONS * 16, (baseline, peak)  # the burst really used memory
     for s in sessions:
         s.close()
     deadline, rss = time.monotonic() + 20, peak
     while time.monotonic() < deadline:
         time.sleep(1)
-        rss = worker_rss_kib(gw)
+        rss = gw.workers_rss_kib()
         if rss - baseline < (peak - baseline) / 4:
             break
     assert rss - baseline < (peak - baseline) / 4, (baseline, peak, rss)
