@@ -13,6 +13,7 @@ import pytest
 from harness.certs import sign_for_names
 from harness.gateway import SANITIZER_MARKERS
 from harness.nsd import Nsd
+from harness.owner import share_with_gateway_user
 from harness.procs import free_port, wait_until
 
 EXO_MX = "contoso-test.mail.protection.outlook.com"
@@ -80,15 +81,18 @@ def broken_zone(gw):
 def dns(checked, workdir):
     server = Nsd(os.path.join(workdir, "nsd"), {
         "example.test": "\n".join(good_zone(checked)),
-        "broken.test": "\n".join(broken_zone(checked))}).start()
+        "broken.test": "\n".join(broken_zone(checked)),
+        # a domain the running gateway does not serve: its [tls] certificate (localhost) answers
+        "stale.test": "mail.stale.test. IN A 127.0.0.1\nmta-sts.stale.test. IN CNAME mail.stale.test."
+    }).start()
     yield server
     server.stop()
 
 
-def run_check(gw, domain, resolver, *more):
+def run_check(gw, domain, resolver, config=None):
     started = time.monotonic()
     r = gw.cli("check", domain, "--resolver", resolver, "--ca-file", gw.certs.ca,
-               "--https-port", str(gw.https_port), *more, timeout=60)
+               "--https-port", str(gw.https_port), timeout=60, config=config)
     r.elapsed = time.monotonic() - started
     assert not any(m in r.stderr for m in SANITIZER_MARKERS), r.stderr
     r.items = {}
@@ -173,3 +177,46 @@ def test_usage_errors(checked, dns):
     r = checked.cli("check", "unknown.test", "--resolver", dns.address)
     assert r.returncode == 1 and "no [domain unknown.test]" in r.stderr
 
+
+
+def edited_config(gw, tmp_path, old, new):
+    """The gateway's configuration with one change, in a file of its own: what the CLI reads
+    after an edit the running gateway has not loaded."""
+    with open(gw.config_path) as f:
+        text = f.read()
+    assert old in text
+    path = tmp_path / "edited.conf"
+    path.write_text(text.replace(old, new, 1))
+    share_with_gateway_user(str(path))
+    return str(path)
+
+
+def test_policy_changed_but_not_reloaded(checked, dns, tmp_path):
+    conf = edited_config(checked, tmp_path, "mta_sts_mode = enforce", "mta_sts_mode = testing")
+    r = run_check(checked, "example.test", dns.address, config=conf)
+    assert r.returncode == 1, r.stdout + r.stderr
+    fails = {item for item, (v, _) in r.items.items() if v == "FAIL"}
+    assert fails == {"policy id"}, r.stdout
+    detail = r.items["policy id"][1]
+    assert "is not [domain example.test]'s" in detail and "reload the gateway" in detail
+    new_id = re.search(r'publish: _mta-sts\.example\.test\. 3600 IN TXT "v=STSv1; id=(\w+)"',
+                       detail).group(1)
+    assert f"id={new_id}" in checked.cli("dns", "example.test", config=conf).stdout
+    assert "mode enforce" in r.items["policy fetch"][1]  # still the running policy
+
+
+def test_certificate_for_another_name_fails(checked, dns, tmp_path):
+    conf = edited_config(checked, tmp_path, "[domain broken.test]",
+                         "[domain stale.test]\nimap_host = mail.stale.test\n"
+                         "mta_sts_mode = testing\nmta_sts_mx = mail.stale.test\n\n"
+                         "[domain broken.test]")
+    r = run_check(checked, "stale.test", dns.address, config=conf)
+    assert r.returncode == 1
+    assert r.items["mta-sts address"][0] == "PASS", r.stdout
+    assert r.items["policy fetch"] == (
+        "FAIL", f"https://mta-sts.stale.test:{checked.https_port}/.well-known/mta-sts.txt: the "
+        "certificate was refused")
+    verdict, detail = r.items["certificate"]
+    assert verdict == "FAIL" and "mta-sts.stale.test" in detail, r.stdout
+    assert "no alternative certificate subject name matches" in detail
+    assert "policy id" not in r.items  # no _mta-sts record to compare
