@@ -13,8 +13,6 @@
 #include "mta_sts.h"
 #include "util.h"
 
-#define TTL DNS_TTL
-
 const char *dns_gateway_name(const struct domain_conf *d)
 {
     return d->imap.host ? d->imap.host : d->smtp.host ? d->smtp.host : d->pop3.host;
@@ -36,13 +34,13 @@ static void print_hosts(const struct domain_conf *d, const char *gw)
            "; outlook.office365.com fails Thunderbird's certificate check.\n"
            "; %s. %d IN A    <this gateway's IPv4 address>\n"
            "; %s. %d IN AAAA <this gateway's IPv6 address>\n",
-           gw, gw, TTL, gw, TTL);
+           gw, gw, DNS_TTL, gw, DNS_TTL);
     const char *done[3] = {gw, NULL, NULL};
     for (enum mg_proto p = MG_PROTO_IMAP; p <= MG_PROTO_SMTP; p++) {
         const struct domain_server *srv = domain_server(d, p);
         if (!srv || strcmp(srv->host, done[0]) == 0 || (done[1] && strcmp(srv->host, done[1]) == 0))
             continue;
-        printf("%s. %d IN CNAME %s.\n", srv->host, TTL, gw);
+        printf("%s. %d IN CNAME %s.\n", srv->host, DNS_TTL, gw);
         done[done[1] ? 2 : 1] = srv->host;
     }
 }
@@ -84,7 +82,7 @@ struct dns_srv_expect *dns_expected_srv(const struct config *cfg, const struct d
 
 char *dns_srv_record(const struct domain_conf *d, const struct dns_srv_expect *e)
 {
-    return mg_printf("%s._tcp.%s. %d IN SRV %u 1 %u %s.", e->service, d->name, TTL, e->priority,
+    return mg_printf("%s._tcp.%s. %d IN SRV %u 1 %u %s.", e->service, d->name, DNS_TTL, e->priority,
                      (unsigned)e->port, e->host);
 }
 
@@ -106,17 +104,17 @@ static void print_autoconfig(const struct config *cfg, const struct domain_conf 
     printf("\n; Client autoconfiguration (Thunderbird, Apple devices)\n");
     if (!has_http_listener(cfg, 0))
         printf("; warning: no [listen] with protocol = http: nothing answers these names yet\n");
-    printf("autoconfig.%s. %d IN CNAME %s.\n", d->name, TTL, gw);
+    printf("autoconfig.%s. %d IN CNAME %s.\n", d->name, DNS_TTL, gw);
     if (d->autodiscover) {
         printf("; Outlook asks autodiscover.%s; autodiscover = on: this gateway answers\n",
                d->name);
-        printf("autodiscover.%s. %d IN CNAME %s.\n", d->name, TTL, gw);
+        printf("autodiscover.%s. %d IN CNAME %s.\n", d->name, DNS_TTL, gw);
     } else {
         printf("; autodiscover = off: Outlook and Microsoft 365 find Exchange Online through\n"
                "; autodiscover.outlook.com, which a domain on Microsoft 365 must keep (set\n"
                "; autodiscover = on in [domain %s] for this gateway to answer Outlook instead)\n",
                d->name);
-        printf("autodiscover.%s. %d IN CNAME autodiscover.outlook.com.\n", d->name, TTL);
+        printf("autodiscover.%s. %d IN CNAME autodiscover.outlook.com.\n", d->name, DNS_TTL);
     }
 }
 
@@ -130,7 +128,7 @@ int dns_config_policy_id(const struct domain_conf *d, char id[MTA_STS_ID_LEN + 1
 
 char *dns_sts_record(const struct domain_conf *d, const char *id)
 {
-    return mg_printf("_mta-sts.%s. %d IN TXT \"v=STSv1; id=%s\"", d->name, TTL, id);
+    return mg_printf("_mta-sts.%s. %d IN TXT \"v=STSv1; id=%s\"", d->name, DNS_TTL, id);
 }
 
 char *dns_tlsrpt_record(const struct domain_conf *d)
@@ -143,7 +141,8 @@ char *dns_tlsrpt_record(const struct domain_conf *d)
         free(rua);
         rua = more;
     }
-    char *line = mg_printf("_smtp._tls.%s. %d IN TXT \"v=TLSRPTv1; rua=%s\"", d->name, TTL, rua);
+    char *line =
+        mg_printf("_smtp._tls.%s. %d IN TXT \"v=TLSRPTv1; rua=%s\"", d->name, DNS_TTL, rua);
     free(rua);
     return line;
 }
@@ -164,7 +163,7 @@ static int print_mta_sts(const struct config *cfg, const struct domain_conf *d, 
         printf("; warning: no [listen] with protocol = http and tls = implicit: senders fetch "
                "the policy over HTTPS (port 443)\n");
     printf("; the policy: https://mta-sts.%s/.well-known/mta-sts.txt\n", d->name);
-    printf("mta-sts.%s. %d IN CNAME %s.\n", d->name, TTL, gw);
+    printf("mta-sts.%s. %d IN CNAME %s.\n", d->name, DNS_TTL, gw);
     printf("; RFC 8461 8.1: the id changes with the policy. Publish a new id only once the new\n"
            "; policy is live (after `systemctl reload mailgate` or a restart): senders that see\n"
            "; the new id fetch the policy at once and cache what they get.\n");

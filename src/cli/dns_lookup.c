@@ -27,11 +27,16 @@ static void strlist_add(struct mg_strlist *l, char *s)
     l->v[l->n++] = s;
 }
 
-/* A name as the DNS gives it, without the root's trailing dot. */
+/* A name as the DNS gives it, without the root's trailing dot; a byte no host name has is
+ * shown as '?', so a hostile zone cannot put control sequences on the admin's terminal. */
 static char *host_name(const char *name)
 {
     size_t n = strlen(name);
-    return mg_strndup(name, n && name[n - 1] == '.' ? n - 1 : n);
+    char *host = mg_strndup(name, n && name[n - 1] == '.' ? n - 1 : n);
+    for (char *c = host; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_*", *c))
+            *c = '?';
+    return host;
 }
 
 struct dns_batch *dns_batch_new(const char *resolver, char *err, size_t err_size)
