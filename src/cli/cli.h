@@ -32,6 +32,9 @@ int cli_user_show(const char *config_path, int argc, char **argv);
 int cli_grant(const char *config_path, int argc, char **argv);
 /* "dns DOMAIN" (cli_dns.c): the DNS records to publish for a [domain]; argv[0] is "dns". */
 int cli_dns(const char *config_path, int argc, char **argv);
+/* "check DOMAIN [--resolver IP[:PORT]] [--ca-file FILE] [--https-port N]" (cli_check.c): the
+ * published records and the served MTA-STS policy against the [domain]; argv[0] is "check". */
+int cli_check(const char *config_path, int argc, char **argv);
 void cli_usage(void);
 
 /* Loads the configuration for a command that serves no listener (config_load_admin: the

@@ -250,6 +250,10 @@ const char *mg_mta_sts_mode_name(enum mg_mta_sts_mode m);
 /* An MTA-STS mx pattern (RFC 8461 4.1): a host name of LDH labels, optionally "*." in front (a
  * wildcard covers exactly one label). NULL when valid, else why not. */
 const char *mta_sts_mx_problem(const char *pattern);
+/* A TLS-RPT report URI (RFC 8460 3): mailto:ADDRESS or https://..., with ',', ';', '!' and
+ * spaces percent-encoded. NULL when valid, else why not (the config's tls_rpt and the DNS
+ * record `mailgate check` reads). */
+const char *tls_rpt_uri_problem(const char *uri);
 /* A DNS host name of LDH labels (ASCII, A-labels), at least two labels. */
 int mg_valid_host_name(const char *name);
 /* The upstream server of a provider for a protocol; NULL when the provider has none for that

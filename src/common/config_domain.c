@@ -141,7 +141,7 @@ static void parse_mx_list(struct parser *p, int line, const char *value, struct 
 }
 
 /* RFC 8460 3: rua=mailto: or https: URIs, commas and semicolons %-encoded inside them. */
-static const char *rua_problem(const char *uri)
+const char *tls_rpt_uri_problem(const char *uri)
 {
     if (strpbrk(uri, " \t;!,"))
         return "contains a space, ';', '!' or ',' (percent-encode them)";
@@ -164,7 +164,7 @@ static void parse_rua_list(struct parser *p, int line, const char *value, struct
         return;
     }
     for (size_t i = 0; i < out->n; i++) {
-        const char *why = rua_problem(out->v[i]);
+        const char *why = tls_rpt_uri_problem(out->v[i]);
         if (why)
             conf_error(p, line, "tls_rpt: '%s': %s", out->v[i], why);
     }

@@ -95,6 +95,26 @@ def _make_app_cert(d, name):
              f"{name}.pem", "-days", "730", "-nodes", "-subj", "/CN=mailgate", cwd=d)
 
 
+def sign_for_names(certs, directory, stem, names, days=30):
+    """A key and certificate for DNS names, signed by the test CA, valid for days (made once in
+    directory as STEM.key / STEM.pem) and readable by the gateway: a [domain]'s own certificate
+    for its web names. Returns (certificate, key)."""
+    os.makedirs(directory, exist_ok=True)
+    key, csr, pem, ext = (os.path.join(directory, f"{stem}.{n}") for n in ("key", "csr", "pem", "ext"))
+    if not os.path.exists(pem):
+        with open(ext, "w") as f:
+            f.write("subjectAltName=" + ",".join(f"DNS:{n}" for n in names)
+                    + "\nextendedKeyUsage=serverAuth\n")
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj",
+                 f"/CN={names[0]}", cwd=directory)
+        _openssl("x509", "-req", "-in", csr, "-CA", certs.ca, "-CAkey", certs.ca_key,
+                 "-CAcreateserial", "-out", pem, "-days", str(days), "-extfile", ext,
+                 cwd=directory)
+    for path in (key, pem):
+        share_with_gateway_user(path)
+    return pem, key
+
+
 def make_certs(directory):
     """Creates (or reuses) the certificate set in directory."""
     os.makedirs(directory, exist_ok=True)

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from harness.certs import sign_for_names
 from harness.owner import share_with_gateway_user
 from harness.procs import free_port, wait_until
 
@@ -31,21 +32,7 @@ AD_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
 
 def mta_sts_cert(certs, directory):
     """A certificate for mta-sts.example.com signed by the test CA: the [domain]'s own."""
-    os.makedirs(directory, exist_ok=True)
-    key, csr, pem, ext = (os.path.join(directory, n) for n in
-                          ("mta-sts.key", "mta-sts.csr", "mta-sts.pem", "mta-sts.ext"))
-    if not os.path.exists(pem):
-        with open(ext, "w") as f:
-            f.write("subjectAltName=DNS:mta-sts.example.com\nextendedKeyUsage=serverAuth\n")
-        subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                        "-out", csr, "-subj", "/CN=mta-sts.example.com"], check=True,
-                       capture_output=True)
-        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", certs.ca, "-CAkey",
-                        certs.ca_key, "-CAcreateserial", "-out", pem, "-days", "30",
-                        "-extfile", ext], check=True, capture_output=True)
-    for path in (key, pem):
-        share_with_gateway_user(path)
-    return pem, key
+    return sign_for_names(certs, directory, "mta-sts", ["mta-sts.example.com"])
 
 
 def domain_sections(cert, key, policy_lines=None):
