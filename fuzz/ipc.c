@@ -27,6 +27,8 @@ static int encode(struct evbuffer *out, const struct ipc_msg *msg)
         return ipc_encode_token_refused(out, &msg->u.refused);
     case IPC_AUDIT:
         return ipc_encode_audit(out, &msg->u.audit);
+    case IPC_TICKET_KEYS:
+        return ipc_encode_ticket_keys(out, &msg->u.tickets);
     }
     abort();
 }

@@ -38,6 +38,7 @@
 #include "token.h"
 #include "token_subject.h"
 #include "util.h"
+#include "ticket_keys.h"
 #include "verify_pool.h"
 
 #define AUTH_CACHE_MAX_ENTRIES 100000
@@ -102,7 +103,8 @@ struct broker {
     char dummy_hash[PASSWORD_HASH_MAX];
     struct worker_conn *workers;
     struct auth_job *jobs;
-    struct audit_sink *audit; /* login audit records from the workers */
+    struct audit_sink *audit;    /* login audit records from the workers */
+    struct ticket_keys *tickets; /* clients' TLS session tickets; NULL: none */
 };
 
 /* ---- jobs ---- */
@@ -633,6 +635,36 @@ static void update_reading(struct worker_conn *conn)
     }
 }
 
+static void send_ticket_keys(struct worker_conn *conn)
+{
+    if (conn->b->tickets && ipc_encode_ticket_keys(bufferevent_get_output(conn->bev),
+                                                   ticket_keys_current(conn->b->tickets)) != 0)
+        log_error("worker %d: cannot send the session ticket keys", conn->index);
+}
+
+static void broadcast_ticket_keys(void *arg)
+{
+    struct broker *b = arg;
+    for (struct worker_conn *c = b->workers; c; c = c->next)
+        if (c->ready_reported)
+            send_ticket_keys(c);
+}
+
+/* New keys when the lifetime changed (a reload), so a ticket never outlives the new one. */
+static void configure_ticket_keys(struct broker *b)
+{
+    uint32_t lifetime_s = (uint32_t)((b->cfg->tls.session_ticket_lifetime_ms + 999) / 1000);
+    if (b->tickets && ticket_keys_current(b->tickets)->lifetime_s == lifetime_s)
+        return;
+    ticket_keys_free(&b->tickets);
+    if (lifetime_s && b->cfg->tls.certificate) {
+        b->tickets = ticket_keys_new(b->base, lifetime_s, broadcast_ticket_keys, b);
+        if (!b->tickets)
+            log_error("broker: cannot make session ticket keys; clients will not resume");
+    }
+    broadcast_ticket_keys(b);
+}
+
 static void handle_ready(struct worker_conn *conn, uint32_t reported_index)
 {
     if ((int)reported_index != conn->index)
@@ -641,6 +673,7 @@ static void handle_ready(struct worker_conn *conn, uint32_t reported_index)
     if (conn->ready_reported)
         return;
     conn->ready_reported = 1;
+    send_ticket_keys(conn);
     if (conn->on_ready)
         conn->on_ready(conn->index, conn->on_ready_arg);
 }
@@ -772,6 +805,7 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
         broker_free(&b);
         return NULL;
     }
+    configure_ticket_keys(b);
     if (make_dummy_hash(b) != 0) {
         log_error("broker: cannot compute an Argon2id hash (out of memory?)");
         broker_free(&b);
@@ -785,6 +819,7 @@ void broker_set_config(struct broker *b, const struct config *cfg)
     b->cfg = cfg;
     lockouts_configure(b->guard, &cfg->gateway);
     audit_sink_set_config(b->audit, cfg);
+    configure_ticket_keys(b);
 }
 
 struct token_client *broker_token_client(struct broker *b)
@@ -809,6 +844,7 @@ void broker_free(struct broker **bp)
     auth_cache_free(&b->cache);
     lockouts_free(&b->guard);
     audit_sink_free(&b->audit);
+    ticket_keys_free(&b->tickets);
     mg_wipe(b, sizeof *b);
     free(b);
     *bp = NULL;

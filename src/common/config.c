@@ -77,6 +77,7 @@ static const struct key_def tls_keys[] = {
     KEY(tls_conf, "ecdsa_private_key", V_PATH, ecdsa_private_key, false),
     KEY(tls_conf, "ciphers", V_TLS_CIPHERS, ciphers, false),
     KEY(tls_conf, "min_version", V_TLS_VERSION, min_version, false),
+    KEY(tls_conf, "session_tickets", V_DURATION0, session_ticket_lifetime_ms, false),
     {NULL, 0, 0, false}};
 
 static const struct key_def listen_keys[] = {
@@ -542,7 +543,8 @@ static void check_listener_tls(struct parser *p, const struct section *s,
                                const struct listener_conf *l)
 {
     int tls_line = conf_key_line(s, "tls");
-    if (l->tls != MG_TLS_NONE || conf_error_at(p, tls_line) || l->login_type == MG_LOGIN_PLAINTEXT ||
+    if (l->tls != MG_TLS_NONE || conf_error_at(p, tls_line) ||
+        l->login_type == MG_LOGIN_PLAINTEXT ||
         l->protocol == MG_PROTO_HTTP) /* no password is ever sent to an http listener */
         return;
     conf_error(p, tls_line,
@@ -624,6 +626,9 @@ static void finish_tls(struct parser *p)
         conf_error(p, tls->line, "[tls] needs 'certificate'");
     if (!conf_key_line(tls, "private_key"))
         conf_error(p, tls->line, "[tls] needs 'private_key'");
+    if (p->cfg->tls.session_ticket_lifetime_ms > TLS_TICKET_LIFETIME_MAX_MS)
+        conf_error(p, conf_key_line(tls, "session_tickets"),
+                   "session_tickets: at most 7d (RFC 8446 4.6.1), or 0 for none");
     if (!conf_key_line(tls, "ecdsa_certificate") != !conf_key_line(tls, "ecdsa_private_key"))
         conf_error(p, tls->line, "[tls] needs both 'ecdsa_certificate' and 'ecdsa_private_key'");
     else if (!p->listeners_unused && section_values_ok(p, tls) && p->cfg->tls.certificate &&
@@ -708,6 +713,7 @@ static struct config *load_stream(const char *path, FILE *in, int open_errno,
     struct config *cfg = mg_calloc(1, sizeof *cfg);
     cfg->path = mg_strdup(path);
     set_defaults(&cfg->gateway);
+    cfg->tls.session_ticket_lifetime_ms = TLS_TICKET_LIFETIME_DEFAULT_MS;
     cfg->defaults = (struct defaults_conf){.imap = 1, .pop3 = 0, .smtp = 0};
     struct parser p = {
         .cfg = cfg, .secrets = secrets, .listeners_unused = listeners_unused, .in = in};

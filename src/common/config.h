@@ -79,7 +79,12 @@ struct tls_conf {
     char *ecdsa_private_key;
     char *ciphers;                   /* TLS 1.2 suites, OpenSSL syntax; NULL: TLS_DEFAULT_CIPHERS */
     enum mg_tls_version min_version; /* default TLSv1.2 */
+    /* Clients' TLS session tickets: how long one is valid, 0 = no tickets. The keys come from
+     * the broker (ticket_keys.c) and rotate every lifetime. */
+    uint64_t session_ticket_lifetime_ms;
 };
+#define TLS_TICKET_LIFETIME_DEFAULT_MS (3600ull * 1000)
+#define TLS_TICKET_LIFETIME_MAX_MS (7ull * 24 * 3600 * 1000)
 
 struct listener_conf {
     char *name; /* from [listen NAME] */

@@ -178,6 +178,19 @@ int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a)
     return finish_frame(&w, out);
 }
 
+int ipc_encode_ticket_keys(struct evbuffer *out, const struct ipc_ticket_keys *k)
+{
+    if (k->count < 1 || k->count > IPC_TICKET_KEYS_MAX)
+        return -1;
+    struct writer w;
+    begin_frame(&w, IPC_TICKET_KEYS);
+    put_u32(&w, k->count);
+    put_u32(&w, k->lifetime_s);
+    for (uint32_t i = 0; i < k->count; i++)
+        put_bytes(&w, &k->key[i], sizeof k->key[i]);
+    return finish_frame(&w, out); /* wipes its buffer */
+}
+
 /* ---- decoding ---- */
 
 struct reader {
@@ -306,6 +319,22 @@ static void decode_audit(struct reader *r, struct ipc_audit *a)
     a->bytes_out = get_u64(r);
 }
 
+static void decode_ticket_keys(struct reader *r, struct ipc_ticket_keys *k)
+{
+    k->count = get_u32(r);
+    k->lifetime_s = get_u32(r);
+    if (k->count < 1 || k->count > IPC_TICKET_KEYS_MAX || k->lifetime_s < 1 ||
+        k->lifetime_s > IPC_TICKET_LIFETIME_MAX) {
+        r->failed = 1;
+        return;
+    }
+    for (uint32_t i = 0; i < k->count; i++) {
+        const unsigned char *p = take(r, sizeof k->key[i]);
+        if (p)
+            memcpy(&k->key[i], p, sizeof k->key[i]);
+    }
+}
+
 int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
 {
     memset(msg, 0, sizeof *msg);
@@ -331,6 +360,9 @@ int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
         break;
     case IPC_AUDIT:
         decode_audit(&r, &msg->u.audit);
+        break;
+    case IPC_TICKET_KEYS:
+        decode_ticket_keys(&r, &msg->u.tickets);
         break;
     default:
         r.failed = 1;

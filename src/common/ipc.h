@@ -39,7 +39,10 @@ enum ipc_type {
      * AUTH_FAIL (a fresh token was refused: a permission problem, not staleness). */
     IPC_TOKEN_REFUSED = 5,
     /* worker -> broker: one login audit record (struct ipc_audit); never answered. */
-    IPC_AUDIT = 6
+    IPC_AUDIT = 6,
+    /* broker -> worker: the TLS session ticket keys for clients (struct ipc_ticket_keys), when
+     * the worker is ready and at each rotation. */
+    IPC_TICKET_KEYS = 7
 };
 
 enum auth_status {
@@ -106,6 +109,25 @@ struct ipc_audit {
     uint64_t bytes_in, bytes_out; /* client -> upstream, upstream -> client (AUDIT_END) */
 };
 
+/* Session ticket keys shared by every worker, so that a client resumes whichever worker it
+ * reaches. Made and rotated by the broker (ticket_keys.c); key[0] encrypts new tickets, the
+ * others only decrypt. Secret: wiped by ipc_msg_wipe. */
+#define IPC_TICKET_KEYS_MAX 2
+#define IPC_TICKET_NAME_LEN 16
+#define IPC_TICKET_AES_LEN 32
+#define IPC_TICKET_HMAC_LEN 32
+struct ipc_ticket_key {
+    unsigned char name[IPC_TICKET_NAME_LEN];
+    unsigned char aes[IPC_TICKET_AES_LEN];
+    unsigned char hmac[IPC_TICKET_HMAC_LEN];
+};
+struct ipc_ticket_keys {
+    uint32_t count;      /* 1..IPC_TICKET_KEYS_MAX */
+    uint32_t lifetime_s; /* how long a ticket is valid; 1..IPC_TICKET_LIFETIME_MAX */
+    struct ipc_ticket_key key[IPC_TICKET_KEYS_MAX];
+};
+#define IPC_TICKET_LIFETIME_MAX (7 * 24 * 3600) /* RFC 8446 4.6.1 */
+
 struct ipc_msg {
     enum ipc_type type;
     union {
@@ -115,6 +137,7 @@ struct ipc_msg {
         struct ipc_auth_response res;
         struct ipc_token_refused refused;
         struct ipc_audit audit;
+        struct ipc_ticket_keys tickets;
     } u;
 };
 
@@ -125,6 +148,7 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
 int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id);
 int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref);
 int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a);
+int ipc_encode_ticket_keys(struct evbuffer *out, const struct ipc_ticket_keys *k);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

@@ -21,6 +21,7 @@
 #include "pop3.h"
 #include "sandbox.h"
 #include "smtp.h"
+#include "tls_tickets.h"
 #include "ipc.h"
 #include "heap_trim.h"
 #include "log.h"
@@ -161,6 +162,10 @@ static void broker_gone(struct worker *wk, const char *why)
 
 static void handle_ipc_message(struct worker *wk, struct ipc_msg *msg)
 {
+    if (msg->type == IPC_TICKET_KEYS) {
+        tls_tickets_set_keys(&msg->u.tickets);
+        return;
+    }
     if (msg->type != IPC_AUTH_RESPONSE) {
         log_warn("worker %d: unexpected IPC message type %d ignored", wk->ctx.index,
                  (int)msg->type);
@@ -325,6 +330,7 @@ static int setup_tls(struct worker *wk)
         wk->ctx.server_tls = tls_server_ctx_new(&wk->cfg->tls);
         if (!wk->ctx.server_tls)
             return -1;
+        tls_tickets_enable(wk->ctx.server_tls, wk->cfg->tls.session_ticket_lifetime_ms);
     }
     wk->ctx.client_tls = tls_client_cache_new();
     /* Load every provider's trust store now: a bad ca_file shows at start, not at login. */
@@ -431,6 +437,7 @@ static void teardown(struct worker *wk)
     if (wk->sigusr1)
         event_free(wk->sigusr1);
     heap_trim_free(&wk->heap_trim);
+    tls_tickets_clear();
     if (wk->ctx.dns)
         evdns_base_free(wk->ctx.dns, 0);
     tls_client_cache_free(&wk->ctx.client_tls);

@@ -53,6 +53,24 @@ static void test_defaults(void **state)
     assert_null(l.cfg->tls.ciphers); /* TLS_DEFAULT_CIPHERS */
     assert_null(l.cfg->tls.ecdsa_certificate);
     assert_int_equal(l.cfg->tls.min_version, MG_TLS_VERSION_1_2);
+    assert_true(l.cfg->tls.session_ticket_lifetime_ms == 3600 * 1000);
+    loaded_free(&l);
+}
+
+static void test_session_tickets(void **state)
+{
+    (void)state;
+    struct loaded l = load_tls(cert_path, key_path, "session_tickets = 0\n");
+    assert_non_null(l.cfg);
+    assert_true(l.cfg->tls.session_ticket_lifetime_ms == 0);
+    loaded_free(&l);
+    l = load_tls(cert_path, key_path, "session_tickets = 7d\n");
+    assert_non_null(l.cfg);
+    assert_true(l.cfg->tls.session_ticket_lifetime_ms == 7ull * 24 * 3600 * 1000);
+    loaded_free(&l);
+    l = load_tls(cert_path, key_path, "session_tickets = 8d\n");
+    assert_null(l.cfg);
+    assert_error(&l, 4, "session_tickets: at most 7d (RFC 8446 4.6.1), or 0 for none");
     loaded_free(&l);
 }
 
@@ -165,6 +183,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_session_tickets),
         cmocka_unit_test(test_min_version_and_ciphers),
         cmocka_unit_test(test_bad_values_at_their_line),
         cmocka_unit_test(test_rsa_and_ecdsa),

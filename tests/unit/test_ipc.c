@@ -176,6 +176,48 @@ static void test_token_refused_rejects_bad_fields(void **state)
     evbuffer_free(buf);
 }
 
+static void test_roundtrip_ticket_keys(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_ticket_keys k = {.count = 2, .lifetime_s = 3600};
+    memset(&k.key[0], 0xa5, sizeof k.key[0]);
+    memset(&k.key[1], 0x5a, sizeof k.key[1]);
+    struct ipc_msg msg;
+    assert_int_equal(ipc_encode_ticket_keys(buf, &k), 0);
+    assert_int_equal(evbuffer_get_length(buf), 4 + 1 + 4 + 4 + 2 * sizeof k.key[0]);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, IPC_TICKET_KEYS);
+    assert_int_equal(msg.u.tickets.count, 2);
+    assert_int_equal(msg.u.tickets.lifetime_s, 3600);
+    assert_memory_equal(&msg.u.tickets.key, &k.key, sizeof k.key);
+    k.count = 0;
+    assert_int_equal(ipc_encode_ticket_keys(buf, &k), -1);
+    k.count = IPC_TICKET_KEYS_MAX + 1;
+    assert_int_equal(ipc_encode_ticket_keys(buf, &k), -1);
+    evbuffer_free(buf);
+}
+
+static void test_ticket_keys_reject_bad_fields(void **state)
+{
+    (void)state;
+    struct ipc_msg msg;
+    unsigned char body[1 + 8 + 3 * sizeof(struct ipc_ticket_key)] = {IPC_TICKET_KEYS};
+    size_t one = 1 + 8 + sizeof(struct ipc_ticket_key);
+    body[4] = 1;  /* count 1 */
+    body[8] = 60; /* lifetime 60 s */
+    assert_int_equal(ipc_decode_body(body, one, &msg), 1);
+    assert_int_equal(ipc_decode_body(body, one - 1, &msg), -1); /* key cut short */
+    assert_int_equal(ipc_decode_body(body, one + 1, &msg), -1); /* trailing byte */
+    body[4] = 3;                                                /* over the maximum */
+    assert_int_equal(ipc_decode_body(body, sizeof body, &msg), -1);
+    body[4] = 1;
+    body[8] = 0; /* lifetime 0 */
+    assert_int_equal(ipc_decode_body(body, one, &msg), -1);
+    body[5] = 0xff; /* lifetime over 7 days */
+    assert_int_equal(ipc_decode_body(body, one, &msg), -1);
+}
+
 static void test_encode_rejects_oversize_fields(void **state)
 {
     (void)state;
@@ -418,6 +460,8 @@ int main(void)
         cmocka_unit_test(test_roundtrip_cancel),
         cmocka_unit_test(test_roundtrip_token_refused),
         cmocka_unit_test(test_token_refused_rejects_bad_fields),
+        cmocka_unit_test(test_roundtrip_ticket_keys),
+        cmocka_unit_test(test_ticket_keys_reject_bad_fields),
         cmocka_unit_test(test_encode_rejects_oversize_fields),
         cmocka_unit_test(test_split_frames),
         cmocka_unit_test(test_back_to_back),
