@@ -106,6 +106,7 @@ static void to_event(const struct audit_sink *a, const struct ipc_audit *r, int6
         .mailbox = r->mailbox,
         .result = f->result,
         .reason = r->cause,
+        .detail = r->detail,
         .duration_ms = (int64_t)(r->duration_ms > INT64_MAX ? INT64_MAX : r->duration_ms),
         .bytes_in = (int64_t)(r->bytes_in > INT64_MAX ? INT64_MAX : r->bytes_in),
         .bytes_out = (int64_t)(r->bytes_out > INT64_MAX ? INT64_MAX : r->bytes_out),

@@ -94,10 +94,12 @@ static const char *const migrations[] = {
     "CREATE INDEX login_events_by_time ON login_events (at);"
     "CREATE INDEX login_events_by_user ON login_events (user, protocol, at);"
     "PRAGMA user_version = 6;",
-    /* 7 (credential fingerprints): which credential each cached token was obtained with
-     * (token_fingerprint.h), so that a changed client secret is noticed. Renumber freely if
-     * another migration lands first: nothing else refers to this number. */
+    /* 7 (credential fingerprints, audit detail): which credential each cached token was
+     * obtained with (token_fingerprint.h), so that a changed client secret is noticed; the
+     * AADSTS code of a login refused by the IdP. Renumber freely if another migration lands
+     * first: nothing else refers to this number. */
     "ALTER TABLE tokens ADD COLUMN credential TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE login_events ADD COLUMN detail TEXT NOT NULL DEFAULT '';"
     "PRAGMA user_version = 7;",
 };
 

@@ -118,6 +118,8 @@ def test_failed_imap_login_has_its_reason(gw, user, password, reason):
     assert done.startswith("l1 NO"), done
     rows = wait_events(gw, event="login", login=user, reason=reason)
     assert rows[-1]["result"] == "fail" and rows[-1]["protocol"] == "imap"
+    # the IdP's refusal keeps its AADSTS code (and only that); other outcomes have no detail
+    assert rows[-1]["detail"] == ("AADSTS7000215" if reason == "idp error" else ""), rows[-1]
 
 
 def test_locked_out_is_audited(gw):
@@ -177,6 +179,8 @@ def test_audit_log_has_json_lines_without_passwords(gw):
     records = wait_until(lambda: len(lines()) >= len(stored) and lines(), timeout=10,
                          what="the JSON lines")
     assert {r["session"] for r in records} >= {r["session"] for r in stored}
+    idp = [r for r in records if r["login"] == "idpfail"]
+    assert idp and idp[0]["reason"] == "idp error" and idp[0]["detail"] == "AADSTS7000215"
     ok = [r for r in records if r["client_id"] == "AuditClient/7.1" and r["event"] == "login"]
     assert ok and ok[0]["result"] == "ok" and ok[0]["client_addr"] == "127.0.0.1"
     assert ok[0]["time"].endswith("Z") and ok[0]["user"] == ALICE
@@ -207,8 +211,10 @@ def test_report_logins_in_three_formats(gw):
     assert rows[0]["time"] >= rows[-1]["time"]  # newest first
     ends = [r for r in rows if r["event"] == "end"]
     assert ends and all(isinstance(r["bytes_out"], int) for r in ends)
+    assert {r["detail"] for r in rows if r["reason"] == "idp error"} == {"AADSTS7000215"}
     csv_rows = list(csv.DictReader(io.StringIO(report(gw, "logins", "--format", "csv"))))
     assert [r["session"] for r in csv_rows] == [r["session"] for r in rows]
+    assert [r["detail"] for r in csv_rows] == [r["detail"] for r in rows]
     assert {r["client_id"] for r in csv_rows} >= {"AuditClient/7.1", "laptop.audit.test"}
     table = report(gw, "logins").splitlines()
     assert table[0].split()[:3] == ["time", "event", "protocol"]
