@@ -49,9 +49,8 @@ struct token_entry {
      * obtained: 0 when unknown (seeded from the store), i.e. "not fresh". */
     uint32_t serial, generation;
     uint64_t obtained_ms;
-    /* The credential (token_fingerprint.h) the token was obtained with, and the one of the
-     * request in flight: a token of another credential than the provider's current one is
-     * never served (the secret was changed and the config reloaded). */
+    /* The credentials (token_fingerprint.h) of the token and of the last request: see
+     * forget_other_credential. */
     char fingerprint[TOKEN_FINGERPRINT_SIZE], request_fingerprint[TOKEN_FINGERPRINT_SIZE];
     int used; /* handed out since obtained: only then is a background renewal worth it */
     struct event *timer;
