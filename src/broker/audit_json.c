@@ -36,8 +36,9 @@ static int fill(json_t *o, const struct login_event *e)
              add_int(o, "client_port", e->client_port) | add_str(o, "client_id", e->client_id) |
              add_str(o, "login", e->login) | add_str(o, "user", e->user) |
              add_str(o, "mailbox", e->mailbox) | add_str(o, "result", e->result) |
-             add_str(o, "reason", e->reason) | add_int(o, "duration_ms", e->duration_ms) |
-             add_int(o, "bytes_in", e->bytes_in) | add_int(o, "bytes_out", e->bytes_out);
+             add_str(o, "reason", e->reason) | add_str(o, "detail", e->detail) |
+             add_int(o, "duration_ms", e->duration_ms) | add_int(o, "bytes_in", e->bytes_in) |
+             add_int(o, "bytes_out", e->bytes_out);
     return rc;
 }
 

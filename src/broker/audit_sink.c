@@ -37,23 +37,33 @@ struct audit_sink {
     size_t n;
     uint64_t dropped, refused; /* since the last tick that reported them */
     int json_fd;               /* -1: no audit_log */
+    char *json_path;           /* the file json_fd was opened as (the config's may differ) */
 };
 
-/* Opened after the broker dropped root: what it cannot write now it could not write later. */
-static int open_json_log(struct audit_sink *a, char *err, size_t errlen)
+/* Opened after the broker dropped root: what it cannot write now it could not write later.
+ * Returns the descriptor, or -1 with err filled. */
+static int open_json_log(const char *path, char *err, size_t errlen)
 {
-    const char *path = a->cfg->gateway.audit_log;
-    a->json_fd = -1;
-    if (!path)
-        return 0;
-    a->json_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-    if (a->json_fd < 0) {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (fd < 0)
         snprintf(err, errlen,
                  "audit_log %s: cannot open for appending as the gateway user: %s (Fix: create it "
                  "and chown it to that user)",
                  path, strerror(errno));
+    return fd;
+}
+
+/* The file of path (NULL: none) replaces the one in use. On failure the one in use stays. */
+static int switch_json_log(struct audit_sink *a, const char *path, char *err, size_t errlen)
+{
+    int fd = path ? open_json_log(path, err, errlen) : -1;
+    if (path && fd < 0)
         return -1;
-    }
+    if (a->json_fd >= 0)
+        close(a->json_fd);
+    free(a->json_path);
+    a->json_fd = fd;
+    a->json_path = path ? mg_strdup(path) : NULL;
     return 0;
 }
 
@@ -96,6 +106,7 @@ static void to_event(const struct audit_sink *a, const struct ipc_audit *r, int6
         .mailbox = r->mailbox,
         .result = f->result,
         .reason = r->cause,
+        .detail = r->detail,
         .duration_ms = (int64_t)(r->duration_ms > INT64_MAX ? INT64_MAX : r->duration_ms),
         .bytes_in = (int64_t)(r->bytes_in > INT64_MAX ? INT64_MAX : r->bytes_in),
         .bytes_out = (int64_t)(r->bytes_out > INT64_MAX ? INT64_MAX : r->bytes_out),
@@ -110,7 +121,7 @@ static void write_json(struct audit_sink *a, const struct login_event *e)
     size_t len = strlen(line);
     /* O_APPEND: one write per line, so lines of concurrent writers never interleave. */
     if (write(a->json_fd, line, len) != (ssize_t)len)
-        log_error("audit: cannot append to %s: %s", a->cfg->gateway.audit_log, strerror(errno));
+        log_error("audit: cannot append to %s: %s", a->json_path, strerror(errno));
     free(line);
 }
 
@@ -165,7 +176,9 @@ struct audit_sink *audit_sink_new(struct event_base *base, const struct config *
     a->queue = mg_calloc(AUDIT_QUEUE_MAX, sizeof *a->queue);
     a->tick = evtimer_new(base, tick_cb, a);
     a->prune_timer = event_new(base, -1, EV_PERSIST, prune_cb, a);
-    if (open_json_log(a, err, errlen) != 0 || !a->tick || !a->prune_timer) {
+    a->json_fd = -1;
+    if (switch_json_log(a, cfg->gateway.audit_log, err, errlen) != 0 || !a->tick ||
+        !a->prune_timer) {
         audit_sink_free(&a);
         return NULL;
     }
@@ -175,9 +188,17 @@ struct audit_sink *audit_sink_new(struct event_base *base, const struct config *
     return a;
 }
 
+/* The records queued so far go to the file they arrived under; from then on, the new one's.
+ * Reopened even when the path is the same: logrotate moved the file and sent SIGHUP. */
 void audit_sink_set_config(struct audit_sink *a, const struct config *cfg)
 {
+    if (a->n)
+        flush(a);
     a->cfg = cfg;
+    char err[512];
+    if (switch_json_log(a, cfg->gateway.audit_log, err, sizeof err) != 0)
+        log_error("reload: %s; %s%s", err, a->json_path ? "still appending to " : "no JSON lines",
+                  a->json_path ? a->json_path : "");
 }
 
 void audit_sink_free(struct audit_sink **ap)
@@ -193,6 +214,7 @@ void audit_sink_free(struct audit_sink **ap)
         event_free(a->prune_timer);
     if (a->json_fd >= 0)
         close(a->json_fd);
+    free(a->json_path);
     free(a->queue);
     free(a);
     *ap = NULL;

@@ -16,7 +16,9 @@ struct audit_sink;
  * filled when the file cannot be opened. */
 struct audit_sink *audit_sink_new(struct event_base *base, const struct config *cfg,
                                   struct store *st, char *err, size_t errlen);
-/* SIGHUP: a new retention and default domain (the audit_log file stays as opened). */
+/* SIGHUP: a new retention, default domain and audit_log, which is opened again even when its
+ * path is unchanged (logrotate's move and SIGHUP). A file that cannot be opened is logged and
+ * the one in use stays. */
 void audit_sink_set_config(struct audit_sink *a, const struct config *cfg);
 /* A record from a worker: refused (logged) when invalid, dropped when the queue is full. */
 void audit_sink_push(struct audit_sink *a, const struct ipc_audit *rec);

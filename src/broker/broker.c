@@ -1,26 +1,20 @@
-/* The broker's IPC server and login pipeline.
+/* The broker's login pipeline (worker_link.c carries the frames to and from each worker).
  *
- * One bufferevent per worker. Each IPC_AUTH_REQUEST becomes an auth_job that goes
+ * Each IPC_AUTH_REQUEST becomes an auth_job that goes
  *   store lookup -> auth cache (hit) or verify pool (Argon2id) -> token client -> response.
  * Jobs sit in one broker-wide list. When a worker goes away, or tells us that the session of a
  * request has gone (IPC_AUTH_CANCEL), the job is cancelled and freed at once: its token request
  * or its verify pool ticket is cancelled (a verification still queued for nobody else is
  * dropped). Before any of that, lockout.c may refuse the login (locked-out user and address,
  * too many logins in flight from the address) and it learns every verdict (failure delays).
- *
- * Bounds: a worker's input is read at most 64 KiB ahead, and reading from it pauses while it
- * has WORKER_PENDING_MAX unanswered requests or WORKER_OUTPUT_HIGH bytes of answers it has not
- * read; the verify pool's queue is bounded too ("busy" answers beyond it). */
+ * The verify pool's queue is bounded ("busy" answers beyond it). */
 #include "broker.h"
+#include "broker_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 
 #include "access.h"
 #include "audit_sink.h"
@@ -43,25 +37,11 @@
 
 #define AUTH_CACHE_MAX_ENTRIES 100000
 #define VERIFY_THREADS_MAX 4 /* each Argon2id verification holds 64 MiB */
-#define WORKER_PENDING_MAX 1024
-#define WORKER_OUTPUT_HIGH (4u << 20)
-#define WORKER_INPUT_MAX (64u << 10)
 /* A token the upstream refuses although obtained less than this ago is refused for a missing
  * permission, not for being stale: dropping it would only fetch the same refusal again. */
 #define TOKEN_FRESH_MS 10000
 
 _Static_assert(PASSWORD_MAX <= IPC_PASSWORD_MAX, "a password must fit an IPC request");
-
-struct worker_conn {
-    struct broker *b;
-    struct worker_conn *next;
-    struct bufferevent *bev;
-    int index;
-    size_t pending; /* requests not answered yet */
-    int ready_reported;
-    void (*on_ready)(int index, void *arg);
-    void *on_ready_arg;
-};
 
 struct auth_job {
     struct auth_job *prev, *next;
@@ -88,23 +68,6 @@ struct auth_job {
     /* The verdict on a refused token (IPC_TOKEN_REFUSED): the credentials were judged by the
      * login before it, so the throttle learns nothing from this one. */
     int token_verdict;
-};
-
-struct broker {
-    struct event_base *base;
-    const struct config *cfg;
-    struct store *st;
-    struct token_client *tokens;
-    struct auth_cache *cache;
-    struct verify_pool *pool;
-    struct lockouts *guard; /* failure counts, lockouts, logins in flight per address */
-    /* Verified instead of a real hash for unknown users, so that "no such user" takes as long
-     * as "wrong password". Made at start with the current Argon2id parameters. */
-    char dummy_hash[PASSWORD_HASH_MAX];
-    struct worker_conn *workers;
-    struct auth_job *jobs;
-    struct audit_sink *audit;    /* login audit records from the workers */
-    struct ticket_keys *tickets; /* clients' TLS session tickets; NULL: none */
 };
 
 /* ---- jobs ---- */
@@ -160,64 +123,6 @@ static void job_free(struct auth_job *job)
     mg_wipe(job, sizeof *job);
     free(job);
 }
-
-/* ---- output ---- */
-
-static void wipe_and_free(const void *data, size_t len, void *extra)
-{
-    (void)extra;
-    mg_wipe((void *)data, len);
-    free((void *)data);
-}
-
-/* Empties b, wiping its chains on the way: an encoded response holds an access token. */
-static void wipe_evbuffer(struct evbuffer *b)
-{
-    while (evbuffer_get_length(b) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(b, -1, NULL, &v, 1) < 1)
-            break;
-        mg_wipe(v.iov_base, v.iov_len);
-        evbuffer_drain(b, v.iov_len);
-    }
-}
-
-/* Moves the bytes of src to dst through memory that is wiped once written out. */
-static void move_wiped(struct evbuffer *dst, struct evbuffer *src)
-{
-    size_t len = evbuffer_get_length(src);
-    char *copy = mg_malloc(len);
-    evbuffer_copyout(src, copy, len);
-    wipe_evbuffer(src);
-    if (evbuffer_add_reference(dst, copy, len, wipe_and_free, NULL) != 0)
-        wipe_and_free(copy, len, NULL);
-}
-
-static void send_response(struct worker_conn *conn, struct ipc_auth_response *res)
-{
-    struct evbuffer *frame = evbuffer_new();
-    if (!frame) {
-        log_error("worker %d: out of memory encoding a response", conn->index);
-        return;
-    }
-    if (ipc_encode_auth_response(frame, res) != 0) {
-        /* A field did not fit (e.g. an absurdly long token): answer "try later" instead. */
-        log_error("worker %d: response %u does not fit an IPC frame", conn->index,
-                  (unsigned)res->id);
-        wipe_evbuffer(frame);
-        struct ipc_auth_response fallback = {.id = res->id, .status = AUTH_TEMPFAIL};
-        mg_strlcpy(fallback.reason, "internal error: response too large", sizeof fallback.reason);
-        mg_strlcpy(fallback.cause, "internal error", sizeof fallback.cause);
-        if (ipc_encode_auth_response(frame, &fallback) != 0) {
-            evbuffer_free(frame);
-            return;
-        }
-    }
-    move_wiped(bufferevent_get_output(conn->bev), frame);
-    evbuffer_free(frame);
-}
-
-static void update_reading(struct worker_conn *conn);
 
 /* An Exchange Online token without the permission the protocol needs will be refused
  * upstream with a bare "authentication failed": say which permission is missing in the
@@ -296,10 +201,10 @@ static void finish(struct auth_job *job, enum auth_status status, const char *re
             mg_strlcpy(res.cause, "internal error", sizeof res.cause);
         }
     }
-    send_response(conn, &res);
+    worker_link_send(conn, &res);
     mg_wipe(&res, sizeof res);
     job_free(job);
-    update_reading(conn);
+    worker_link_update_reading(conn);
 }
 
 /* cause: the fixed word for the audit (ipc.h); reason: the details for the log. */
@@ -476,7 +381,7 @@ static int uses_password_flow(const struct broker *b, const struct user_record *
     return p && p->flow == MG_FLOW_PASSWORD;
 }
 
-static void handle_auth_request(struct worker_conn *conn, const struct ipc_auth_request *req)
+void broker_auth_request(struct worker_conn *conn, const struct ipc_auth_request *req)
 {
     struct broker *b = conn->b;
     struct auth_job *job = job_new(conn, req->id);
@@ -524,7 +429,7 @@ static void handle_auth_request(struct worker_conn *conn, const struct ipc_auth_
 /* The verdict on a refused token (see IPC_TOKEN_REFUSED): a fresh token refused is a
  * permission problem (authentication failure); a stale one is dropped and, when the worker may
  * still retry, a new one is the answer; else "try again" (the next login gets a new one). */
-static void handle_token_refused(struct worker_conn *conn, const struct ipc_token_refused *ref)
+void broker_token_refused(struct worker_conn *conn, const struct ipc_token_refused *ref)
 {
     struct broker *b = conn->b;
     struct auth_job *job = job_new(conn, ref->id);
@@ -568,7 +473,7 @@ static void cancel_job(struct auth_job *job)
     job_free(job);
 }
 
-static void cancel_jobs_of(struct broker *b, struct worker_conn *conn)
+void broker_cancel_jobs_of(struct broker *b, struct worker_conn *conn)
 {
     struct auth_job *job = b->jobs;
     while (job) {
@@ -580,7 +485,7 @@ static void cancel_jobs_of(struct broker *b, struct worker_conn *conn)
 }
 
 /* IPC_AUTH_CANCEL: the client of request id has gone. An unknown id was answered already. */
-static void handle_auth_cancel(struct worker_conn *conn, uint32_t id)
+void broker_auth_cancel(struct worker_conn *conn, uint32_t id)
 {
     for (struct auth_job *job = conn->b->jobs; job; job = job->next) {
         if (job->conn == conn && job->id == id) {
@@ -590,176 +495,6 @@ static void handle_auth_cancel(struct worker_conn *conn, uint32_t id)
             return;
         }
     }
-}
-
-static void drop_worker(struct worker_conn *conn)
-{
-    struct broker *b = conn->b;
-    for (struct worker_conn **link = &b->workers; *link; link = &(*link)->next) {
-        if (*link == conn) {
-            *link = conn->next;
-            break;
-        }
-    }
-    cancel_jobs_of(b, conn);
-    bufferevent_free(conn->bev);
-    free(conn);
-}
-
-static struct worker_conn *find_worker(struct broker *b, int index)
-{
-    for (struct worker_conn *c = b->workers; c; c = c->next)
-        if (c->index == index)
-            return c;
-    return NULL;
-}
-
-static int may_read(struct worker_conn *conn)
-{
-    return conn->pending < WORKER_PENDING_MAX &&
-           evbuffer_get_length(bufferevent_get_output(conn->bev)) < WORKER_OUTPUT_HIGH;
-}
-
-static void update_reading(struct worker_conn *conn)
-{
-    int enabled = (bufferevent_get_enabled(conn->bev) & EV_READ) != 0;
-    if (may_read(conn) && !enabled) {
-        bufferevent_enable(conn->bev, EV_READ);
-        /* Frames already buffered would otherwise wait for the next byte from the worker. The
-         * callback is deferred so that this never recurses into the read path. */
-        if (evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0)
-            bufferevent_trigger(conn->bev, EV_READ,
-                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-    } else if (!may_read(conn) && enabled) {
-        bufferevent_disable(conn->bev, EV_READ);
-    }
-}
-
-static void send_ticket_keys(struct worker_conn *conn)
-{
-    if (conn->b->tickets && ipc_encode_ticket_keys(bufferevent_get_output(conn->bev),
-                                                   ticket_keys_current(conn->b->tickets)) != 0)
-        log_error("worker %d: cannot send the session ticket keys", conn->index);
-}
-
-static void broadcast_ticket_keys(void *arg)
-{
-    struct broker *b = arg;
-    for (struct worker_conn *c = b->workers; c; c = c->next)
-        if (c->ready_reported)
-            send_ticket_keys(c);
-}
-
-/* New keys when the lifetime changed (a reload), so a ticket never outlives the new one. */
-static void configure_ticket_keys(struct broker *b)
-{
-    uint32_t lifetime_s = (uint32_t)((b->cfg->tls.session_ticket_lifetime_ms + 999) / 1000);
-    if (b->tickets && ticket_keys_current(b->tickets)->lifetime_s == lifetime_s)
-        return;
-    ticket_keys_free(&b->tickets);
-    if (lifetime_s && b->cfg->tls.certificate) {
-        b->tickets = ticket_keys_new(b->base, lifetime_s, broadcast_ticket_keys, b);
-        if (!b->tickets)
-            log_error("broker: cannot make session ticket keys; clients will not resume");
-    }
-    broadcast_ticket_keys(b);
-}
-
-static void handle_ready(struct worker_conn *conn, uint32_t reported_index)
-{
-    if ((int)reported_index != conn->index)
-        log_warn("worker %d reported itself ready as worker %u", conn->index,
-                 (unsigned)reported_index);
-    if (conn->ready_reported)
-        return;
-    conn->ready_reported = 1;
-    send_ticket_keys(conn);
-    if (conn->on_ready)
-        conn->on_ready(conn->index, conn->on_ready_arg);
-}
-
-static void on_worker_read(struct bufferevent *bev, void *arg)
-{
-    struct worker_conn *conn = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    struct ipc_msg msg;
-    while (may_read(conn)) {
-        int rc = ipc_decode(in, &msg);
-        if (rc == 0)
-            break;
-        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE) {
-            log_error("worker %d sent a malformed IPC frame; dropping its connection", conn->index);
-            ipc_msg_wipe(&msg);
-            drop_worker(conn);
-            return;
-        }
-        if (msg.type == IPC_AUTH_REQUEST)
-            handle_auth_request(conn, &msg.u.req);
-        else if (msg.type == IPC_AUTH_CANCEL)
-            handle_auth_cancel(conn, msg.u.cancel_id);
-        else if (msg.type == IPC_TOKEN_REFUSED)
-            handle_token_refused(conn, &msg.u.refused);
-        else if (msg.type == IPC_AUDIT)
-            audit_sink_push(conn->b->audit, &msg.u.audit);
-        else
-            handle_ready(conn, msg.u.worker_index);
-        ipc_msg_wipe(&msg);
-    }
-    update_reading(conn);
-}
-
-static void on_worker_write(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    update_reading(arg);
-}
-
-static void on_worker_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    struct worker_conn *conn = arg;
-    if (what & BEV_EVENT_ERROR)
-        log_debug("worker %d: IPC connection error", conn->index);
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        drop_worker(conn);
-}
-
-int broker_add_worker(struct broker *b, int fd, int index, void (*on_ready)(int index, void *arg),
-                      void *arg)
-{
-    struct worker_conn *old = find_worker(b, index);
-    if (old)
-        drop_worker(old);
-    if (evutil_make_socket_nonblocking(fd) != 0) {
-        close(fd);
-        return -1;
-    }
-    struct bufferevent *bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        log_error("worker %d: cannot create the IPC connection", index);
-        close(fd);
-        return -1;
-    }
-    struct worker_conn *conn = mg_calloc(1, sizeof *conn);
-    conn->b = b;
-    conn->bev = bev;
-    conn->index = index;
-    conn->on_ready = on_ready;
-    conn->on_ready_arg = arg;
-    conn->next = b->workers;
-    b->workers = conn;
-    bufferevent_setcb(bev, on_worker_read, on_worker_write, on_worker_event, conn);
-    bufferevent_setwatermark(bev, EV_READ, 0, WORKER_INPUT_MAX);
-    bufferevent_setwatermark(bev, EV_WRITE, WORKER_OUTPUT_HIGH / 2, 0);
-    bufferevent_enable(bev, EV_READ);
-    return 0;
-}
-
-void broker_remove_worker(struct broker *b, int index)
-{
-    struct worker_conn *conn = find_worker(b, index);
-    if (conn)
-        drop_worker(conn);
 }
 
 /* ---- life cycle ---- */
@@ -805,7 +540,7 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
         broker_free(&b);
         return NULL;
     }
-    configure_ticket_keys(b);
+    worker_link_configure_tickets(b);
     if (make_dummy_hash(b) != 0) {
         log_error("broker: cannot compute an Argon2id hash (out of memory?)");
         broker_free(&b);
@@ -819,7 +554,7 @@ void broker_set_config(struct broker *b, const struct config *cfg)
     b->cfg = cfg;
     lockouts_configure(b->guard, &cfg->gateway);
     audit_sink_set_config(b->audit, cfg);
-    configure_ticket_keys(b);
+    worker_link_configure_tickets(b);
 }
 
 struct token_client *broker_token_client(struct broker *b)
@@ -839,7 +574,7 @@ void broker_free(struct broker **bp)
         cancel_job(b->jobs);
     }
     while (b->workers)
-        drop_worker(b->workers);
+        worker_link_drop(b->workers);
     token_client_free(&b->tokens);
     auth_cache_free(&b->cache);
     lockouts_free(&b->guard);

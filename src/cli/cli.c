@@ -91,6 +91,7 @@ int cli_check_config(const char *config_path)
                 printf("    %s: none (logins refused)\n", mg_proto_name(proto));
         }
     }
+    cli_print_changed_credentials(cfg);
     config_free(&cfg);
     return 0;
 }

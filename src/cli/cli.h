@@ -36,6 +36,9 @@ int cli_dns(const char *config_path, int argc, char **argv);
  * published records and the served MTA-STS policy against the [domain]; argv[0] is "check". */
 int cli_check(const char *config_path, int argc, char **argv);
 void cli_usage(void);
+/* check-config: one line per provider whose credential changed since a cached token was
+ * obtained (cli_credentials.c). cfg loaded with secrets. */
+void cli_print_changed_credentials(const struct config *cfg);
 
 /* Loads the configuration for a command that serves no listener (config_load_admin: the
  * gateway's certificate need not exist yet) and prints its errors to stderr. Returns NULL when

@@ -22,6 +22,7 @@
 #include "secretbox.h"
 #include "store.h"
 #include "token.h"
+#include "token_fingerprint.h"
 #include "token_http.h"
 #include "token_store.h"
 #include "util.h"
@@ -281,10 +282,13 @@ static enum store_status cache_access_token(struct auth_ctx *c, const struct tok
     char *principal = grant_store_principal(c->user.name);
     const char *scope = c->p->scope ? c->p->scope : "";
     char *ad = token_store_context(c->p->name, principal, scope);
+    char credential[TOKEN_FINGERPRINT_SIZE];
+    token_fingerprint(c->p, credential);
     struct token_record t = {.provider = c->p->name,
                              .principal = principal,
                              .scope = (char *)scope,
-                             .expires_at = (int64_t)time(NULL) + tr->expires_in};
+                             .expires_at = (int64_t)time(NULL) + tr->expires_in,
+                             .credential = credential};
     t.sealed = secretbox_seal(c->box, ad, tr->access_token, tr->token_len, &t.sealed_len);
     enum store_status s = t.sealed ? store_token_put(c->st, &t) : STORE_ERROR;
     free(t.sealed);

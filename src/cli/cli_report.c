@@ -21,12 +21,12 @@
 
 #define DEFAULT_SINCE_MS (30ull * 24 * 3600 * 1000)
 
-static const char *const login_columns[] = {"time",        "event",       "protocol",  "listener",
-                                            "client_addr", "client_port", "client_id", "login",
-                                            "user",        "mailbox",     "result",    "reason",
-                                            "duration_ms", "bytes_in",    "bytes_out", "session"};
+static const char *const login_columns[] = {
+    "time",      "event",       "protocol", "listener",  "client_addr", "client_port",
+    "client_id", "login",       "user",     "mailbox",   "result",      "reason",
+    "detail",    "duration_ms", "bytes_in", "bytes_out", "session"};
 /* one letter per column above: n = a number in JSON */
-static const char login_numeric[] = "sssssnssssssnnns";
+static const char login_numeric[] = "sssssnsssssssnnns";
 
 static int parse_since(const char *v, int64_t *since)
 {
@@ -92,8 +92,8 @@ static int add_login_row(const struct login_event *e, void *arg)
     snprintf(out, sizeof out, "%lld", (long long)e->bytes_out);
     const char *cells[] = {when,      e->event,     e->protocol, e->listener, e->client_addr,
                            port,      e->client_id, e->login,    e->user,     e->mailbox,
-                           e->result, e->reason,    dur,         in,          out,
-                           e->session};
+                           e->result, e->reason,    e->detail,   dur,         in,
+                           out,       e->session};
     report_table_add(arg, cells);
     return 0;
 }

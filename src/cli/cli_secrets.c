@@ -44,6 +44,7 @@ static int collect(const struct token_record *t, void *arg)
     c->sealed_len = t->sealed_len;
     c->expires_at = t->expires_at;
     c->updated_at = t->updated_at;
+    c->credential = mg_strdup(t->credential);
     return 0;
 }
 

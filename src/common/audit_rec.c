@@ -74,6 +74,41 @@ void audit_text_clean(char *s)
     }
 }
 
+#define AADSTS_DIGITS_MAX 9
+
+/* "AADSTS" and 1..9 digits at p: the code's length, else 0. */
+static size_t aadsts_code_at(const char *p)
+{
+    if (strncmp(p, "AADSTS", 6) != 0)
+        return 0;
+    size_t digits = strspn(p + 6, "0123456789");
+    return digits >= 1 && digits <= AADSTS_DIGITS_MAX ? 6 + digits : 0;
+}
+
+void audit_detail_of(const char *cause, const char *reason, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (!reason || strcmp(cause, "idp error") != 0)
+        return;
+    for (const char *p = strstr(reason, "AADSTS"); p; p = strstr(p + 1, "AADSTS")) {
+        size_t n = aadsts_code_at(p);
+        if (n && n < size) {
+            memcpy(out, p, n);
+            out[n] = '\0';
+            return;
+        }
+    }
+}
+
+/* "" or exactly one AADSTS code, and only on an "idp error". */
+static int detail_ok(const struct ipc_audit *a)
+{
+    if (!a->detail[0])
+        return 1;
+    size_t n = aadsts_code_at(a->detail);
+    return n && a->detail[n] == '\0' && strcmp(a->cause, "idp error") == 0;
+}
+
 static int text_ok(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -131,7 +166,7 @@ int audit_rec_valid(const struct ipc_audit *a)
         return -1;
     if (a->event == AUDIT_END && !a->ok)
         return -1; /* only a session that logged in has an end to audit */
-    if (!texts_ok(a))
+    if (!texts_ok(a) || !detail_ok(a))
         return -1;
     char host[IPC_ADDR_MAX];
     unsigned port;

@@ -25,6 +25,9 @@ int audit_cause_known(const char *word);
 int audit_rec_valid(const struct ipc_audit *a);
 /* Splits a valid record's address and names its words. 0, or -1 for an invalid address. */
 int audit_rec_fields(const struct ipc_audit *a, struct audit_fields *f);
+/* The audit's detail of a login outcome: for "idp error", the first AADSTS code in reason
+ * ("AADSTS7000215"); "" otherwise. Only a code, never the IdP's free text. */
+void audit_detail_of(const char *cause, const char *reason, char *out, size_t size);
 /* Replaces every control byte and every byte that is not part of valid UTF-8 with '?', so that
  * whatever a client typed can be audited (the broker refuses such bytes). */
 void audit_text_clean(char *s);

@@ -172,6 +172,7 @@ int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a)
     put_str(&w, a->user, sizeof a->user);
     put_str(&w, a->mailbox, sizeof a->mailbox);
     put_str(&w, a->cause, sizeof a->cause);
+    put_str(&w, a->detail, sizeof a->detail);
     put_u64(&w, a->duration_ms);
     put_u64(&w, a->bytes_in);
     put_u64(&w, a->bytes_out);
@@ -314,6 +315,7 @@ static void decode_audit(struct reader *r, struct ipc_audit *a)
     get_str(r, a->user, sizeof a->user);
     get_str(r, a->mailbox, sizeof a->mailbox);
     get_str(r, a->cause, sizeof a->cause);
+    get_str(r, a->detail, sizeof a->detail);
     a->duration_ms = get_u64(r);
     a->bytes_in = get_u64(r);
     a->bytes_out = get_u64(r);

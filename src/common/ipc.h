@@ -23,6 +23,7 @@ struct evbuffer;
 #define IPC_TOKEN_MAX 8192  /* Entra access tokens are 1.4-2.5 KB; Google's are shorter */
 #define IPC_REASON_MAX 256
 #define IPC_CAUSE_MAX 32
+#define IPC_DETAIL_MAX 24     /* "AADSTS" and a code */
 #define IPC_CLIENT_ID_MAX 128 /* IMAP ID "name/version", SMTP EHLO name */
 #define IPC_SESSION_MAX 16
 
@@ -104,7 +105,8 @@ struct ipc_audit {
     char client_id[IPC_CLIENT_ID_MAX];
     char user[IPC_USER_MAX]; /* as typed by the client; "" when unknown */
     char mailbox[IPC_MAILBOX_MAX];
-    char cause[IPC_CAUSE_MAX]; /* the fixed word (README, "Login outcomes") */
+    char cause[IPC_CAUSE_MAX];   /* the fixed word (README, "Login outcomes") */
+    char detail[IPC_DETAIL_MAX]; /* "idp error": the IdP's AADSTS code when it gave one; else "" */
     uint64_t duration_ms;
     uint64_t bytes_in, bytes_out; /* client -> upstream, upstream -> client (AUDIT_END) */
 };

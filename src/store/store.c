@@ -157,6 +157,7 @@ void token_record_clear(struct token_record *t)
     free(t->provider);
     free(t->principal);
     free(t->scope);
+    free(t->credential);
     if (t->sealed)
         mg_wipe(t->sealed, t->sealed_len);
     free(t->sealed);

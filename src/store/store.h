@@ -55,6 +55,9 @@ struct token_record {
     size_t sealed_len;
     int64_t expires_at; /* unix seconds */
     int64_t updated_at;
+    /* The fingerprint of the credential the token was obtained with (token_fingerprint.h);
+     * "" (or NULL when putting) for rows from before the store kept it. */
+    char *credential;
 };
 
 /* Inserts or replaces the row. */

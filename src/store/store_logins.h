@@ -22,6 +22,7 @@ struct login_event {
     const char *mailbox;
     const char *result; /* "ok", "fail" */
     const char *reason; /* a fixed word (audit_rec.c) */
+    const char *detail; /* "idp error": the AADSTS code, else "" */
     int64_t duration_ms, bytes_in, bytes_out;
 };
 

@@ -94,6 +94,13 @@ static const char *const migrations[] = {
     "CREATE INDEX login_events_by_time ON login_events (at);"
     "CREATE INDEX login_events_by_user ON login_events (user, protocol, at);"
     "PRAGMA user_version = 6;",
+    /* 7 (credential fingerprints, audit detail): which credential each cached token was
+     * obtained with (token_fingerprint.h), so that a changed client secret is noticed; the
+     * AADSTS code of a login refused by the IdP. Renumber freely if another migration lands
+     * first: nothing else refers to this number. */
+    "ALTER TABLE tokens ADD COLUMN credential TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE login_events ADD COLUMN detail TEXT NOT NULL DEFAULT '';"
+    "PRAGMA user_version = 7;",
 };
 
 enum stmt_id {
@@ -127,13 +134,14 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_LIST] = "SELECT name, mailbox, provider, password_hash, created_at, updated_at,"
                   " switched_off FROM users ORDER BY name",
     [STMT_TOKEN_PUT] = "INSERT OR REPLACE INTO tokens (provider, principal, scope, sealed,"
-                       " expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [STMT_TOKEN_GET] = "SELECT provider, principal, scope, sealed, expires_at, updated_at"
-                       " FROM tokens WHERE provider = ?1 AND principal = ?2 AND scope = ?3",
+                       " expires_at, updated_at, credential) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [STMT_TOKEN_GET] = "SELECT provider, principal, scope, sealed, expires_at, updated_at,"
+                       " credential FROM tokens WHERE provider = ?1 AND principal = ?2"
+                       " AND scope = ?3",
     [STMT_TOKEN_DELETE] = "DELETE FROM tokens WHERE provider = ?1 AND principal = ?2"
                           " AND scope = ?3",
-    [STMT_TOKEN_LIST] = "SELECT provider, principal, scope, sealed, expires_at, updated_at"
-                        " FROM tokens ORDER BY provider, principal, scope",
+    [STMT_TOKEN_LIST] = "SELECT provider, principal, scope, sealed, expires_at, updated_at,"
+                        " credential FROM tokens ORDER BY provider, principal, scope",
     [STMT_TOKEN_DELETE_PRINCIPAL] = "DELETE FROM tokens WHERE principal = ?1 COLLATE NOCASE",
     /* One statement: a crash leaves the old or the new refresh token, never none. */
     [STMT_GRANT_PUT] = "INSERT OR REPLACE INTO grants (user, provider, sealed, state, reason,"
@@ -432,7 +440,8 @@ static enum store_status sqlite_token_put(struct store *st, const struct token_r
     sqlite3_stmt *stmt = stmt_begin(s, STMT_TOKEN_PUT);
     if (bind_token_key(stmt, t->provider, t->principal, t->scope) ||
         sqlite3_bind_blob64(stmt, 4, t->sealed, t->sealed_len, SQLITE_TRANSIENT) ||
-        sqlite3_bind_int64(stmt, 5, t->expires_at) || sqlite3_bind_int64(stmt, 6, t->updated_at))
+        sqlite3_bind_int64(stmt, 5, t->expires_at) || sqlite3_bind_int64(stmt, 6, t->updated_at) ||
+        bind_text(stmt, 7, t->credential ? t->credential : ""))
         return stmt_end(stmt, db_error(s, "storing a token"));
     if (sqlite3_step(stmt) != SQLITE_DONE)
         return stmt_end(stmt, db_error(s, "storing a token"));
@@ -449,6 +458,7 @@ static void token_row_view(sqlite3_stmt *stmt, struct token_record *t)
     t->sealed_len = (size_t)sqlite3_column_bytes(stmt, 3);
     t->expires_at = sqlite3_column_int64(stmt, 4);
     t->updated_at = sqlite3_column_int64(stmt, 5);
+    t->credential = (char *)column_text(stmt, 6);
 }
 
 static enum store_status sqlite_token_get(struct store *st, const char *provider,
@@ -475,6 +485,7 @@ static enum store_status sqlite_token_get(struct store *st, const char *provider
     out->sealed_len = view.sealed_len;
     out->expires_at = view.expires_at;
     out->updated_at = view.updated_at;
+    out->credential = mg_strdup(view.credential);
     return stmt_end(stmt, STORE_OK);
 }
 

@@ -11,12 +11,13 @@
 
 #define INSERT_SQL                                                                                 \
     "INSERT INTO login_events (at, event, session, protocol, listener, client_addr, client_port,"  \
-    " client_id, login, user, mailbox, result, reason, duration_ms, bytes_in, bytes_out)"          \
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+    " client_id, login, user, mailbox, result, reason, duration_ms, bytes_in, bytes_out, detail)"  \
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
 
 #define SELECT_COLUMNS                                                                             \
     "SELECT id, at, event, session, protocol, listener, client_addr, client_port, client_id,"      \
-    " login, user, mailbox, result, reason, duration_ms, bytes_in, bytes_out FROM login_events"
+    " login, user, mailbox, result, reason, duration_ms, bytes_in, bytes_out, detail"              \
+    " FROM login_events"
 
 static enum store_status logins_error(struct store *st, const char *what)
 {
@@ -40,7 +41,8 @@ static int bind_event(sqlite3_stmt *stmt, const struct login_event *e)
         ok = ok && bind_text(stmt, (int)i + 8, more[i]);
     return ok && sqlite3_bind_int64(stmt, 14, e->duration_ms) == SQLITE_OK &&
            sqlite3_bind_int64(stmt, 15, e->bytes_in) == SQLITE_OK &&
-           sqlite3_bind_int64(stmt, 16, e->bytes_out) == SQLITE_OK;
+           sqlite3_bind_int64(stmt, 16, e->bytes_out) == SQLITE_OK &&
+           bind_text(stmt, 17, e->detail);
 }
 
 enum store_status sqlite_login_events_add(struct store *st, const struct login_event *ev, size_t n)
@@ -103,6 +105,7 @@ static void read_event(sqlite3_stmt *stmt, struct login_event *e)
     e->duration_ms = sqlite3_column_int64(stmt, 14);
     e->bytes_in = sqlite3_column_int64(stmt, 15);
     e->bytes_out = sqlite3_column_int64(stmt, 16);
+    e->detail = column_text(stmt, 17);
 }
 
 /* Every condition is always present and switched off by a NULL parameter, so the SQL is

@@ -49,6 +49,9 @@ struct token_entry {
      * obtained: 0 when unknown (seeded from the store), i.e. "not fresh". */
     uint32_t serial, generation;
     uint64_t obtained_ms;
+    /* The credentials (token_fingerprint.h) of the token and of the last request: see
+     * forget_other_credential. */
+    char fingerprint[TOKEN_FINGERPRINT_SIZE], request_fingerprint[TOKEN_FINGERPRINT_SIZE];
     int used; /* handed out since obtained: only then is a background renewal worth it */
     struct event *timer;
     struct token_http_req *inflight;
@@ -75,15 +78,6 @@ struct token_client {
     void *store_arg;
     uint32_t next_serial;
 };
-
-/* For logs: a password principal without its hash (which would be a password oracle for anyone
- * holding the process key, and says nothing useful). */
-static char *log_name_of(const char *principal)
-{
-    const char *hash = strncmp(principal, "password:", 9) == 0 ? strrchr(principal, ':') : NULL;
-    return hash && hash > principal + 8 ? mg_strndup(principal, (size_t)(hash - principal))
-                                        : mg_strdup(principal);
-}
 
 /* ---- entries ---- */
 
@@ -113,7 +107,7 @@ static struct token_entry *entry_for(struct token_client *tc, const struct provi
         e->tc = tc;
         e->creds = creds;
         e->principal = mg_strdup(subj->principal);
-        e->log_name = log_name_of(subj->principal);
+        e->log_name = token_log_name(subj->principal);
         e->scope = mg_strdup(scope);
         e->timer = evtimer_new(tc->base, on_entry_timer, e);
         e->serial = ++tc->next_serial;
@@ -374,9 +368,10 @@ static void on_http_done(const struct token_http_result *res, void *arg)
     if (status == TOKEN_OK) {
         save_rotated(e, &tr);
         store_token(e, &tr, mg_now_ms() - res->duration_ms);
+        memcpy(e->fingerprint, e->request_fingerprint, sizeof e->fingerprint);
         if (e->tc->observer && e->grant != TOKEN_GRANT_PASSWORD) /* never persisted */
             e->tc->observer(e->creds->conf.name, e->principal, e->scope, e->token, e->token_len,
-                            expires_in, e->tc->observer_arg);
+                            expires_in, e->fingerprint, e->tc->observer_arg);
     } else {
         if (status == TOKEN_NEEDS_AUTH)
             report_revoked(e, tr.reason);
@@ -420,6 +415,7 @@ static enum token_status start_request(struct token_entry *e, const struct token
     char error[CURL_ERROR_SIZE + 64] = "";
     enum token_status fail = TOKEN_TEMPFAIL;
     char *body = request_body(e, subj, &fail, error, sizeof error);
+    memcpy(e->request_fingerprint, e->creds->fingerprint, sizeof e->request_fingerprint);
     if (body) {
         e->inflight =
             token_http_post(e->tc->http, e->creds->conf.token_endpoint, e->creds->conf.ca_file,
@@ -524,12 +520,29 @@ static int reauthorized(struct token_entry *e)
 
 static void follow_store(struct token_client *tc);
 
+/* The provider's credential changed (a reload with a new client secret): a token obtained with
+ * the old one is not served, and a backoff after the old one's failure does not hold back the
+ * new one. */
+static void forget_other_credential(struct token_entry *e)
+{
+    const char *now = e->creds->fingerprint;
+    if (e->backoff_until_ms && strcmp(e->request_fingerprint, now) != 0)
+        e->backoff_until_ms = 0;
+    if (!e->token || strcmp(e->fingerprint, now) == 0)
+        return;
+    log_info("provider=%s principal=%s: the %s changed since the cached token was obtained; "
+             "asking for a new one",
+             e->creds->conf.name, e->log_name, token_credential_kind(&e->creds->conf));
+    drop_token(e);
+}
+
 /* token_get_for once the entry is known; subj is NULL when asking again for an entry's own
  * subject (token_get_again). */
 static struct token_wait *get_from_entry(struct token_entry *e, const struct token_subject *subj,
                                          token_cb cb, void *arg)
 {
     uint64_t now = mg_now_ms();
+    forget_other_credential(e);
     if (e->token && now < e->expires_at_ms) {
         e->used = 1;
         if (now >= e->renew_at_ms && renewable(e) && !e->inflight && now >= e->backoff_until_ms)
@@ -738,6 +751,7 @@ void token_client_seed(struct token_client *tc, const struct provider_conf *p,
     tr.expires_in = expires_in;
     struct token_entry *e = entry_for(tc, p, subj);
     store_token(e, &tr, mg_now_ms());
+    memcpy(e->fingerprint, e->creds->fingerprint, sizeof e->fingerprint);
     e->obtained_ms = 0; /* obtained before we started: never "fresh" (token_client_refused) */
 }
 

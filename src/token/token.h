@@ -118,10 +118,12 @@ void token_client_set_refresh_ops(struct token_client *tc, const struct token_re
 void token_wait_cancel(struct token_wait *w);
 
 /* Persistence hooks (token_store.c). The observer runs whenever a request obtains a token
- * (expires_in in seconds); seeding installs a token obtained earlier (e.g. loaded from the store
+ * (expires_in in seconds; credential: the fingerprint of the credential it was obtained with,
+ * token_fingerprint.h); seeding installs a token obtained earlier (e.g. loaded from the store
  * at start) as if it had just been obtained with expires_in seconds left. */
 typedef void (*token_obtained_cb)(const char *provider, const char *principal, const char *scope,
-                                  const char *token, size_t len, int64_t expires_in, void *arg);
+                                  const char *token, size_t len, int64_t expires_in,
+                                  const char *credential, void *arg);
 void token_client_set_observer(struct token_client *tc, token_obtained_cb cb, void *arg);
 void token_client_seed(struct token_client *tc, const struct provider_conf *p,
                        const struct token_subject *subj, const char *token, size_t len,

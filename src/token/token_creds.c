@@ -39,6 +39,13 @@ char *token_password_principal(const char *user, const char *password, size_t le
     return mg_printf("password:%s:%s", user ? user : "", mac_len ? hex : "unkeyed");
 }
 
+char *token_log_name(const char *principal)
+{
+    const char *hash = strncmp(principal, "password:", 9) == 0 ? strrchr(principal, ':') : NULL;
+    return hash && hash > principal + 8 ? mg_strndup(principal, (size_t)(hash - principal))
+                                        : mg_strdup(principal);
+}
+
 /* ---- provider settings ---- */
 
 static void replace_setting(char **field, const char *value)
@@ -96,6 +103,7 @@ struct token_creds *token_creds_update(struct token_creds **list, const struct p
     replace_key(&k->sa_key, p->sa_key);
     replace_der(k, p->client_cert_der, p->client_cert_der_len);
     k->client_assertion_alg = p->client_assertion_alg;
+    token_fingerprint(p, c->fingerprint);
     return c;
 }
 

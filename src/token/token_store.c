@@ -13,6 +13,7 @@
 #include "secretbox.h"
 #include "store.h"
 #include "token.h"
+#include "token_fingerprint.h"
 #include "util.h"
 
 /* A stored token with less left than this is not worth loading. */
@@ -72,13 +73,15 @@ static enum store_status put_token(struct token_store *ts, struct token_record *
 /* A write that waited for a rotate-key transaction lands after it and would keep the old
  * key's seal, which a restarted gateway cannot open: seal and write once more then. */
 static void on_obtained(const char *provider, const char *principal, const char *scope,
-                        const char *token, size_t len, int64_t expires_in, void *arg)
+                        const char *token, size_t len, int64_t expires_in, const char *credential,
+                        void *arg)
 {
     struct token_store *ts = arg;
     struct token_record t = {.provider = (char *)provider,
                              .principal = (char *)principal,
                              .scope = (char *)scope,
-                             .expires_at = (int64_t)time(NULL) + expires_in};
+                             .expires_at = (int64_t)time(NULL) + expires_in,
+                             .credential = (char *)credential};
     follow_key(ts);
     enum store_status rc = put_token(ts, &t, token, len);
     if (rc == STORE_OK && follow_key(ts))
@@ -188,13 +191,31 @@ static int subject_of(const struct provider_conf *p, const char *principal, cons
     return -1;
 }
 
+/* A row obtained with another credential than p's current one is left alone: serving it would
+ * hide a wrong new secret until the old token expires. Rows from before fingerprints were kept
+ * ("") are taken as they are. The row stays, so `check-config` can tell. */
+static int obtained_with_other_credential(const struct provider_conf *p,
+                                          const struct token_record *t)
+{
+    char now[TOKEN_FINGERPRINT_SIZE];
+    token_fingerprint(p, now);
+    if (!t->credential[0] || strcmp(t->credential, now) == 0)
+        return 0;
+    log_info("provider %s: the %s changed since the stored token of %s was obtained; a new one "
+             "will be requested",
+             p->name, token_credential_kind(p), t->principal);
+    return 1;
+}
+
 /* Seeds one stored row into the token client when it belongs to a configured provider's
- * current flow, app and scope, and has enough life left. Never stops the listing. */
+ * current flow, app, scope and credential, and has enough life left. Never stops the
+ * listing. */
 static int load_one(const struct token_record *t, void *arg)
 {
     struct token_store *ts = arg;
     const struct provider_conf *p = config_provider(ts->cfg, t->provider);
-    if (!p || strcmp(t->scope, p->scope ? p->scope : "") != 0)
+    if (!p || strcmp(t->scope, p->scope ? p->scope : "") != 0 ||
+        obtained_with_other_credential(p, t))
         return 0;
     char *app = token_app_principal(p);
     struct token_subject subj;

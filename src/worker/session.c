@@ -52,7 +52,7 @@ static void log_login(struct session *s, const char *result, const char *reason,
     if (!s->login_active)
         return;
     s->login_active = 0;
-    session_audit_login(s, cause, mg_now_ms() - s->login_started_ms);
+    session_audit_login(s, cause, reason, mg_now_ms() - s->login_started_ms);
     char user[300], mailbox[360], why[300], word[IPC_CAUSE_MAX + 8];
     log_info("login session=%s listener=%s client=%s user=%s mailbox=%s result=%s reason=%s "
              "duration_ms=%llu cause=%s",
@@ -292,7 +292,7 @@ static void greet(struct session *s)
         log_info("session=%s listener=%s client=%s refused: address not allowed", s->id,
                  s->listener->conf->name, s->client_addr);
         s->ops->goodbye(s, GOODBYE_ADDRESS_NOT_ALLOWED);
-        session_audit_login(s, "address not allowed", 0); /* who knocked, for the audit */
+        session_audit_login(s, "address not allowed", "", 0); /* who knocked, for the audit */
         close_session(s, "address not allowed", 1);
     } else if (s->over_limit) {
         s->ops->goodbye(s, GOODBYE_TOO_MANY_CONNECTIONS);

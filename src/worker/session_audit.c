@@ -44,13 +44,15 @@ static void send_record(struct session *s, struct ipc_audit *a)
         log_warn("session=%s audit record dropped (broker link busy)", s->id);
 }
 
-void session_audit_login(struct session *s, const char *cause, uint64_t duration_ms)
+void session_audit_login(struct session *s, const char *cause, const char *reason,
+                         uint64_t duration_ms)
 {
     struct ipc_audit a;
     memset(&a, 0, sizeof a);
     a.event = AUDIT_LOGIN;
     a.ok = strcmp(cause, "ok") == 0;
     mg_strlcpy(a.cause, cause, sizeof a.cause);
+    audit_detail_of(cause, reason, a.detail, sizeof a.detail);
     a.duration_ms = duration_ms;
     send_record(s, &a);
 }

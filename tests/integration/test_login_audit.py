@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pwd
+import signal
 import sqlite3
 import subprocess
 
@@ -16,9 +17,22 @@ import pytest
 from conftest import USERS, connect, plain_b64, quoted
 from harness.lineclient import LineClient
 from harness.procs import wait_until
-from harness.stack import ALICE, BOB, DAVE, DOMAIN
+from harness.procs import free_port
+from harness.stack import ALICE, BOB, CLIENT_ID, DAVE, DOMAIN, SCOPE, TENANT
 
 LOCKOUT_THRESHOLD = 3
+
+
+def failing_providers(g):
+    """[provider broken]: the IdP refuses its client secret (AADSTS7000215); [provider down]:
+    tokens are fine, its IMAP server's port is closed."""
+    common = [f"type = microsoft", f"tenant = {TENANT}", f"client_id = {CLIENT_ID}",
+              f"token_endpoint = {g.settings['token_endpoint']}", f"scope = {SCOPE}",
+              f"ca_file = {g.settings['ca_file']}"]
+    return "\n".join(["", "[provider broken]", *common, "client_secret = Q~not-the-secret",
+                      f"imap_server = {g.settings['imap_server']}", "",
+                      "[provider down]", *common, f"client_secret_file = {g.secret_file}",
+                      f"imap_server = localhost:{free_port()}", ""])
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +46,11 @@ def gw(fleet):
     os.chown(g.audit_log, entry.pw_uid, entry.pw_gid)
     g.settings["gateway_lines"].append(f"audit_log = {g.audit_log}")
     g.add_listener("imaps-deny", "imap", "implicit", "allow = 10.0.0.0/8")
+    g.settings["extra"] = failing_providers(g)
     g.write_config()
+    # users whose login fails beyond the gateway: at the IdP, and at an unreachable upstream
+    g.add_user("idpfail", USERS["alice"][0], mailbox=ALICE, provider="broken", protocols=None)
+    g.add_user("downuser", USERS["alice"][0], mailbox=ALICE, provider="down", protocols=None)
     # a protocol switched off: POP3 for "special" (audited as "protocol disabled")
     assert g.cli("user", "set", "special", "--pop3", "off").returncode == 0
     assert g.cli("user", "set", "unicode", "--enabled", "off").returncode == 0
@@ -91,6 +109,8 @@ def test_ok_login_and_session_end_with_client_id_bytes_and_duration(gw):
     ("carol", USERS["carol"][0], "upstream refused"),  # the app has no FullAccess on carol
     (f"{ALICE}\\bob", USERS["alice"][0], "mailbox not granted"),  # upn\alias, no grant
     ("unicode", USERS["unicode"][0], "user disabled"),
+    ("idpfail", USERS["alice"][0], "idp error"),  # the IdP refuses the provider's secret
+    ("downuser", USERS["alice"][0], "upstream unavailable"),
 ])
 def test_failed_imap_login_has_its_reason(gw, user, password, reason):
     c, done = imap_login(gw, user, password)
@@ -98,6 +118,8 @@ def test_failed_imap_login_has_its_reason(gw, user, password, reason):
     assert done.startswith("l1 NO"), done
     rows = wait_events(gw, event="login", login=user, reason=reason)
     assert rows[-1]["result"] == "fail" and rows[-1]["protocol"] == "imap"
+    # the IdP's refusal keeps its AADSTS code (and only that); other outcomes have no detail
+    assert rows[-1]["detail"] == ("AADSTS7000215" if reason == "idp error" else ""), rows[-1]
 
 
 def test_locked_out_is_audited(gw):
@@ -109,6 +131,10 @@ def test_locked_out_is_audited(gw):
     assert done.startswith("l1 NO"), done
     wait_events(gw, event="login", user=BOB, reason="locked out")
     assert len(events(gw, user=BOB, reason="wrong password")) == LOCKOUT_THRESHOLD
+    # the lockout the broker made, as `user show` lists it (issue 11: active lockouts)
+    show = gw.cli("user", "show", "bob")
+    assert show.returncode == 0, show.stderr
+    assert "lockouts:\n  from 127.0.0.1 until " in show.stdout, show.stdout
 
 
 def test_address_not_allowed_is_audited(gw):
@@ -153,6 +179,8 @@ def test_audit_log_has_json_lines_without_passwords(gw):
     records = wait_until(lambda: len(lines()) >= len(stored) and lines(), timeout=10,
                          what="the JSON lines")
     assert {r["session"] for r in records} >= {r["session"] for r in stored}
+    idp = [r for r in records if r["login"] == "idpfail"]
+    assert idp and idp[0]["reason"] == "idp error" and idp[0]["detail"] == "AADSTS7000215"
     ok = [r for r in records if r["client_id"] == "AuditClient/7.1" and r["event"] == "login"]
     assert ok and ok[0]["result"] == "ok" and ok[0]["client_addr"] == "127.0.0.1"
     assert ok[0]["time"].endswith("Z") and ok[0]["user"] == ALICE
@@ -177,12 +205,16 @@ def test_report_logins_in_three_formats(gw):
     assert len(rows) == len(stored)
     assert {r["reason"] for r in rows} >= {"ok", "wrong password", "unknown user",
                                            "upstream refused", "locked out",
-                                           "protocol disabled"}
+                                           "protocol disabled", "mailbox not granted",
+                                           "user disabled", "idp error",
+                                           "upstream unavailable", "address not allowed"}
     assert rows[0]["time"] >= rows[-1]["time"]  # newest first
     ends = [r for r in rows if r["event"] == "end"]
     assert ends and all(isinstance(r["bytes_out"], int) for r in ends)
+    assert {r["detail"] for r in rows if r["reason"] == "idp error"} == {"AADSTS7000215"}
     csv_rows = list(csv.DictReader(io.StringIO(report(gw, "logins", "--format", "csv"))))
     assert [r["session"] for r in csv_rows] == [r["session"] for r in rows]
+    assert [r["detail"] for r in csv_rows] == [r["detail"] for r in rows]
     assert {r["client_id"] for r in csv_rows} >= {"AuditClient/7.1", "laptop.audit.test"}
     table = report(gw, "logins").splitlines()
     assert table[0].split()[:3] == ["time", "event", "protocol"]
@@ -265,3 +297,53 @@ def test_retention_prunes_old_rows_at_start(gw):
     old = json.loads(report(gw, "logins", "--since", "90d", "--protocol", "pop3",
                             "--user", "bob", "--format", "json"))
     assert [r["session"] for r in old] == ["4e4e4e4e"]
+
+
+# -- audit_log on reload ------------------------------------------------------------------------
+
+def gateway_file(path):
+    """An empty file the broker (the gateway user after dropping root) may append to, as
+    logrotate's `create 0640 mailgate mailgate` makes it."""
+    open(path, "w").close()
+    entry = pwd.getpwnam("mailgate")
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def reload_and_login(gw, client_name):
+    offset = gw.log_offset()
+    os.kill(gw.proc.pid, signal.SIGHUP)
+    gw.wait_for_log(r"reloaded ", offset, timeout=20)
+    c, done = imap_login(gw, "alice", USERS["alice"][0], client_id=(client_name, "1"))
+    c.close()
+    assert done.startswith("l1 OK"), done
+    wait_events(gw, event="end", client_id=f"{client_name}/1")
+
+
+def json_clients(path):
+    with open(path) as f:
+        return {json.loads(line)["client_id"] for line in f}
+
+
+def test_reload_reopens_the_audit_log_for_logrotate(gw):
+    """logrotate moves the file, creates a new one and sends SIGHUP: the records after the
+    reload go to the new file, none is lost in the moved one."""
+    rotated = gw.audit_log + ".1"
+    os.rename(gw.audit_log, rotated)
+    gateway_file(gw.audit_log)
+    reload_and_login(gw, "AfterRotate")
+    assert wait_until(lambda: "AfterRotate/1" in json_clients(gw.audit_log), timeout=10)
+    assert "AfterRotate/1" not in json_clients(rotated)
+    assert "AuditClient/7.1" in json_clients(rotated)
+
+
+def test_reload_follows_a_new_audit_log_path(gw):
+    old = gw.audit_log
+    new = os.path.join(gw.dir, "audit-new.jsonl")
+    gateway_file(new)
+    lines = gw.settings["gateway_lines"]
+    lines[lines.index(f"audit_log = {old}")] = f"audit_log = {new}"
+    gw.write_config()
+    gw.audit_log = new
+    reload_and_login(gw, "AfterPathChange")
+    assert wait_until(lambda: "AfterPathChange/1" in json_clients(new), timeout=10)
+    assert "AfterPathChange/1" not in json_clients(old)

@@ -40,6 +40,7 @@ static void test_roundtrip(void **state)
     (void)state;
     struct ipc_audit a = sample();
     a.bytes_in = UINT64_MAX;
+    strcpy(a.detail, "AADSTS7000215");
     struct evbuffer *buf = evbuffer_new();
     assert_int_equal(ipc_encode_audit(buf, &a), 0);
     struct ipc_msg msg;
@@ -149,6 +150,38 @@ static void test_invalid_records(void **state)
     assert_int_equal(audit_rec_valid(&a), -1);
 }
 
+static void test_detail_is_only_an_aadsts_code(void **state)
+{
+    (void)state;
+    char d[IPC_DETAIL_MAX];
+    audit_detail_of("idp error",
+                    "invalid_client: AADSTS7000215: Invalid client secret provided (fix: ...)", d,
+                    sizeof d);
+    assert_string_equal(d, "AADSTS7000215");
+    audit_detail_of("idp error", "see AADSTSx, then AADSTS50126: bad password", d, sizeof d);
+    assert_string_equal(d, "AADSTS50126"); /* the first complete code */
+    audit_detail_of("idp error", "AADSTS1234567890 too long", d, sizeof d);
+    assert_string_equal(d, "");
+    audit_detail_of("idp error", "token endpoint backing off for 3 s after: timeout", d, sizeof d);
+    assert_string_equal(d, "");
+    audit_detail_of("upstream refused", "AADSTS7000215", d, sizeof d);
+    assert_string_equal(d, ""); /* only an IdP's refusal has one */
+    audit_detail_of("idp error", NULL, d, sizeof d);
+    assert_string_equal(d, "");
+    /* The broker takes nothing else from a worker. */
+    struct ipc_audit a = sample();
+    strcpy(a.cause, "idp error");
+    strcpy(a.detail, "AADSTS7000215");
+    assert_int_equal(audit_rec_valid(&a), 0);
+    strcpy(a.detail, "AADSTS7000215 and text");
+    assert_int_equal(audit_rec_valid(&a), -1);
+    strcpy(a.detail, "hunter2");
+    assert_int_equal(audit_rec_valid(&a), -1);
+    a = sample(); /* mailbox not granted */
+    strcpy(a.detail, "AADSTS50126");
+    assert_int_equal(audit_rec_valid(&a), -1);
+}
+
 static void test_clean_makes_text_valid(void **state)
 {
     (void)state;
@@ -182,6 +215,7 @@ static void test_json_line(void **state)
                             .mailbox = "alice@contoso.com",
                             .result = "fail",
                             .reason = "wrong password",
+                            .detail = "",
                             .duration_ms = 5};
     char *line = audit_json_line(&e);
     assert_non_null(line);
@@ -193,6 +227,7 @@ static void test_json_line(void **state)
     assert_json_string(o, "time", "1970-01-02T00:01:01Z");
     assert_json_string(o, "client_id", "say \"hi\"");
     assert_json_string(o, "reason", "wrong password");
+    assert_json_string(o, "detail", "");
     assert_int_equal(json_integer_value(json_object_get(o, "client_port")), 50000);
     assert_null(json_object_get(o, "password"));
     json_decref(o);
@@ -202,10 +237,14 @@ static void test_json_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_encode_refuses_out_of_range),
-        cmocka_unit_test(test_valid_records),   cmocka_unit_test(test_cause_words),
-        cmocka_unit_test(test_invalid_records), cmocka_unit_test(test_clean_makes_text_valid),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_encode_refuses_out_of_range),
+        cmocka_unit_test(test_valid_records),
+        cmocka_unit_test(test_cause_words),
+        cmocka_unit_test(test_invalid_records),
+        cmocka_unit_test(test_clean_makes_text_valid),
         cmocka_unit_test(test_json_line),
+        cmocka_unit_test(test_detail_is_only_an_aadsts_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

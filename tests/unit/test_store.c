@@ -243,15 +243,18 @@ static void test_tokens(void **state)
     assert_int_equal(got.expires_at, 2000000000);
     assert_true(got.updated_at > 0);
     assert_string_equal(got.scope, t.scope);
+    assert_string_equal(got.credential, ""); /* none given: as for rows from before */
     token_record_clear(&got);
     assert_null(got.sealed);
-    /* Replace. */
+    /* Replace, now with the credential's fingerprint. */
     blob[0] = 9;
     t.expires_at = 2000000001;
+    t.credential = "0123456789abcdef0123456789abcdef";
     assert_int_equal(store_token_put(f->st, &t), STORE_OK);
     assert_int_equal(store_token_get(f->st, "ms", "", t.scope, &got), STORE_OK);
     assert_int_equal(got.sealed[0], 9);
     assert_int_equal(got.expires_at, 2000000001);
+    assert_string_equal(got.credential, t.credential);
     token_record_clear(&got);
     /* Another principal is another row. */
     t.principal = "alice";

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "token.h"
+#include "token_fingerprint.h"
 #include "util.h"
 
 #define TOKEN "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL291dGxvb2sifQ.c2ln"
@@ -521,11 +522,24 @@ static void record_token(const struct token_result *res, void *arg)
 static int observed;
 
 static void observer(const char *provider, const char *principal, const char *scope,
-                     const char *token, size_t len, int64_t expires_in, void *arg)
+                     const char *token, size_t len, int64_t expires_in, const char *credential,
+                     void *arg)
 {
     (void)provider, (void)principal, (void)scope, (void)token, (void)len, (void)expires_in;
-    (void)arg;
+    (void)credential, (void)arg;
     observed++;
+}
+
+/* Seeds the app's token as if loaded from the store; the next get serves it. */
+static void seed_and_get(struct fixture *f)
+{
+    char *app = token_app_principal(&f->p);
+    struct token_subject subj = {.grant = TOKEN_GRANT_CLIENT_CREDENTIALS, .principal = app};
+    token_client_seed(f->tc, &f->p, &subj, "seeded-token", 12, 3600);
+    free(app);
+    char got[64] = "";
+    assert_null(token_get(f->tc, &f->p, record_token, got));
+    assert_string_equal(got, "seeded-token");
 }
 
 /* A seeded token (as loaded from the store) is served without a request, and the observer is
@@ -535,13 +549,7 @@ static void test_seed(void **state)
     struct fixture *f = *state;
     observed = 0;
     token_client_set_observer(f->tc, observer, NULL);
-    char *app = token_app_principal(&f->p);
-    struct token_subject subj = {.grant = TOKEN_GRANT_CLIENT_CREDENTIALS, .principal = app};
-    token_client_seed(f->tc, &f->p, &subj, "seeded-token", 12, 3600);
-    free(app);
-    char got[64] = "";
-    assert_null(token_get(f->tc, &f->p, record_token, got));
-    assert_string_equal(got, "seeded-token");
+    seed_and_get(f);
     assert_int_equal(token_client_requests(f->tc), 0);
     assert_int_equal(observed, 0);
     /* Another scope is another entry: not seeded. */
@@ -553,6 +561,57 @@ static void test_seed(void **state)
     assert_int_equal(a.status, TOKEN_TEMPFAIL);
     assert_int_equal(observed, 0);
     token_client_set_observer(f->tc, NULL, NULL);
+}
+
+/* A cached token is not served once the provider's credential changed (a reload with a new
+ * client secret): the next get asks the IdP, and going back does not bring the token back.
+ * The backoff after the new secret's failure does not hold back the next credential. */
+static void test_changed_secret_drops_the_cached_token(void **state)
+{
+    struct fixture *f = *state;
+    seed_and_get(f);
+    f->p.client_secret = "n3w-s3cret";
+    struct outcome a = {0};
+    assert_non_null(token_get(f->tc, &f->p, record, &a));
+    assert_int_equal(token_client_requests(f->tc), 1);
+    run_until(f, &a.calls, 1);
+    assert_int_equal(a.status, TOKEN_TEMPFAIL); /* the endpoint refuses connections */
+    struct outcome b = {0};
+    assert_null(token_get(f->tc, &f->p, record, &b)); /* backing off: answered at once */
+    assert_int_equal(b.status, TOKEN_TEMPFAIL);
+    f->p.client_secret = "s3cret";
+    assert_non_null(token_get(f->tc, &f->p, record, &b));
+    assert_int_equal(token_client_requests(f->tc), 2);
+    run_until(f, &b.calls, 2);
+}
+
+static void test_fingerprint(void **state)
+{
+    (void)state;
+    struct provider_conf p = {.name = "contoso", .tenant = "t", .client_id = "app"};
+    char a[TOKEN_FINGERPRINT_SIZE], b[TOKEN_FINGERPRINT_SIZE], c[TOKEN_FINGERPRINT_SIZE];
+    token_fingerprint(&p, a);
+    assert_string_equal(token_credential_kind(&p), "client registration");
+    p.client_secret = "s3cret";
+    token_fingerprint(&p, b);
+    assert_int_equal(strlen(b), TOKEN_FINGERPRINT_HEX);
+    assert_string_not_equal(a, b);
+    assert_string_equal(token_credential_kind(&p), "client secret");
+    /* Fields are length-prefixed: moving bytes between two fields changes the digest. */
+    p.client_id = "ap";
+    p.client_secret = "ps3cret";
+    token_fingerprint(&p, c);
+    assert_string_not_equal(b, c);
+    p.client_id = "app";
+    p.client_secret = "s3cret";
+    token_fingerprint(&p, c);
+    assert_string_equal(b, c); /* deterministic: the store compares across processes */
+    unsigned char der[] = {0x30, 0x03, 0x02, 0x01, 0x01};
+    p.client_cert_der = der;
+    p.client_cert_der_len = sizeof der;
+    token_fingerprint(&p, c);
+    assert_string_not_equal(b, c);
+    assert_string_equal(token_credential_kind(&p), "client certificate");
 }
 
 int main(void)
@@ -578,6 +637,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_https_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_secret, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changed_secret_drops_the_cached_token, setup,
+                                        teardown),
+        cmocka_unit_test(test_fingerprint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

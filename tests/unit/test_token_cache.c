@@ -20,6 +20,7 @@
 #include "fake_idp.h"
 #include "log.h"
 #include "token.h"
+#include "token_fingerprint.h"
 #include "util.h"
 
 #define SCOPE "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"
@@ -74,9 +75,11 @@ static void revoked(void *arg, const char *provider, const char *principal, cons
 }
 
 static void observer(const char *provider, const char *principal, const char *scope,
-                     const char *token, size_t len, int64_t expires_in, void *arg)
+                     const char *token, size_t len, int64_t expires_in, const char *credential,
+                     void *arg)
 {
     (void)arg;
+    assert_int_equal(strlen(credential), TOKEN_FINGERPRINT_HEX);
     note("observed %s %s %s %.*s %lld;", provider, principal, scope, (int)len, token,
          (long long)expires_in);
 }
