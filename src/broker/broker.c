@@ -34,6 +34,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "password.h"
+#include "signin.h"
 #include "store.h"
 #include "token.h"
 #include "token_subject.h"
@@ -103,6 +104,7 @@ struct broker {
     struct worker_conn *workers;
     struct auth_job *jobs;
     struct audit_sink *audit; /* login audit records from the workers */
+    struct signin *signin;    /* the sign-in page's records and code exchanges */
 };
 
 /* ---- jobs ---- */
@@ -216,6 +218,22 @@ static void send_response(struct worker_conn *conn, struct ipc_auth_response *re
 }
 
 static void update_reading(struct worker_conn *conn);
+
+/* The sign-in page's answers (signin.c); a start's carries no secret, a callback's may carry a
+ * generated password. */
+static void send_signin_answer(void *arg, const struct ipc_signin_answer *a)
+{
+    struct worker_conn *conn = arg;
+    struct evbuffer *frame = evbuffer_new();
+    if (frame && ipc_encode_signin_answer(frame, a) == 0)
+        move_wiped(bufferevent_get_output(conn->bev), frame);
+    else
+        log_error("worker %d: cannot encode a sign-in answer", conn->index);
+    if (frame) {
+        wipe_evbuffer(frame);
+        evbuffer_free(frame);
+    }
+}
 
 /* An Exchange Online token without the permission the protocol needs will be refused
  * upstream with a bare "authentication failed": say which permission is missing in the
@@ -600,6 +618,7 @@ static void drop_worker(struct worker_conn *conn)
         }
     }
     cancel_jobs_of(b, conn);
+    signin_conn_gone(b->signin, conn);
     bufferevent_free(conn->bev);
     free(conn);
 }
@@ -654,7 +673,7 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
         int rc = ipc_decode(in, &msg);
         if (rc == 0)
             break;
-        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE) {
+        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE || msg.type == IPC_SIGNIN_ANSWER) {
             log_error("worker %d sent a malformed IPC frame; dropping its connection", conn->index);
             ipc_msg_wipe(&msg);
             drop_worker(conn);
@@ -668,6 +687,10 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             handle_token_refused(conn, &msg.u.refused);
         else if (msg.type == IPC_AUDIT)
             audit_sink_push(conn->b->audit, &msg.u.audit);
+        else if (msg.type == IPC_SIGNIN_START)
+            signin_start(conn->b->signin, conn, &msg.u.signin_start);
+        else if (msg.type == IPC_SIGNIN_FINISH)
+            signin_finish(conn->b->signin, conn, &msg.u.signin_finish);
         else
             handle_ready(conn, msg.u.worker_index);
         ipc_msg_wipe(&msg);
@@ -758,10 +781,11 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
     b->cache = auth_cache_new(cfg->gateway.auth_cache_ttl_ms, AUTH_CACHE_MAX_ENTRIES);
     b->pool = verify_pool_new(base, verify_thread_count());
     b->guard = lockouts_new(&cfg->gateway, st);
+    b->signin = b->tokens ? signin_new(base, cfg, st, b->tokens, send_signin_answer) : NULL;
     if (b->pool)
         verify_pool_set_precheck(b->pool, known_by_cache, b->cache);
-    if (!b->tokens || !b->cache || !b->pool) {
-        log_error("broker: cannot start the token client, auth cache or verify pool");
+    if (!b->tokens || !b->cache || !b->pool || !b->signin) {
+        log_error("broker: cannot start the token client, auth cache, verify pool or sign-in");
         broker_free(&b);
         return NULL;
     }
@@ -785,6 +809,12 @@ void broker_set_config(struct broker *b, const struct config *cfg)
     b->cfg = cfg;
     lockouts_configure(b->guard, &cfg->gateway);
     audit_sink_set_config(b->audit, cfg);
+    signin_set_config(b->signin, cfg);
+}
+
+void broker_set_secretbox(struct broker *b, struct secretbox *box)
+{
+    signin_set_secretbox(b->signin, box);
 }
 
 struct token_client *broker_token_client(struct broker *b)
@@ -805,6 +835,7 @@ void broker_free(struct broker **bp)
     }
     while (b->workers)
         drop_worker(b->workers);
+    signin_free(&b->signin);
     token_client_free(&b->tokens);
     auth_cache_free(&b->cache);
     lockouts_free(&b->guard);
