@@ -126,8 +126,8 @@ void signin_start(struct signin *s, void *conn, const struct ipc_signin_start *m
                                       : "refused reason=\"unknown user\"");
         answer(s, conn, m->id, SIGNIN_REFUSED, NO_SIGNIN);
     } else {
-        const struct signin_record *r =
-            signin_states_add(s->states, u.name, p->name, u.mailbox, mg_now_ms());
+        struct signin_for f = {u.name, p->name, u.mailbox, m->client_addr};
+        const struct signin_record *r = signin_states_add(s->states, &f, mg_now_ms());
         if (!r || redirect(s, conn, m->id, p, r) != 0) {
             log_outcome("start", u.name, m->client_addr, "busy");
             answer(s, conn, m->id, SIGNIN_FAILED, TRY_LATER);
@@ -363,7 +363,7 @@ struct signin *signin_new(struct event_base *base, const struct config *cfg, str
     if (test_ttl)
         ttl_ms = strtoull(test_ttl, NULL, 10);
 #endif
-    s->states = signin_states_new(SIGNIN_STATES_MAX, ttl_ms);
+    s->states = signin_states_new(SIGNIN_STATES_MAX, SIGNIN_STATES_PER_ADDRESS, ttl_ms);
     if (!s->http)
         signin_free(&s);
     return s;

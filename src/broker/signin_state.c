@@ -9,15 +9,16 @@
 
 struct signin_states {
     struct signin_record *records;
-    size_t n, max;
+    size_t n, max, per_address;
     uint64_t ttl_ms;
 };
 
-struct signin_states *signin_states_new(size_t max, uint64_t ttl_ms)
+struct signin_states *signin_states_new(size_t max, size_t per_address, uint64_t ttl_ms)
 {
     struct signin_states *ss = mg_calloc(1, sizeof *ss);
     ss->records = mg_calloc(max ? max : 1, sizeof *ss->records);
     ss->max = max;
+    ss->per_address = per_address;
     ss->ttl_ms = ttl_ms;
     return ss;
 }
@@ -49,21 +50,32 @@ static void drop_expired(struct signin_states *ss, uint64_t now_ms)
             remove_at(ss, i);
 }
 
-const struct signin_record *signin_states_add(struct signin_states *ss, const char *user,
-                                              const char *provider, const char *mailbox,
+static size_t count_client(const struct signin_states *ss, const char *client)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ss->n; i++)
+        n += strcmp(ss->records[i].client, client) == 0;
+    return n;
+}
+
+const struct signin_record *signin_states_add(struct signin_states *ss, const struct signin_for *f,
                                               uint64_t now_ms)
 {
     drop_expired(ss, now_ms);
-    if (ss->n >= ss->max || strlen(user) >= IPC_USER_MAX || strlen(provider) >= IPC_NAME_MAX ||
-        strlen(mailbox) >= IPC_MAILBOX_MAX)
+    char client[IPC_ADDR_MAX];
+    mg_addr_host(f->client_addr, client, sizeof client);
+    if (ss->n >= ss->max || count_client(ss, client) >= ss->per_address ||
+        strlen(f->user) >= IPC_USER_MAX || strlen(f->provider) >= IPC_NAME_MAX ||
+        strlen(f->mailbox) >= IPC_MAILBOX_MAX)
         return NULL;
     struct signin_record *r = &ss->records[ss->n++];
     auth_code_nonce(r->state);
     auth_code_nonce(r->browser);
     auth_code_nonce(r->verifier);
-    mg_strlcpy(r->user, user, sizeof r->user);
-    mg_strlcpy(r->provider, provider, sizeof r->provider);
-    mg_strlcpy(r->mailbox, mailbox, sizeof r->mailbox);
+    mg_strlcpy(r->user, f->user, sizeof r->user);
+    mg_strlcpy(r->provider, f->provider, sizeof r->provider);
+    mg_strlcpy(r->mailbox, f->mailbox, sizeof r->mailbox);
+    mg_strlcpy(r->client, client, sizeof r->client);
     r->expires_ms = now_ms + ss->ttl_ms;
     return r;
 }

@@ -13,6 +13,8 @@
 #include "ipc.h"
 
 #define SIGNIN_STATES_MAX 1024
+/* Live records per client address: one address cannot fill the table for everybody. */
+#define SIGNIN_STATES_PER_ADDRESS 16
 #define SIGNIN_STATE_TTL_MS (10 * 60 * 1000)
 
 struct signin_record {
@@ -22,6 +24,7 @@ struct signin_record {
     char user[IPC_USER_MAX];                /* the local user (canonical name) */
     char provider[IPC_NAME_MAX];
     char mailbox[IPC_MAILBOX_MAX];
+    char client[IPC_ADDR_MAX]; /* the address that started it, without port */
     uint64_t expires_ms;
 };
 
@@ -34,13 +37,19 @@ enum signin_take {
 
 struct signin_states;
 
-struct signin_states *signin_states_new(size_t max, uint64_t ttl_ms);
+/* per_address: live records one client address may hold. */
+struct signin_states *signin_states_new(size_t max, size_t per_address, uint64_t ttl_ms);
 void signin_states_free(struct signin_states **ss); /* wipes every record */
 
-/* A new record with a fresh state, browser binding and verifier for (user, provider, mailbox);
- * expired records are dropped first. NULL when max records are live, or a field does not fit. */
-const struct signin_record *signin_states_add(struct signin_states *ss, const char *user,
-                                              const char *provider, const char *mailbox,
+/* What a record is made for: the user, its provider and mailbox, the client's address. */
+struct signin_for {
+    const char *user, *provider, *mailbox, *client_addr;
+};
+
+/* A new record with a fresh state, browser binding and verifier; expired records are dropped
+ * first. NULL when max records are live, or per_address of the client's, or a field does not
+ * fit. */
+const struct signin_record *signin_states_add(struct signin_states *ss, const struct signin_for *f,
                                               uint64_t now_ms);
 
 /* Takes the record of state out (so it is used at most once) and, when it is live and browser

@@ -71,6 +71,13 @@ static void set_cookie(struct evhttp_request *req, const struct http_server *s, 
     free(cookie);
 }
 
+static void wipe_page(const void *data, size_t len, void *extra)
+{
+    MG_UNUSED(extra);
+    mg_wipe((void *)data, len);
+    free((void *)data);
+}
+
 /* A plain HTML page: a title and paragraphs, every text escaped. paras ends with NULL. */
 static void send_page(struct evhttp_request *req, int code, const char *reason, const char *title,
                       const char *const *paras)
@@ -97,15 +104,15 @@ static void send_page(struct evhttp_request *req, int code, const char *reason, 
     page_headers(req);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/html; charset=utf-8");
+    /* The page may show a password: evhttp sends it from our memory, wiped once sent. */
     struct evbuffer *out = evbuffer_new();
-    if (out && html)
-        evbuffer_add(out, html, len);
+    if (out && html && evbuffer_add_reference(out, html, len, wipe_page, NULL) == 0)
+        html = NULL;
     evhttp_send_reply(req, code, reason, out);
     if (out)
         evbuffer_free(out);
     if (html)
-        mg_wipe(html, len); /* it may show a password */
-    free(html);
+        wipe_page(html, len, NULL);
 }
 
 static const char *reason_phrase(int code)

@@ -271,6 +271,18 @@ def test_declined_consent_in_words(gw):
     assert "User declined to consent to access the app" not in text  # the provider's own text
 
 
+def test_another_account_refused(gw):
+    """login_hint only suggests the account: signing in as bob on dave's link stores nothing."""
+    authorized = "SELECT count(*) FROM audit WHERE user = 'dave' AND event = 'authorized'"
+    before = query(gw, authorized)
+    url, cookie = start(gw, "dave")
+    callback = sign_in_at_idp(url, gw.certs, BOB)
+    status, _, body = get(callback, gw.certs, cookie=cookie)
+    assert status == 400
+    assert f"sign in as {DAVE}" in page_text(body)
+    assert query(gw, authorized) == before
+
+
 @pytest.mark.parametrize("user", ["app", "nobody", "nobody@example.test", "alice\\shared"])
 def test_no_sign_in_for_other_users_one_page(gw, user):
     status, headers, body = get(f"{gw.public_url}/oauth/start?user={urllib.parse.quote(user)}",

@@ -186,8 +186,9 @@ static void test_token_body(void **state)
 static void test_states_one_time_and_bound(void **state)
 {
     (void)state;
-    struct signin_states *ss = signin_states_new(4, 1000);
-    const struct signin_record *r = signin_states_add(ss, "alice", "entra", "a@x", 5000);
+    struct signin_states *ss = signin_states_new(4, 4, 1000);
+    const struct signin_record *r =
+        signin_states_add(ss, &(struct signin_for){"alice", "entra", "a@x", "1.2.3.4:5"}, 5000);
     assert_non_null(r);
     struct signin_record copy = *r, out;
     assert_string_not_equal(copy.state, copy.browser);
@@ -200,7 +201,7 @@ static void test_states_one_time_and_bound(void **state)
     /* once only */
     assert_int_equal(signin_states_take(ss, copy.state, copy.browser, 5002, &out), SIGNIN_UNKNOWN);
     /* another browser: refused, and the record is gone too */
-    copy = *signin_states_add(ss, "bob", "entra", "b@x", 6000);
+    copy = *signin_states_add(ss, &(struct signin_for){"bob", "entra", "b@x", "1.2.3.4:6"}, 6000);
     assert_int_equal(signin_states_take(ss, copy.state, "", 6001, &out), SIGNIN_OTHER_BROWSER);
     assert_int_equal(signin_states_take(ss, copy.state, copy.browser, 6001, &out), SIGNIN_UNKNOWN);
     assert_int_equal(signin_states_count(ss), 0);
@@ -211,20 +212,27 @@ static void test_states_one_time_and_bound(void **state)
 static void test_states_expire_and_are_bounded(void **state)
 {
     (void)state;
-    struct signin_states *ss = signin_states_new(2, 1000);
-    struct signin_record first = *signin_states_add(ss, "a", "p", "m", 0), out;
-    assert_non_null(signin_states_add(ss, "b", "p", "m", 10));
-    assert_null(signin_states_add(ss, "c", "p", "m", 20)); /* full */
+    struct signin_states *ss = signin_states_new(3, 2, 1000);
+    struct signin_for from_a = {"a", "p", "m", "10.0.0.1:1000"};
+    struct signin_for from_b = {"b", "p", "m", "[2001:db8::1]:1000"};
+    struct signin_record first = *signin_states_add(ss, &from_a, 0), out;
+    from_a.client_addr = "10.0.0.1:2000"; /* the same address, another port */
+    assert_non_null(signin_states_add(ss, &from_a, 10));
+    assert_null(signin_states_add(ss, &from_a, 20)); /* two per address */
+    assert_non_null(signin_states_add(ss, &from_b, 20));
+    from_b.client_addr = "[2001:db8::2]:1";
+    assert_null(signin_states_add(ss, &from_b, 30)); /* full */
     assert_int_equal(signin_states_take(ss, first.state, first.browser, 1000, &out),
                      SIGNIN_EXPIRED);
     /* expired ones make room */
-    assert_non_null(signin_states_add(ss, "c", "p", "m", 1010));
-    assert_non_null(signin_states_add(ss, "d", "p", "m", 1011));
-    assert_int_equal(signin_states_count(ss), 2);
+    assert_non_null(signin_states_add(ss, &from_b, 1010));
+    assert_non_null(signin_states_add(ss, &from_a, 1011));
+    assert_int_equal(signin_states_count(ss), 3);
     char long_user[IPC_USER_MAX + 1];
     memset(long_user, 'u', sizeof long_user - 1);
     long_user[IPC_USER_MAX] = '\0';
-    assert_null(signin_states_add(ss, long_user, "p", "m", 5000));
+    struct signin_for too_long = {long_user, "p", "m", "10.9.9.9:1"};
+    assert_null(signin_states_add(ss, &too_long, 5000));
     signin_states_free(&ss);
 }
 
