@@ -397,6 +397,12 @@ static int refused_by_policy(struct auth_job *job)
     return 1;
 }
 
+/* A user added with --no-password has none until the sign-in page makes one. */
+static int has_password(const struct auth_job *job)
+{
+    return job->rec.password_hash && job->rec.password_hash[0];
+}
+
 static void on_verified(int result, void *arg)
 {
     struct auth_job *job = arg;
@@ -408,6 +414,10 @@ static void on_verified(int result, void *arg)
     if (!job->known_user) {
         fail(job, AUTH_FAIL, job->valid_name ? "unknown user" : "invalid or reserved user name",
              job->valid_name ? "unknown user" : "invalid name");
+        return;
+    }
+    if (!has_password(job)) { /* checked against the dummy hash: as slow as a wrong one */
+        fail(job, AUTH_FAIL, "no password yet (the sign-in page makes one)", "wrong password");
         return;
     }
     if (result == 0) {
@@ -433,7 +443,7 @@ static void verify_in_pool(struct auth_job *job, const char *pw, size_t len)
 {
     struct broker *b = job->b;
     struct verify_request vr = {.user = job->known_user ? job->rec.name : job->user,
-                                .hash = job->known_user ? job->rec.password_hash : b->dummy_hash,
+                                .hash = has_password(job) ? job->rec.password_hash : b->dummy_hash,
                                 .pw = pw,
                                 .len = len};
     if (job->known_user)

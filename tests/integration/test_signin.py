@@ -145,6 +145,16 @@ def imap_login(gw, user, password):
         m.logout()
 
 
+def test_no_password_before_the_sign_in(gw):
+    """A user added with --no-password cannot log in yet: a wrong password, not an error."""
+    offset = gw.log_offset()
+    with imaplib.IMAP4_SSL("127.0.0.1", gw.port("imaps"),
+                           ssl_context=tls_context(gw.certs)) as m:
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            m.login("dave", "anything")
+    gw.wait_for_log(r'user="dave".*reason="no password yet', offset=offset)
+
+
 # -- the browser --------------------------------------------------------------------------------
 
 def test_browser_sign_in_then_imap_login(gw, browser, idp):
