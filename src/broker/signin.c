@@ -40,6 +40,7 @@ struct exchange {
     struct signin *s;
     void *conn; /* NULL: the worker went away; the answer is dropped */
     uint32_t id;
+    char client[IPC_ADDR_MAX]; /* of the callback, for the log */
     struct signin_record rec;
     struct token_http_req *req;
 };
@@ -166,8 +167,8 @@ static char *token_account(const struct token_response *tr)
     return copy;
 }
 
-/* A generated password for a user who has none yet; "" otherwise (or when it cannot be
- * stored: the page then says to ask the administrator). */
+/* A generated password for a user who has none yet; "" otherwise, or when it cannot be stored
+ * (logged; the page then shows none, and the administrator sets one with user passwd). */
 static void first_password(struct signin *s, const char *user, char *out, size_t size)
 {
     out[0] = '\0';
@@ -209,7 +210,7 @@ static void connect_mailbox(struct exchange *x, const struct provider_conf *p,
         log_warn("signin: %s", err); /* the key in use stays: rows sealed with it open */
     if (!s->box || token_store_save_authorization(s->st, s->box, &a) != STORE_OK) {
         log_error("signin: cannot store the authorization: %s", store_last_error(s->st));
-        log_outcome("callback", r->user, "-", "failed reason=\"store error\"");
+        log_outcome("callback", r->user, x->client, "failed reason=\"store error\"");
         answer(s, x->conn, x->id, SIGNIN_FAILED, TRY_LATER);
         return;
     }
@@ -222,7 +223,7 @@ static void connect_mailbox(struct exchange *x, const struct provider_conf *p,
     first_password(s, r->user, ans.password, sizeof ans.password);
     mg_strlcpy(ans.mailbox, r->mailbox, sizeof ans.mailbox);
     mg_strlcpy(ans.user, r->user, sizeof ans.user);
-    log_outcome("callback", r->user, "-",
+    log_outcome("callback", r->user, x->client,
                 ans.password[0] ? "connected password=generated" : "connected");
     if (x->conn)
         s->reply(x->conn, &ans);
@@ -242,10 +243,10 @@ static void judge_tokens(struct exchange *x, const struct provider_conf *p,
                  "You signed in as another account than the mailbox %s of this link. Start "
                  "again and sign in as %s.",
                  x->rec.mailbox, x->rec.mailbox);
-        log_outcome("callback", x->rec.user, "-", "refused reason=\"another account\"");
+        log_outcome("callback", x->rec.user, x->client, "refused reason=\"another account\"");
         answer(s, x->conn, x->id, SIGNIN_REFUSED, text);
     } else if (!tr->refresh_token) {
-        log_outcome("callback", x->rec.user, "-", "refused reason=\"no refresh token\"");
+        log_outcome("callback", x->rec.user, x->client, "refused reason=\"no refresh token\"");
         answer(s, x->conn, x->id, SIGNIN_REFUSED,
                "The provider gave no lasting access (no refresh token: offline_access is "
                "missing from the provider's scope). Tell your administrator.");
@@ -265,13 +266,14 @@ static void on_exchanged(const struct token_http_result *res, void *arg)
     if (res->transport_ok)
         token_parse_response(res->status, res->body, res->len, res->retry_after, &tr);
     if (!res->transport_ok || !p || tr.status == TOKEN_TEMPFAIL) {
-        log_outcome("callback", x->rec.user, "-", "failed reason=\"token endpoint unavailable\"");
+        log_outcome("callback", x->rec.user, x->client,
+                    "failed reason=\"token endpoint unavailable\"");
         answer(s, x->conn, x->id, SIGNIN_FAILED, TRY_LATER);
     } else if (tr.status != TOKEN_OK) {
         char text[IPC_SIGNIN_TEXT_MAX], why[64];
         auth_code_error_words(tr.error, tr.reason, text, sizeof text);
         snprintf(why, sizeof why, "refused reason=\"code refused: %.32s\"", tr.error);
-        log_outcome("callback", x->rec.user, "-", why);
+        log_outcome("callback", x->rec.user, x->client, why);
         answer(s, x->conn, x->id, SIGNIN_REFUSED, text);
     } else {
         judge_tokens(x, p, &tr);
@@ -294,6 +296,7 @@ static void exchange_code(struct signin *s, void *conn, const struct ipc_signin_
     free(redirect_uri);
     struct exchange *x = mg_calloc(1, sizeof *x);
     *x = (struct exchange){.s = s, .conn = conn, .id = m->id, .rec = *r, .next = s->exchanges};
+    mg_strlcpy(x->client, m->client_addr, sizeof x->client);
     if (body)
         x->req = token_http_post(s->http, p->token_endpoint, p->ca_file, body, on_exchanged, x, err,
                                  sizeof err);

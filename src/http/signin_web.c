@@ -155,7 +155,10 @@ static void send_connected(struct evhttp_request *req, const struct http_server 
     char *pw = a->password[0]
                    ? mg_printf("Your gateway password (user %s): %s", a->user, a->password)
                    : NULL;
-    const char *paras[] = {done, pw ? pw : NULL,
+    const char *paras[] = {done,
+                           pw ? pw
+                              : "Mail programs log in to the gateway with the password you "
+                                "were given for it.",
                            pw ? "Write it down now: it is shown only this once and is stored "
                                 "only as a hash. Mail programs log in with it."
                               : NULL,
