@@ -170,6 +170,12 @@ static void send_connected(struct evhttp_request *req, const struct http_server 
     free(title);
 }
 
+static void send_not_allowed(struct evhttp_request *req)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+    send_problem(req, HTTP_BADMETHOD, "Open this page with a link, not a form.");
+}
+
 /* ---- waiting for the broker ---- */
 
 static void log_reply(const struct pending *p, int status)
@@ -259,7 +265,10 @@ static void peer_of(struct evhttp_request *req, char *out, size_t size)
     char *host = NULL;
     ev_uint16_t port = 0;
     evhttp_connection_get_peer(evhttp_request_get_connection(req), &host, &port);
-    snprintf(out, size, "%s:%u", host ? host : "?", (unsigned)port);
+    /* As the mail sessions write it: "[v6]:port" (mg_addr_host reads it back). */
+    int v6 = host && strchr(host, ':');
+    snprintf(out, size, "%s%s%s:%u", v6 ? "[" : "", host ? host : "?", v6 ? "]" : "",
+             (unsigned)port);
 }
 
 /* Copies a query value; -1 when it is too long for its IPC field (answered 400). */
@@ -319,7 +328,7 @@ int http_signin_route(struct http_server *s, struct evhttp_request *req, const c
     if (!s->cfg->gateway.public_url)
         send_problem(req, HTTP_NOTFOUND, "There is no sign-in page here.");
     else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
-        send_problem(req, HTTP_BADMETHOD, "Open this page with a link, not a form.");
+        send_not_allowed(req);
     else if (is_start)
         start(s, req, host, query);
     else
