@@ -29,6 +29,12 @@ static int encode(struct evbuffer *out, const struct ipc_msg *msg)
         return ipc_encode_audit(out, &msg->u.audit);
     case IPC_TICKET_KEYS:
         return ipc_encode_ticket_keys(out, &msg->u.tickets);
+    case IPC_SIGNIN_START:
+        return ipc_encode_signin_start(out, &msg->u.signin_start);
+    case IPC_SIGNIN_FINISH:
+        return ipc_encode_signin_finish(out, &msg->u.signin_finish);
+    case IPC_SIGNIN_ANSWER:
+        return ipc_encode_signin_answer(out, &msg->u.signin_answer);
     }
     abort();
 }

@@ -24,6 +24,8 @@ PACKAGES=(
     dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
     python3 python3-pytest python3-cryptography curl openssl ca-certificates
     swaks libnet-ssleay-perl libio-socket-ssl-perl nsd
+    # the sign-in test (tests/integration/test_signin.py): headless Chromium via chromedriver
+    chromium chromium-driver
 )
 
 missing=()

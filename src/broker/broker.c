@@ -28,6 +28,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "password.h"
+#include "signin.h"
 #include "store.h"
 #include "token.h"
 #include "token_subject.h"
@@ -286,6 +287,12 @@ static int refused_by_policy(struct auth_job *job)
     return 1;
 }
 
+/* A user added with --no-password has none until the sign-in page makes one. */
+static int has_password(const struct auth_job *job)
+{
+    return job->rec.password_hash && job->rec.password_hash[0];
+}
+
 static void on_verified(int result, void *arg)
 {
     struct auth_job *job = arg;
@@ -297,6 +304,10 @@ static void on_verified(int result, void *arg)
     if (!job->known_user) {
         fail(job, AUTH_FAIL, job->valid_name ? "unknown user" : "invalid or reserved user name",
              job->valid_name ? "unknown user" : "invalid name");
+        return;
+    }
+    if (!has_password(job)) { /* checked against the dummy hash: as slow as a wrong one */
+        fail(job, AUTH_FAIL, "no password yet (the sign-in page makes one)", "wrong password");
         return;
     }
     if (result == 0) {
@@ -322,7 +333,7 @@ static void verify_in_pool(struct auth_job *job, const char *pw, size_t len)
 {
     struct broker *b = job->b;
     struct verify_request vr = {.user = job->known_user ? job->rec.name : job->user,
-                                .hash = job->known_user ? job->rec.password_hash : b->dummy_hash,
+                                .hash = has_password(job) ? job->rec.password_hash : b->dummy_hash,
                                 .pw = pw,
                                 .len = len};
     if (job->known_user)
@@ -526,10 +537,11 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
     b->cache = auth_cache_new(cfg->gateway.auth_cache_ttl_ms, AUTH_CACHE_MAX_ENTRIES);
     b->pool = verify_pool_new(base, verify_thread_count());
     b->guard = lockouts_new(&cfg->gateway, st);
+    b->signin = b->tokens ? signin_new(base, cfg, st, b->tokens, worker_link_send_signin_answer) : NULL;
     if (b->pool)
         verify_pool_set_precheck(b->pool, known_by_cache, b->cache);
-    if (!b->tokens || !b->cache || !b->pool) {
-        log_error("broker: cannot start the token client, auth cache or verify pool");
+    if (!b->tokens || !b->cache || !b->pool || !b->signin) {
+        log_error("broker: cannot start the token client, auth cache, verify pool or sign-in");
         broker_free(&b);
         return NULL;
     }
@@ -555,6 +567,12 @@ void broker_set_config(struct broker *b, const struct config *cfg)
     lockouts_configure(b->guard, &cfg->gateway);
     audit_sink_set_config(b->audit, cfg);
     worker_link_configure_tickets(b);
+    signin_set_config(b->signin, cfg);
+}
+
+void broker_set_secretbox(struct broker *b, struct secretbox *box)
+{
+    signin_set_secretbox(b->signin, box);
 }
 
 struct token_client *broker_token_client(struct broker *b)
@@ -575,6 +593,7 @@ void broker_free(struct broker **bp)
     }
     while (b->workers)
         worker_link_drop(b->workers);
+    signin_free(&b->signin);
     token_client_free(&b->tokens);
     auth_cache_free(&b->cache);
     lockouts_free(&b->guard);

@@ -10,6 +10,7 @@ struct config;
 struct store;
 struct broker;
 struct token_client;
+struct secretbox;
 
 /* cfg must have been loaded with CONFIG_LOAD_SECRETS; cfg and store outlive the broker. */
 struct broker *broker_new(struct event_base *base, const struct config *cfg, struct store *st);
@@ -25,5 +26,7 @@ void broker_remove_worker(struct broker *b, int index);
 /* SIGHUP: new logins use cfg (providers, lockout and delay settings); the caller frees the old
  * config only after this. Jobs in flight look their provider up again by name. */
 void broker_set_config(struct broker *b, const struct config *cfg);
+/* The key of the secrets at rest, for the sign-in page's refresh tokens (box outlives b). */
+void broker_set_secretbox(struct broker *b, struct secretbox *box);
 
 #endif

@@ -38,6 +38,7 @@ struct broker {
     struct auth_job *jobs;
     struct audit_sink *audit;    /* login audit records from the workers */
     struct ticket_keys *tickets; /* clients' TLS session tickets; NULL: none */
+    struct signin *signin;       /* the sign-in page's records and code exchanges */
 };
 
 /* broker.c: the frames a worker sends that start, stop or judge a login. */
@@ -52,6 +53,9 @@ void broker_cancel_jobs_of(struct broker *b, struct worker_conn *conn);
 void worker_link_send(struct worker_conn *conn, struct ipc_auth_response *res);
 /* Pauses or resumes reading from conn by its unanswered requests and unread answers. */
 void worker_link_update_reading(struct worker_conn *conn);
+/* The sign-in page's answers (signin.c; arg: the worker_conn): a start's carries no secret, a
+ * callback's may carry a generated password, so it goes through wiped memory too. */
+void worker_link_send_signin_answer(void *arg, const struct ipc_signin_answer *a);
 /* Closes conn's IPC connection and cancels its jobs. */
 void worker_link_drop(struct worker_conn *conn);
 /* Makes the clients' session ticket keys for b->cfg (new ones when the lifetime changed) and

@@ -715,6 +715,7 @@ static int open_everything(struct serve *s)
         return -1;
     }
     s->token_store = token_store_attach(broker_token_client(s->broker), s->cfg, s->st, s->box);
+    broker_set_secretbox(s->broker, s->box);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "ipc.h"
 #include "log.h"
+#include "signin.h"
 #include "ticket_keys.h"
 #include "util.h"
 
@@ -84,6 +85,20 @@ void worker_link_send(struct worker_conn *conn, struct ipc_auth_response *res)
 
 /* ---- connections ---- */
 
+void worker_link_send_signin_answer(void *arg, const struct ipc_signin_answer *a)
+{
+    struct worker_conn *conn = arg;
+    struct evbuffer *frame = evbuffer_new();
+    if (frame && ipc_encode_signin_answer(frame, a) == 0)
+        move_wiped(bufferevent_get_output(conn->bev), frame);
+    else
+        log_error("worker %d: cannot encode a sign-in answer", conn->index);
+    if (frame) {
+        wipe_evbuffer(frame);
+        evbuffer_free(frame);
+    }
+}
+
 void worker_link_drop(struct worker_conn *conn)
 {
     struct broker *b = conn->b;
@@ -94,6 +109,7 @@ void worker_link_drop(struct worker_conn *conn)
         }
     }
     broker_cancel_jobs_of(b, conn);
+    signin_conn_gone(b->signin, conn);
     bufferevent_free(conn->bev);
     free(conn);
 }
@@ -178,7 +194,9 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
         int rc = ipc_decode(in, &msg);
         if (rc == 0)
             break;
-        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE) {
+        /* Only what a worker may send; the broker's own types from a worker are an error. */
+        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE || msg.type == IPC_SIGNIN_ANSWER ||
+            msg.type == IPC_TICKET_KEYS) {
             log_error("worker %d sent a malformed IPC frame; dropping its connection", conn->index);
             ipc_msg_wipe(&msg);
             worker_link_drop(conn);
@@ -192,6 +210,10 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             broker_token_refused(conn, &msg.u.refused);
         else if (msg.type == IPC_AUDIT)
             audit_sink_push(conn->b->audit, &msg.u.audit);
+        else if (msg.type == IPC_SIGNIN_START)
+            signin_start(conn->b->signin, conn, &msg.u.signin_start);
+        else if (msg.type == IPC_SIGNIN_FINISH)
+            signin_finish(conn->b->signin, conn, &msg.u.signin_finish);
         else
             handle_ready(conn, msg.u.worker_index);
         ipc_msg_wipe(&msg);

@@ -19,7 +19,7 @@ void cli_usage(void)
         "  mailgate [-c FILE] serve                  run the gateway in the foreground\n"
         "  mailgate [-c FILE] check-config           validate the configuration and exit\n"
         "  mailgate [-c FILE] user add NAME [--mailbox ADDRESS] [--provider NAME]"
-        " [--password-stdin]\n"
+        " [--password-stdin | --no-password]\n"
         "  mailgate [-c FILE] user list [--json]\n"
         "  mailgate [-c FILE] user passwd NAME [--password-stdin]\n"
         "  mailgate [-c FILE] user del NAME\n"

@@ -275,46 +275,23 @@ static int poll_for_tokens(struct auth_ctx *c, struct event_base *base,
     return rc;
 }
 
-/* The access token of the authorization, into the token cache under the user's principal:
- * the gateway's first login of the user needs no request to the IdP. */
-static enum store_status cache_access_token(struct auth_ctx *c, const struct token_response *tr)
-{
-    char *principal = grant_store_principal(c->user.name);
-    const char *scope = c->p->scope ? c->p->scope : "";
-    char *ad = token_store_context(c->p->name, principal, scope);
-    char credential[TOKEN_FINGERPRINT_SIZE];
-    token_fingerprint(c->p, credential);
-    struct token_record t = {.provider = c->p->name,
-                             .principal = principal,
-                             .scope = (char *)scope,
-                             .expires_at = (int64_t)time(NULL) + tr->expires_in,
-                             .credential = credential};
-    t.sealed = secretbox_seal(c->box, ad, tr->access_token, tr->token_len, &t.sealed_len);
-    enum store_status s = t.sealed ? store_token_put(c->st, &t) : STORE_ERROR;
-    free(t.sealed);
-    free(ad);
-    free(principal);
-    return s;
-}
-
 /* Stores the refresh token (and the access token when there is one) and the audit event in
  * one transaction. Returns the exit code. */
 static int save_authorization(struct auth_ctx *c, const char *refresh, size_t refresh_len,
                               const struct token_response *tr, const char *how)
 {
-    if (store_begin(c->st) != STORE_OK)
-        return store_failure(c);
-    char *principal = grant_store_principal(c->user.name);
-    /* Access tokens of an earlier authorization may belong to another account. */
-    enum store_status dropped = store_token_delete_principal(c->st, principal);
-    free(principal);
-    if (dropped == STORE_ERROR)
-        return store_failure(c);
-    if (grant_store_save(c->st, c->box, c->p->name, c->user.name, refresh, refresh_len) != 0 ||
-        (tr && cache_access_token(c, tr) != STORE_OK) ||
-        store_audit_add(c->st, "authorized", c->user.name, c->p->name, how) != STORE_OK ||
-        store_commit(c->st) != STORE_OK)
-        return store_failure(c);
+    struct new_authorization a = {.p = c->p,
+                                  .user = c->user.name,
+                                  .refresh = refresh,
+                                  .refresh_len = refresh_len,
+                                  .access = tr ? tr->access_token : NULL,
+                                  .access_len = tr ? tr->token_len : 0,
+                                  .expires_in = tr ? tr->expires_in : 0,
+                                  .how = how};
+    if (token_store_save_authorization(c->st, c->box, &a) != STORE_OK) {
+        fprintf(stderr, "mailgate: store error: %s\n", store_last_error(c->st));
+        return 1;
+    }
     printf("user %s authorized at provider %s\n", c->user.name, c->p->name);
     return 0;
 }

@@ -27,7 +27,8 @@ enum option_flag {
     OPT_PROVIDER = 2,
     OPT_STDIN = 4,
     OPT_JSON = 8,
-    OPT_ADDRESS = 16
+    OPT_ADDRESS = 16,
+    OPT_NO_PASSWORD = 32
 };
 
 struct user_args {
@@ -36,6 +37,7 @@ struct user_args {
     const char *provider;
     const char *address;
     bool password_stdin;
+    bool no_password; /* add: none yet; the sign-in page makes one */
     bool json;
 };
 
@@ -114,6 +116,8 @@ static int parse_args(int argc, char **argv, unsigned allowed, int positional, s
             return cli_usage_error("%s needs a value", argv[i]);
         else if ((allowed & OPT_STDIN) && strcmp(argv[i], "--password-stdin") == 0)
             a->password_stdin = true;
+        else if ((allowed & OPT_NO_PASSWORD) && strcmp(argv[i], "--no-password") == 0)
+            a->no_password = true;
         else if ((allowed & OPT_JSON) && strcmp(argv[i], "--json") == 0)
             a->json = true;
         else if (argv[i][0] == '-' && argv[i][1] != '\0')
@@ -249,7 +253,9 @@ static int add_in_store(struct user_ctx *c, const struct user_args *a, const cha
     if (idp_checks && a->password_stdin)
         fprintf(stderr, "mailgate: --password-stdin ignored: provider %s checks the password\n",
                 provider);
-    if (!idp_checks &&
+    if (a->no_password && a->password_stdin)
+        return cli_usage_error("--no-password and --password-stdin exclude each other");
+    if (!idp_checks && !a->no_password &&
         new_password_hash(a->password_stdin, hash, sizeof hash, generated, sizeof generated))
         return 1;
     struct user_record u = {.name = (char *)a->name,
@@ -270,6 +276,9 @@ static int add_in_store(struct user_ctx *c, const struct user_args *a, const cha
                a->mailbox, provider, c->cfg->defaults.imap ? "on" : "off",
                c->cfg->defaults.pop3 ? "on" : "off", c->cfg->defaults.smtp ? "on" : "off");
         show_generated_password(a->name, generated);
+        if (a->no_password && !idp_checks)
+            printf("No password yet: the user gets one, shown once, when it connects its mailbox "
+                   "on the sign-in page (or from user passwd).\n");
         if (idp_checks)
             printf("Provider %s checks the password at each login (flow = password): no local "
                    "password is stored.\n",
@@ -560,7 +569,7 @@ static const struct {
     unsigned options;
     int positional; /* NAME or not */
 } user_commands[] = {
-    {"add", user_add, OPT_MAILBOX | OPT_PROVIDER | OPT_STDIN, 1},
+    {"add", user_add, OPT_MAILBOX | OPT_PROVIDER | OPT_STDIN | OPT_NO_PASSWORD, 1},
     {"list", user_list, OPT_JSON, 0},
     {"passwd", user_passwd, OPT_STDIN, 1},
     {"del", user_del, 0, 1},

@@ -63,6 +63,7 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "default_domain", V_IDENT, default_domain, false),
     KEY(gateway_conf, "audit_retention", V_DURATION0, audit_retention_ms, false),
     KEY(gateway_conf, "audit_log", V_STRING, audit_log, false),
+    KEY(gateway_conf, "public_url", V_PUBLIC_URL, public_url, false),
     {NULL, 0, 0, false}};
 
 static const struct key_def defaults_keys[] = {KEY(defaults_conf, "imap", V_SWITCH, imap, false),
@@ -107,6 +108,7 @@ static const struct key_def provider_keys[] = {
     KEY(provider_conf, "token_endpoint", V_URL, token_endpoint, false),
     KEY(provider_conf, "device_authorization_endpoint", V_URL, device_authorization_endpoint,
         false),
+    KEY(provider_conf, "authorization_endpoint", V_URL, authorization_endpoint, false),
     KEY(provider_conf, "service_account_file", V_PATH, service_account_file, false),
     KEY(provider_conf, "scope", V_STRING, scope, false),
     KEY(provider_conf, "imap_server", V_SERVER, imap, false),
@@ -783,6 +785,7 @@ void config_free(struct config **cfgp)
     cidr_list_free(&cfg->gateway.allow);
     free(cfg->gateway.default_domain);
     free(cfg->gateway.audit_log);
+    free(cfg->gateway.public_url);
     free(cfg->tls.certificate);
     free(cfg->tls.private_key);
     free(cfg->tls.ecdsa_certificate);

@@ -55,6 +55,9 @@ struct gateway_conf {
      * dropped root, so the file must be writable by the gateway user. */
     uint64_t audit_retention_ms; /* default 90 days */
     char *audit_log;
+    /* The gateway's address as browsers reach it (no final '/'): the sign-in page's redirect
+     * URI is PUBLIC_URL/oauth/callback. NULL: no sign-in page. */
+    char *public_url;
     /* Defaults of the listeners' keys of the same names. */
     enum mg_login_type login_type; /* default secure */
     struct cidr_list allow;        /* default empty: every address */
@@ -194,6 +197,9 @@ struct provider_conf {
     /* RFC 8628 device authorization, for flow = delegated; "{tenant}" already replaced.
      * Defaults for microsoft and google; NULL for a generic provider that does not set it. */
     char *device_authorization_endpoint;
+    /* The authorization code flow's authorize page (the sign-in page, flow = delegated);
+     * "{tenant}" already replaced. Defaults for microsoft and google. */
+    char *authorization_endpoint;
     /* Google service account (flow = service_account): Google's JSON key file. The e-mail and
      * key id are loaded in both modes, the private key only with CONFIG_LOAD_SECRETS. */
     char *service_account_file;

@@ -32,6 +32,7 @@ enum value_kind {
     V_PATH,        /* char *, the file must exist and be readable */
     V_IDENT,       /* char *, letters, digits, '.', '-', '_' (goes into URLs and requests) */
     V_URL,         /* char *, https:// only */
+    V_PUBLIC_URL,  /* char *, http:// or https:// host[:port][/path], no '?', '#' or final '/' */
     V_DURATION,    /* uint64_t ms, > 0 */
     V_DURATION0,   /* uint64_t ms, may be 0 */
     V_LOG_LEVEL,   /* enum mg_log_level */

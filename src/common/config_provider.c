@@ -29,6 +29,7 @@ struct server_default {
 struct type_defaults {
     const char *token_endpoint; /* NULL: required in the file */
     const char *device_endpoint;
+    const char *authorization_endpoint;
     struct server_default imap, pop3, smtp;
 };
 
@@ -37,6 +38,7 @@ static const struct type_defaults type_defaults[] = {
         {
             "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
             "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
+            "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
             {"outlook.office365.com", 993, MG_TLS_IMPLICIT, 143},
             {"outlook.office365.com", 995, MG_TLS_IMPLICIT, 110},
             {"smtp.office365.com", 587, MG_TLS_STARTTLS, 465},
@@ -45,12 +47,14 @@ static const struct type_defaults type_defaults[] = {
         {
             "https://oauth2.googleapis.com/token",
             "https://oauth2.googleapis.com/device/code",
+            "https://accounts.google.com/o/oauth2/v2/auth",
             {"imap.gmail.com", 993, MG_TLS_IMPLICIT, 143},
             {"pop.gmail.com", 995, MG_TLS_IMPLICIT, 110},
             {"smtp.gmail.com", 465, MG_TLS_STARTTLS, 465},
         },
     [MG_PROVIDER_GENERIC] =
         {
+            NULL,
             NULL,
             NULL,
             {NULL, 993, MG_TLS_IMPLICIT, 143},
@@ -420,6 +424,7 @@ void config_finish_provider(struct parser *p, const struct section *s, struct pr
     const struct type_defaults *d = &type_defaults[pr->type];
     finish_url(pr, &pr->token_endpoint, d->token_endpoint);
     finish_url(pr, &pr->device_authorization_endpoint, d->device_endpoint);
+    finish_url(pr, &pr->authorization_endpoint, d->authorization_endpoint);
     default_scope(pr);
     finish_servers(&f);
 }
@@ -436,6 +441,7 @@ void config_free_provider(struct provider_conf *pr)
     free(pr->client_cert_der);
     EVP_PKEY_free(pr->client_key); /* OpenSSL clears the private key's numbers */
     free(pr->device_authorization_endpoint);
+    free(pr->authorization_endpoint);
     free(pr->service_account_file);
     free(pr->sa_client_email);
     free(pr->sa_key_id);

@@ -286,6 +286,30 @@ static void parse_allow(struct parser *p, int line, const char *key, const char 
     *field = list;
 }
 
+/* The gateway's own address as browsers reach it: the base of the sign-in page's redirect URI,
+ * which must equal the one registered at the provider, so it is kept exactly as written, less
+ * a final '/' (the path appended starts with one). */
+static void parse_public_url(struct parser *p, int line, const char *key, const char *value,
+                             void *field)
+{
+    size_t scheme = strncmp(value, "https://", 8) == 0  ? 8
+                    : strncmp(value, "http://", 7) == 0 ? 7
+                                                        : 0;
+    size_t len = strlen(value);
+    while (len > scheme && value[len - 1] == '/')
+        len--;
+    if (!scheme || len == scheme || strpbrk(value, "?# \"\\<>") || value[scheme] == '/') {
+        conf_error(p, line,
+                   "%s: expected http(s)://HOST[:PORT][/PATH] without a query or fragment, as "
+                   "browsers reach the gateway, not '%s'",
+                   key, value);
+        return;
+    }
+    char *copy = mg_strndup(value, len);
+    set_string(field, copy);
+    free(copy);
+}
+
 void config_set_value(struct parser *p, int line, const struct key_def *key, void *base,
                       const char *value, enum config_secrets secrets)
 {
@@ -300,6 +324,9 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
         break;
     case V_IDENT:
         parse_ident(p, line, key->name, value, field);
+        break;
+    case V_PUBLIC_URL:
+        parse_public_url(p, line, key->name, value, field);
         break;
     case V_URL:
         if (strncmp(value, "https://", 8) != 0 || !value[8])

@@ -192,6 +192,47 @@ int ipc_encode_ticket_keys(struct evbuffer *out, const struct ipc_ticket_keys *k
     return finish_frame(&w, out); /* wipes its buffer */
 }
 
+int ipc_encode_signin_start(struct evbuffer *out, const struct ipc_signin_start *m)
+{
+    struct writer w;
+    begin_frame(&w, IPC_SIGNIN_START);
+    put_u32(&w, m->id);
+    put_str(&w, m->client_addr, sizeof m->client_addr);
+    put_str(&w, m->user, sizeof m->user);
+    return finish_frame(&w, out);
+}
+
+int ipc_encode_signin_finish(struct evbuffer *out, const struct ipc_signin_finish *m)
+{
+    struct writer w;
+    begin_frame(&w, IPC_SIGNIN_FINISH);
+    put_u32(&w, m->id);
+    put_str(&w, m->client_addr, sizeof m->client_addr);
+    put_str(&w, m->state, sizeof m->state);
+    put_str(&w, m->browser, sizeof m->browser);
+    put_str(&w, m->code, sizeof m->code);
+    put_str(&w, m->error, sizeof m->error);
+    put_str(&w, m->error_description, sizeof m->error_description);
+    return finish_frame(&w, out);
+}
+
+int ipc_encode_signin_answer(struct evbuffer *out, const struct ipc_signin_answer *m)
+{
+    struct writer w;
+    begin_frame(&w, IPC_SIGNIN_ANSWER);
+    if (m->status > SIGNIN_FAILED)
+        w.failed = 1;
+    put_u32(&w, m->id);
+    put_u32(&w, m->status);
+    put_str(&w, m->location, sizeof m->location);
+    put_str(&w, m->browser, sizeof m->browser);
+    put_str(&w, m->user, sizeof m->user);
+    put_str(&w, m->mailbox, sizeof m->mailbox);
+    put_str(&w, m->password, sizeof m->password);
+    put_str(&w, m->text, sizeof m->text);
+    return finish_frame(&w, out);
+}
+
 /* ---- decoding ---- */
 
 struct reader {
@@ -337,6 +378,38 @@ static void decode_ticket_keys(struct reader *r, struct ipc_ticket_keys *k)
     }
 }
 
+static void decode_signin_start(struct reader *r, struct ipc_signin_start *m)
+{
+    m->id = get_u32(r);
+    get_str(r, m->client_addr, sizeof m->client_addr);
+    get_str(r, m->user, sizeof m->user);
+}
+
+static void decode_signin_finish(struct reader *r, struct ipc_signin_finish *m)
+{
+    m->id = get_u32(r);
+    get_str(r, m->client_addr, sizeof m->client_addr);
+    get_str(r, m->state, sizeof m->state);
+    get_str(r, m->browser, sizeof m->browser);
+    get_str(r, m->code, sizeof m->code);
+    get_str(r, m->error, sizeof m->error);
+    get_str(r, m->error_description, sizeof m->error_description);
+}
+
+static void decode_signin_answer(struct reader *r, struct ipc_signin_answer *m)
+{
+    m->id = get_u32(r);
+    m->status = get_u32(r);
+    if (m->status > SIGNIN_FAILED)
+        r->failed = 1;
+    get_str(r, m->location, sizeof m->location);
+    get_str(r, m->browser, sizeof m->browser);
+    get_str(r, m->user, sizeof m->user);
+    get_str(r, m->mailbox, sizeof m->mailbox);
+    get_str(r, m->password, sizeof m->password);
+    get_str(r, m->text, sizeof m->text);
+}
+
 int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
 {
     memset(msg, 0, sizeof *msg);
@@ -365,6 +438,15 @@ int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
         break;
     case IPC_TICKET_KEYS:
         decode_ticket_keys(&r, &msg->u.tickets);
+        break;
+    case IPC_SIGNIN_START:
+        decode_signin_start(&r, &msg->u.signin_start);
+        break;
+    case IPC_SIGNIN_FINISH:
+        decode_signin_finish(&r, &msg->u.signin_finish);
+        break;
+    case IPC_SIGNIN_ANSWER:
+        decode_signin_answer(&r, &msg->u.signin_answer);
         break;
     default:
         r.failed = 1;

@@ -41,9 +41,15 @@ enum ipc_type {
     IPC_TOKEN_REFUSED = 5,
     /* worker -> broker: one login audit record (struct ipc_audit); never answered. */
     IPC_AUDIT = 6,
+    /* The sign-in page (src/http/signin_web.c, src/broker/signin.c). worker -> broker:
+     * GET /oauth/start (struct ipc_signin_start) and GET /oauth/callback (struct
+     * ipc_signin_finish); each answered with one IPC_SIGNIN_ANSWER (same id). */
+    IPC_SIGNIN_START = 7,
+    IPC_SIGNIN_FINISH = 8,
+    IPC_SIGNIN_ANSWER = 9,
     /* broker -> worker: the TLS session ticket keys for clients (struct ipc_ticket_keys), when
      * the worker is ready and at each rotation. */
-    IPC_TICKET_KEYS = 7
+    IPC_TICKET_KEYS = 10
 };
 
 enum auth_status {
@@ -111,6 +117,47 @@ struct ipc_audit {
     uint64_t bytes_in, bytes_out; /* client -> upstream, upstream -> client (AUDIT_END) */
 };
 
+#define IPC_SIGNIN_NONCE_MAX 64    /* state and the browser cookie: 43 base64url characters */
+#define IPC_SIGNIN_CODE_MAX 4096   /* an authorization code (Entra's are 1-2 KB) */
+#define IPC_SIGNIN_TEXT_MAX 1024   /* the provider's error_description; the page's words */
+#define IPC_SIGNIN_URL_MAX 4096    /* the provider's authorize URL with its parameters */
+#define IPC_SIGNIN_PASSWORD_MAX 64 /* a generated gateway password (password_generate) */
+
+struct ipc_signin_start {
+    uint32_t id;
+    char client_addr[IPC_ADDR_MAX];
+    char user[IPC_USER_MAX]; /* ?user= as typed */
+};
+
+/* The callback's query as the provider sent it (untrusted: the broker judges it) and the
+ * browser's cookie. code is a credential until redeemed: wiped by ipc_msg_wipe. */
+struct ipc_signin_finish {
+    uint32_t id;
+    char client_addr[IPC_ADDR_MAX];
+    char state[IPC_SIGNIN_NONCE_MAX];
+    char browser[IPC_SIGNIN_NONCE_MAX]; /* the cookie set at /oauth/start; "" when none */
+    char code[IPC_SIGNIN_CODE_MAX];
+    char error[IPC_NAME_MAX];
+    char error_description[IPC_SIGNIN_TEXT_MAX];
+};
+
+enum signin_status {
+    SIGNIN_REDIRECT = 0,  /* start: go to location, set the browser cookie */
+    SIGNIN_CONNECTED = 1, /* callback: the mailbox is connected (password: shown once) */
+    SIGNIN_REFUSED = 2,   /* text says why, in words (HTTP 400/403) */
+    SIGNIN_FAILED = 3     /* a temporary failure on our side or the provider's (HTTP 502/503) */
+};
+
+struct ipc_signin_answer {
+    uint32_t id;
+    uint32_t status; /* enum signin_status */
+    char location[IPC_SIGNIN_URL_MAX];
+    char browser[IPC_SIGNIN_NONCE_MAX];
+    char user[IPC_USER_MAX]; /* connected: the user name to log in with */
+    char mailbox[IPC_MAILBOX_MAX];
+    char password[IPC_SIGNIN_PASSWORD_MAX]; /* "" unless a password was made just now */
+    char text[IPC_SIGNIN_TEXT_MAX];
+};
 /* Session ticket keys shared by every worker, so that a client resumes whichever worker it
  * reaches. Made and rotated by the broker (ticket_keys.c); key[0] encrypts new tickets, the
  * others only decrypt. Secret: wiped by ipc_msg_wipe. */
@@ -139,6 +186,9 @@ struct ipc_msg {
         struct ipc_auth_response res;
         struct ipc_token_refused refused;
         struct ipc_audit audit;
+        struct ipc_signin_start signin_start;
+        struct ipc_signin_finish signin_finish;
+        struct ipc_signin_answer signin_answer;
         struct ipc_ticket_keys tickets;
     } u;
 };
@@ -150,6 +200,9 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
 int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id);
 int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref);
 int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a);
+int ipc_encode_signin_start(struct evbuffer *out, const struct ipc_signin_start *m);
+int ipc_encode_signin_finish(struct evbuffer *out, const struct ipc_signin_finish *m);
+int ipc_encode_signin_answer(struct evbuffer *out, const struct ipc_signin_answer *m);
 int ipc_encode_ticket_keys(struct evbuffer *out, const struct ipc_ticket_keys *k);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more

@@ -1,5 +1,5 @@
 /* Autoconfig documents (autoconfig.h). Written with stdio into memory: the documents are
- * small, and every value goes through xml_text(). */
+ * small, and every value goes through autoconfig_xml_text(). */
 #include "autoconfig.h"
 
 #include <stdio.h>
@@ -36,7 +36,7 @@ const char *autoconfig_address_domain(const char *address)
 
 /* ---- XML ---- */
 
-static void xml_text(FILE *f, const char *s)
+void autoconfig_xml_text(FILE *f, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
@@ -65,7 +65,7 @@ static void xml_text(FILE *f, const char *s)
 static void element(FILE *f, const char *indent, const char *name, const char *text)
 {
     fprintf(f, "%s<%s>", indent, name);
-    xml_text(f, text);
+    autoconfig_xml_text(f, text);
     fprintf(f, "</%s>\n", name);
 }
 
@@ -101,7 +101,7 @@ char *autoconfig_thunderbird(const struct domain_conf *d)
         return NULL;
     fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"1.1\">\n", f);
     fputs("  <emailProvider id=\"", f);
-    xml_text(f, d->name);
+    autoconfig_xml_text(f, d->name);
     fputs("\">\n", f);
     element(f, "    ", "domain", d->name);
     element(f, "    ", "displayName", d->display_name);

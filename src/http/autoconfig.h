@@ -6,7 +6,12 @@
 #ifndef MG_AUTOCONFIG_H
 #define MG_AUTOCONFIG_H
 
+#include <stdio.h>
+
 #include "config.h"
+
+/* Writes s with &, <, >, " and ' as entities: text and attribute values in XML and HTML. */
+void autoconfig_xml_text(FILE *f, const char *s);
 
 /* The address's domain part (after the one '@') when address is local@domain with an RFC 5322
  * dot-atom local part of at most 64 bytes and a host name as domain; NULL otherwise. */

@@ -1,6 +1,7 @@
-/* The worker's HTTP listeners ([listen] protocol = http): autoconfig for mail clients and the
- * MTA-STS policy, served with libevent's evhttp on the socket the broker bound. Requests are
- * answered from the configuration alone, at once: no broker round trip, nothing secret. */
+/* The worker's HTTP listeners ([listen] protocol = http): autoconfig for mail clients, the
+ * MTA-STS policy and the sign-in page, served with libevent's evhttp on the socket the broker
+ * bound. Documents are answered from the configuration alone, at once; the sign-in page asks
+ * the broker over IPC (signin_web.c). */
 #ifndef MG_HTTP_H
 #define MG_HTTP_H
 
@@ -8,8 +9,9 @@
 
 #include "config.h"
 
-struct event_base;
 struct http_server;
+struct ipc_signin_answer;
+struct worker_ctx;
 
 /* Limits of one request (evhttp refuses larger ones: 431/413, and closes the connection). */
 #define HTTP_MAX_HEADERS_SIZE (8 * 1024)
@@ -20,8 +22,11 @@ struct http_server;
  * builds its own TLS contexts from [tls] and from each [domain] with a certificate (chosen by
  * SNI), so it must run before the sandbox: they read files. Logs and returns NULL on failure
  * (fd closed). */
-struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
+struct http_server *http_server_new(struct worker_ctx *w, const struct config *cfg,
                                     const struct listener_conf *l, int fd);
+/* The broker's answer to a sign-in request (IPC_SIGNIN_ANSWER); one nobody waits for (its
+ * connection's listener closed) is dropped. */
+void http_signin_answer(const struct ipc_signin_answer *a);
 /* Stops accepting (closes the listening socket); open connections are closed too. */
 void http_server_free(struct http_server **s);
 

@@ -17,8 +17,6 @@
 #include "mta_sts.h"
 #include "util.h"
 
-#define HOST_MAX 255
-
 static const char *const web_prefixes[] = {"mta-sts.", "autoconfig.", "autodiscover.", ""};
 
 const struct domain_conf *http_domain_of_host(const struct config *cfg, const char *host,
@@ -92,8 +90,8 @@ struct request {
     struct evhttp_request *req;
     struct http_server *server;
     enum evhttp_cmd_type method;
-    char host[HOST_MAX + 1]; /* lower case, no port, no trailing dot; "" when none */
-    const char *path;        /* not decoded: the paths served are plain ASCII */
+    char host[HTTP_HOST_MAX + 1]; /* lower case, no port, no trailing dot; "" when none */
+    const char *path;             /* not decoded: the paths served are plain ASCII */
     struct evkeyvalq query;
 };
 
@@ -101,7 +99,7 @@ static void read_host(struct request *r)
 {
     const char *host = evhttp_request_get_host(r->req); /* Host header without its port */
     /* Only what a host name or an address literal holds: the name goes into the log. */
-    if (!host || strlen(host) > HOST_MAX ||
+    if (!host || strlen(host) > HTTP_HOST_MAX ||
         strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") !=
             strlen(host))
         return;
@@ -222,6 +220,8 @@ static void dispatch(struct request *r)
         serve_mta_sts(r, d);
         return;
     }
+    if (http_signin_route(r->server, r->req, r->host, r->path, &r->query))
+        return;
     /* Outlook spells the path in any case. */
     if (mg_ascii_casecmp(r->path, "/autodiscover/autodiscover.xml") == 0) {
         serve_autodiscover(r);
@@ -260,10 +260,19 @@ void http_route(struct evhttp_request *req, void *arg)
     else
         dispatch(&r);
     evhttp_clear_headers(&r.query);
+    int status = evhttp_request_get_response_code(req);
+    if (status) /* else the request waits for the broker: logged with its answer */
+        http_log_request(r.server, req, r.host, r.path, status);
+}
+
+void http_log_request(const struct http_server *s, struct evhttp_request *req, const char *host,
+                      const char *path, int status)
+{
     char *peer = NULL;
     ev_uint16_t port = 0;
-    evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-    log_info("http listener=%s client=%s host=%s %s %s status=%d", r.server->conf->name,
-             peer ? peer : "?", r.host[0] ? r.host : "-", method_name(r.method), r.path,
-             evhttp_request_get_response_code(req));
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (conn)
+        evhttp_connection_get_peer(conn, &peer, &port);
+    log_info("http listener=%s client=%s host=%s %s %s status=%d", s->conf->name, peer ? peer : "?",
+             host[0] ? host : "-", method_name(evhttp_request_get_command(req)), path, status);
 }

@@ -14,6 +14,7 @@
 
 #include "http_internal.h"
 #include "log.h"
+#include "session.h"
 #include "tls.h"
 #include "util.h"
 
@@ -89,10 +90,12 @@ static void set_limits(struct http_server *s)
     evhttp_set_default_content_type(s->http, "text/plain; charset=utf-8");
 }
 
-struct http_server *http_server_new(struct event_base *base, const struct config *cfg,
+struct http_server *http_server_new(struct worker_ctx *w, const struct config *cfg,
                                     const struct listener_conf *l, int fd)
 {
+    struct event_base *base = w->base;
     struct http_server *s = mg_calloc(1, sizeof *s);
+    s->w = w;
     s->cfg = cfg;
     s->conf = l;
     s->http = evhttp_new(base);
@@ -121,6 +124,7 @@ void http_server_free(struct http_server **sp)
     struct http_server *s = *sp;
     if (!s)
         return;
+    http_signin_drop(s); /* before evhttp frees the requests */
     if (s->http)
         evhttp_free(s->http); /* closes the bound socket and every connection */
     for (size_t i = 0; i < s->n_sni; i++)

@@ -41,6 +41,12 @@ static const struct {
             "https://outlook.office365.com/.default."},
     {500011, "The resource (Office 365 Exchange Online) was not found in the tenant: check the "
              "scope URL and that the tenant has Exchange Online."},
+    {65004, "The user declined to consent to the app's permissions: sign in again and accept, "
+            "or have an administrator grant consent for the organisation."},
+    {50011, "The redirect URI is not registered for the app: add PUBLIC_URL/oauth/callback as a "
+            "Web platform redirect URI under Authentication."},
+    {501481, "The code verifier did not match the code challenge: start the sign-in again."},
+    {54005, "The authorization code was already redeemed: start the sign-in again."},
     {65001, "Consent is missing: grant admin consent for the app's API permissions (API "
             "permissions, Grant admin consent)."},
     /* refresh tokens: delegated access */

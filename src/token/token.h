@@ -212,6 +212,11 @@ char *token_refresh_body(const struct provider_conf *p, const char *refresh_toke
 /* grant_type=password (ROPC), client_id, username, password (any bytes), scope. */
 char *token_password_body(const struct provider_conf *p, const char *username, const char *password,
                           size_t password_len, char *err, size_t errlen);
+/* grant_type=authorization_code (the sign-in page, auth_code.h): client_id, code, redirect_uri
+ * (the one of the authorize request), code_verifier (PKCE), scope. */
+char *token_auth_code_body(const struct provider_conf *p, const char *code,
+                           const char *redirect_uri, const char *verifier, char *err,
+                           size_t errlen);
 /* grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer, assertion = a fresh service account
  * JWT (jwt.h) signed with sa_key for the mailbox. */
 char *token_jwt_bearer_body(const struct provider_conf *p, const char *mailbox, char *err,

@@ -368,6 +368,18 @@ char *token_password_body(const struct provider_conf *p, const char *username, c
     return finish_fields(&b, p, 0, err, errlen);
 }
 
+char *token_auth_code_body(const struct provider_conf *p, const char *code,
+                           const char *redirect_uri, const char *verifier, char *err, size_t errlen)
+{
+    struct body_fields b;
+    if (start_fields(&b, p, "authorization_code", err, errlen) != 0)
+        return NULL;
+    add_field(&b, "code", code, 0);
+    add_field(&b, "redirect_uri", redirect_uri, 0);
+    add_field(&b, "code_verifier", verifier, 0);
+    return finish_fields(&b, p, 0, err, errlen);
+}
+
 char *token_jwt_bearer_body(const struct provider_conf *p, const char *mailbox, char *err,
                             size_t errlen)
 {

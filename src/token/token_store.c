@@ -293,3 +293,48 @@ void token_store_detach(struct token_store **tsp)
     free(*tsp);
     *tsp = NULL;
 }
+
+/* ---- a new delegated authorization ---- */
+
+/* The authorization's access token, sealed into the tokens table under the user's principal:
+ * the gateway's first login of the user needs no request to the IdP. */
+static enum store_status put_access_token(struct store *st, const struct secretbox *box,
+                                          const struct new_authorization *a, const char *principal)
+{
+    const char *scope = a->p->scope ? a->p->scope : "";
+    char *ad = token_store_context(a->p->name, principal, scope);
+    char credential[TOKEN_FINGERPRINT_SIZE];
+    token_fingerprint(a->p, credential); /* check-config compares it with the configured one */
+    struct token_record t = {.provider = a->p->name,
+                             .principal = (char *)principal,
+                             .scope = (char *)scope,
+                             .expires_at = (int64_t)time(NULL) + a->expires_in,
+                             .credential = credential};
+    t.sealed = secretbox_seal(box, ad, a->access, a->access_len, &t.sealed_len);
+    enum store_status s = t.sealed ? store_token_put(st, &t) : STORE_ERROR;
+    free(t.sealed);
+    free(ad);
+    return s;
+}
+
+enum store_status token_store_save_authorization(struct store *st, const struct secretbox *box,
+                                                 const struct new_authorization *a)
+{
+    if (store_begin(st) != STORE_OK)
+        return STORE_ERROR;
+    char *principal = grant_store_principal(a->user);
+    /* Access tokens of an earlier authorization may belong to another account. */
+    enum store_status s = store_token_delete_principal(st, principal);
+    if (s != STORE_ERROR &&
+        (grant_store_save(st, box, a->p->name, a->user, a->refresh, a->refresh_len) != 0 ||
+         (a->access && put_access_token(st, box, a, principal) != STORE_OK) ||
+         store_audit_add(st, "authorized", a->user, a->p->name, a->how) != STORE_OK ||
+         store_commit(st) != STORE_OK))
+        s = STORE_ERROR;
+    free(principal);
+    if (s == STORE_ERROR) {
+        store_rollback(st);
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct config;
+struct provider_conf;
 struct secretbox;
 struct store;
 struct token_client;
@@ -32,6 +33,24 @@ void token_store_detach(struct token_store **ts);
  * a JWT whose exp claim says so (a token stored under a wrong clock, or a bad one from the
  * IdP). Opaque tokens keep stored_left. Pure. */
 int64_t token_store_time_left(const char *token, size_t len, int64_t stored_left, int64_t now);
+
+/* A user's new delegated authorization (mailgate user authorize, the sign-in page). */
+struct new_authorization {
+    const struct provider_conf *p;
+    const char *user; /* the local user name */
+    const char *refresh;
+    size_t refresh_len;
+    const char *access; /* NULL: none (an imported refresh token) */
+    size_t access_len;
+    int64_t expires_in; /* of the access token, seconds */
+    const char *how;    /* the audit event's detail: "device code", "sign-in page", ... */
+};
+/* Stores it in one transaction: the user's earlier access tokens deleted (they may be another
+ * account's), the refresh token sealed (grant_store_save), the access token sealed into the
+ * tokens table, the audit event "authorized". STORE_OK, or STORE_ERROR (rolled back; the
+ * store's message in store_last_error). */
+enum store_status token_store_save_authorization(struct store *st, const struct secretbox *box,
+                                                 const struct new_authorization *a);
 
 /* The associated data of a token row: "token:PROVIDER:PRINCIPAL:SCOPE" (malloc'd). */
 char *token_store_context(const char *provider, const char *principal, const char *scope);

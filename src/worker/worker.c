@@ -166,6 +166,10 @@ static void handle_ipc_message(struct worker *wk, struct ipc_msg *msg)
         tls_tickets_set_keys(&msg->u.tickets);
         return;
     }
+    if (msg->type == IPC_SIGNIN_ANSWER) {
+        http_signin_answer(&msg->u.signin_answer);
+        return;
+    }
     if (msg->type != IPC_AUTH_RESPONSE) {
         log_warn("worker %d: unexpected IPC message type %d ignored", wk->ctx.index,
                  (int)msg->type);
@@ -244,7 +248,7 @@ static int open_listener(struct worker *wk, struct listener *l, const struct lis
     l->conf = conf;
     if (conf->protocol == MG_PROTO_HTTP) {
         evutil_make_socket_closeonexec(fd);
-        l->http = http_server_new(wk->ctx.base, wk->cfg, conf, fd);
+        l->http = http_server_new(&wk->ctx, wk->cfg, conf, fd);
         return l->http ? 0 : -1;
     }
     l->ops = proto_ops_for(conf->protocol);

@@ -179,14 +179,16 @@ class Gateway:
 
     def add_user(self, name, password, mailbox=None, provider=None,
                  protocols=("imap", "pop3", "smtp")):
-        """`user add`, then `user set` to switch on the protocols the tests use (a new user gets
-        [defaults]: only IMAP on unless the config says otherwise)."""
-        args = ["user", "add", name, "--password-stdin"]
+        """`user add` (password None: --no-password), then `user set` to switch on the protocols
+        the tests use (a new user gets [defaults]: only IMAP on unless the config says
+        otherwise)."""
+        args = ["user", "add", name] + (["--password-stdin"] if password is not None
+                                         else ["--no-password"])
         if mailbox:
             args += ["--mailbox", mailbox]
         if provider:
             args += ["--provider", provider]
-        r = self.cli(*args, stdin=password + "\n")
+        r = self.cli(*args, stdin=None if password is None else password + "\n")
         if r.returncode != 0:
             raise RuntimeError(f"user add {name} failed ({r.returncode}): {r.stderr}")
         if protocols is not None:

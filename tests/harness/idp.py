@@ -11,10 +11,12 @@ HTTPS on --port, Entra ID (tenant = a key of "tenants"):
     POST /{tenant}/oauth2/v2.0/token       grant_type = client_credentials (secret or
                                            certificate assertion), password (ROPC),
                                            refresh_token, urn:ietf:params:oauth:grant-type:
-                                           device_code (a poll)
+                                           device_code (a poll), authorization_code (+ PKCE)
     POST /{tenant}/oauth2/v2.0/devicecode  client_id, scope [, client_secret] -> device_code,
                                            user_code (9 chars), verification_uri, expires_in,
                                            interval, message
+    GET  /{tenant}/oauth2/v2.0/authorize   the sign-in page of the authorization code flow with
+                                           PKCE (idp_authorize.py); POST: its form
     GET  /{tenant}/discovery/v2.0/keys     JWKS of the key that signs every access token
     GET  /{tenant}/v2.0/.well-known/openid-configuration
 HTTPS on --port, Google:
@@ -48,6 +50,8 @@ Control (HTTPS, from 127.0.0.1 only):
                                            "revoke_app":CLIENT_ID, "secrets":{client_id:S},
                                            "grants":{client_id:[mailbox,...]},
                                            "certificates":{client_id:[PEM,...]},
+                                           "redirect_uris":{client_id:[URI,...]},
+                                           "auth_code_lifetime":S,
                                            "roles":{client_id:[ROLE,...]} (tokens issued
                                            from then on; issued ones keep theirs),
                                            "rotate_refresh":BOOL, "revoke_refresh":MAILBOX,
@@ -133,10 +137,12 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 if __package__:  # imported as harness.idp
+    from . import idp_authorize as authorize
     from . import idp_delegated as delegated, idp_entra as entra, idp_google as google
     from .idp_client import IdpClient  # noqa: F401  (re-exported for older imports)
     from .idp_jwt import SigningKey
 else:  # run as a script: tests/harness is sys.path[0]
+    import idp_authorize as authorize
     import idp_delegated as delegated
     import idp_entra as entra
     import idp_google as google
@@ -147,6 +153,7 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 ENTRA_GRANTS = {"client_credentials": (entra.client_credentials, None),
                 "password": (delegated.password_grant, "password_grants"),
                 "refresh_token": (delegated.refresh_grant, "refresh_grants"),
+                "authorization_code": (authorize.authorization_code_grant, "code_grants"),
                 DEVICE_GRANT: (delegated.device_code_grant, None)}
 
 
@@ -176,6 +183,9 @@ class State:
         self.google_refresh = {}  # Google refresh token -> entry (idp_google)
         self.device_codes = {}  # device_code -> entry (idp_delegated)
         self.device_auto = None
+        self.auth_code_lifetime = float(cfg.get("auth_code_lifetime", 600))
+        self.authorize_requests = {}  # the sign-in page's pending requests (idp_authorize)
+        self.auth_codes = {}  # authorization code -> entry (idp_authorize)
         self.seen_jti = set()  # client assertion ids (replay check)
         self.fault = None
         self.stats = {"token_requests": 0, "tokens_issued": 0, "token_errors": 0,
@@ -183,7 +193,8 @@ class State:
                       "control_requests": 0, "device_codes_issued": 0, "device_polls": 0,
                       "slow_down_sent": 0, "refresh_grants": 0, "password_grants": 0,
                       "google_jwt_grants": 0, "google_refresh_grants": 0,
-                      "google_tokens_issued": 0, "per_endpoint": {},
+                      "google_tokens_issued": 0, "code_grants": 0, "auth_codes_issued": 0,
+                      "last_authorize": None, "per_endpoint": {},
                       "last_introspect_headers": {}, "last_token_error": None}
 
     def count(self, key, amount=1):
@@ -214,7 +225,7 @@ class State:
 
     # /_control/config settings: name -> type (their current values are in stats["config"])
     TUNABLES = {"token_lifetime": int, "rotate_refresh": bool, "device_code_lifetime": float,
-                "device_interval": int, "force_slow_down": int}
+                "device_interval": int, "force_slow_down": int, "auth_code_lifetime": float}
 
     def apply_config(self, args):
         """POST /_control/config."""
@@ -232,7 +243,8 @@ class State:
         for mailbox, changes in args.get("users", {}).items():
             self.users.setdefault(mailbox.lower(), {}).update(changes)
         for field, key in (("grants", "mailboxes"), ("secrets", "secret"),
-                           ("certificates", "certificates"), ("roles", "roles")):
+                           ("certificates", "certificates"), ("roles", "roles"),
+                           ("redirect_uris", "redirect_uris")):
             for app_id, value in args.get(field, {}).items():
                 self.apps[app_id][key] = list(value) if isinstance(value, list) else value
 
@@ -320,6 +332,9 @@ class Handler(BaseHTTPRequestHandler):
         if tenant and parts[1:] == ["discovery", "v2.0", "keys"]:
             issuer = f"https://login.microsoftonline.com/{tenant['tid']}/v2.0"
             return self.send_json(200, {"keys": [self.state.signing_key.jwk(issuer=issuer)]})
+        if tenant and parts[1:] == ["oauth2", "v2.0", "authorize"]:
+            query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+            return self.authorize_page(parts[0], {k: v[0] for k, v in query.items()}, False)
         if tenant and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
             return self.send_json(200, openid_configuration(self.base_url(), parts[0],
                                                             tenant["tid"]))
@@ -362,9 +377,27 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.control and len(parts) == 4 and parts[1:3] == ["oauth2", "v2.0"] \
                 and parts[3] in ("token", "devicecode"):
             return self.token(path, body, parts[0], parts[3])
+        if self.server.control and len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "authorize"]:
+            form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+            return self.authorize_page(parts[0], {k: v[0] for k, v in form.items()}, True)
         if self.server.control and path in ("/google/token", "/google/device/code"):
             return self.token(path, body, None, path)
         self.send_json(404, {"error": "not_found"})
+
+    def authorize_page(self, tenant_name, params, posted):
+        """The sign-in page (idp_authorize): HTML or a redirect."""
+        with self.state.lock:
+            handler = authorize.authorize_post if posted else authorize.authorize_get
+            status, headers, page = handler(self.state, tenant_name, params)
+        data = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
 
     def apply_fault(self, fault):
         """Sends the injected failure; False when the fault only delays the request."""

@@ -22,9 +22,54 @@
 #include "ipc.h"
 #include "log.h"
 #include "password.h"
+#include "signin.h"
 #include "store.h"
 #include "token.h"
 #include "util.h"
+
+/* ---- the sign-in page: not linked (signin.c has tests of its own); the broker's glue only ---- */
+
+struct signin {
+    int unused;
+};
+
+struct signin *signin_new(struct event_base *base, const struct config *cfg, struct store *st,
+                          struct token_client *tc, signin_reply_fn reply)
+{
+    (void)base, (void)cfg, (void)st, (void)tc, (void)reply;
+    return mg_calloc(1, sizeof(struct signin));
+}
+
+void signin_free(struct signin **s)
+{
+    free(*s);
+    *s = NULL;
+}
+
+void signin_set_config(struct signin *s, const struct config *cfg)
+{
+    (void)s, (void)cfg;
+}
+
+void signin_set_secretbox(struct signin *s, struct secretbox *box)
+{
+    (void)s, (void)box;
+}
+
+void signin_start(struct signin *s, void *conn, const struct ipc_signin_start *m)
+{
+    (void)s, (void)conn, (void)m;
+}
+
+void signin_finish(struct signin *s, void *conn, const struct ipc_signin_finish *m)
+{
+    (void)s, (void)conn, (void)m;
+}
+
+void signin_conn_gone(struct signin *s, void *conn)
+{
+    (void)s, (void)conn;
+}
 
 /* ---- fake token client ---- */
 

@@ -290,6 +290,40 @@ static void test_secret_file_errors(void **state)
     }
 }
 
+/* [gateway] public_url: kept as written less final slashes; no query, fragment or path-only. */
+static void test_public_url(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value, *kept; /* kept NULL: refused */
+    } cases[] = {
+        {"https://mail.contoso.com", "https://mail.contoso.com"},
+        {"https://mail.contoso.com:8443/gw//", "https://mail.contoso.com:8443/gw"},
+        {"http://127.0.0.1:8080/", "http://127.0.0.1:8080"},
+        {"ftp://mail.contoso.com", NULL},
+        {"https://", NULL},
+        {"https:///path", NULL},
+        {"https://mail.contoso.com/?a=1", NULL},
+        {"https://mail.contoso.com/#x", NULL},
+        {"mail.contoso.com", NULL},
+    };
+    for (size_t i = 0; i < MG_ARRAY_LEN(cases); i++) {
+        char *extra = mg_printf("[gateway]\npublic_url = %s\n", cases[i].value);
+        char *text = minimal_config(extra);
+        struct loaded l = load_text(text, CONFIG_SKIP_SECRETS);
+        if (cases[i].kept) {
+            assert_non_null(l.cfg);
+            assert_string_equal(l.cfg->gateway.public_url, cases[i].kept);
+        } else {
+            assert_null(l.cfg);
+            assert_error(&l, 15, "public_url: expected http(s)://HOST[:PORT][/PATH]");
+        }
+        loaded_free(&l);
+        free(text);
+        free(extra);
+    }
+}
+
 static void test_errors_with_lines(void **state)
 {
     (void)state;
@@ -627,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_parse_addresses),
         cmocka_unit_test(test_listen_host_name_resolved),
         cmocka_unit_test(test_client_certificate),
+        cmocka_unit_test(test_public_url),
         cmocka_unit_test(test_client_certificate_errors),
     };
     return cmocka_run_group_tests(tests, setup_files, teardown_files);

@@ -69,6 +69,8 @@ static void test_microsoft_defaults(void **state)
                         "https://login.microsoftonline.com/t1/oauth2/v2.0/token");
     assert_string_equal(p->device_authorization_endpoint,
                         "https://login.microsoftonline.com/t1/oauth2/v2.0/devicecode");
+    assert_string_equal(p->authorization_endpoint,
+                        "https://login.microsoftonline.com/t1/oauth2/v2.0/authorize");
     assert_string_equal(p->scope, "https://outlook.office365.com/.default");
     assert_string_equal(provider_server(p, MG_PROTO_SMTP)->host, "smtp.office365.com");
     assert_null(p->service_account_file);
@@ -82,9 +84,11 @@ static void test_microsoft_user_flows(void **state)
     /* delegated: a public client needs no credentials */
     struct loaded l = load_provider("type = microsoft\ntenant = t1\nclient_id = c\n"
                                     "flow = delegated\nsasl = oauthbearer\n"
-                                    "device_authorization_endpoint = https://idp/{tenant}/dc\n",
+                                    "device_authorization_endpoint = https://idp/{tenant}/dc\n"
+                                    "authorization_endpoint = https://idp/{tenant}/authorize\n",
                                     CONFIG_LOAD_SECRETS);
     const struct provider_conf *p = provider_ok(&l);
+    assert_string_equal(p->authorization_endpoint, "https://idp/t1/authorize");
     assert_int_equal(p->flow, MG_FLOW_DELEGATED);
     assert_int_equal(p->sasl, MG_SASL_OAUTHBEARER);
     assert_string_equal(p->scope, MS_USER_SCOPE);
@@ -137,6 +141,8 @@ static void test_microsoft_errors(void **state)
                  "sasl: unknown value 'plain' (use xoauth2 or oauthbearer)");
     expect_error("type = microsoft\ndevice_authorization_endpoint = http://x/\n", 3,
                  "device_authorization_endpoint: must be an https:// URL");
+    expect_error("type = microsoft\nauthorization_endpoint = http://x/\n", 3,
+                 "authorization_endpoint: must be an https:// URL");
     expect_error("tenant = t\n", 1, "[provider p] needs 'type'");
 }
 
@@ -220,6 +226,7 @@ static void test_google_service_account(void **state)
     assert_string_equal(p->token_endpoint, "https://oauth2.googleapis.com/token");
     assert_string_equal(p->device_authorization_endpoint,
                         "https://oauth2.googleapis.com/device/code");
+    assert_string_equal(p->authorization_endpoint, "https://accounts.google.com/o/oauth2/v2/auth");
     assert_string_equal(p->scope, "https://mail.google.com/");
     const struct server_addr *imap = provider_server(p, MG_PROTO_IMAP),
                              *pop3 = provider_server(p, MG_PROTO_POP3),
@@ -369,6 +376,7 @@ static void test_generic(void **state)
     assert_string_equal(p->token_endpoint, "https://idp/{tenant}"); /* not Microsoft's */
     assert_string_equal(p->scope, "mail");
     assert_null(p->device_authorization_endpoint);
+    assert_null(p->authorization_endpoint);
     assert_string_equal(provider_server(p, MG_PROTO_IMAP)->host, "imap.test");
     assert_null(provider_server(p, MG_PROTO_POP3)); /* no such service */
     assert_null(provider_server(p, MG_PROTO_SMTP));
