@@ -24,6 +24,7 @@
 
 #include "access.h"
 #include "audit_sink.h"
+#include "protolog_writer.h"
 #include "account.h"
 #include "authcache.h"
 #include "config.h"
@@ -102,7 +103,8 @@ struct broker {
     char dummy_hash[PASSWORD_HASH_MAX];
     struct worker_conn *workers;
     struct auth_job *jobs;
-    struct audit_sink *audit; /* login audit records from the workers */
+    struct audit_sink *audit;         /* login audit records from the workers */
+    struct protolog_writer *protolog; /* protocol log lines from the workers */
 };
 
 /* ---- jobs ---- */
@@ -668,6 +670,8 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             handle_token_refused(conn, &msg.u.refused);
         else if (msg.type == IPC_AUDIT)
             audit_sink_push(conn->b->audit, &msg.u.audit);
+        else if (msg.type == IPC_PROTOLOG)
+            protolog_writer_append(conn->b->protolog, msg.u.protolog.text, msg.u.protolog.len);
         else
             handle_ready(conn, msg.u.worker_index);
         ipc_msg_wipe(&msg);
@@ -767,6 +771,7 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
     }
     char err[512];
     b->audit = audit_sink_new(base, cfg, st, err, sizeof err);
+    b->protolog = protolog_writer_new(cfg);
     if (!b->audit) {
         log_error("broker: %s", err);
         broker_free(&b);
@@ -785,6 +790,7 @@ void broker_set_config(struct broker *b, const struct config *cfg)
     b->cfg = cfg;
     lockouts_configure(b->guard, &cfg->gateway);
     audit_sink_set_config(b->audit, cfg);
+    protolog_writer_set_config(b->protolog, cfg);
 }
 
 struct token_client *broker_token_client(struct broker *b)
@@ -809,6 +815,7 @@ void broker_free(struct broker **bp)
     auth_cache_free(&b->cache);
     lockouts_free(&b->guard);
     audit_sink_free(&b->audit);
+    protolog_writer_free(&b->protolog);
     mg_wipe(b, sizeof *b);
     free(b);
     *bp = NULL;

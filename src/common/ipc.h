@@ -39,7 +39,10 @@ enum ipc_type {
      * AUTH_FAIL (a fresh token was refused: a permission problem, not staleness). */
     IPC_TOKEN_REFUSED = 5,
     /* worker -> broker: one login audit record (struct ipc_audit); never answered. */
-    IPC_AUDIT = 6
+    IPC_AUDIT = 6,
+    /* worker -> broker: protocol log lines (struct ipc_protolog), already redacted and
+     * formatted by the worker (worker/protolog.c); the broker appends them. Never answered. */
+    IPC_PROTOLOG = 7
 };
 
 enum auth_status {
@@ -106,6 +109,14 @@ struct ipc_audit {
     uint64_t bytes_in, bytes_out; /* client -> upstream, upstream -> client (AUDIT_END) */
 };
 
+/* Whole lines of printable text, each ending in '\n' (no other byte below 0x20, no DEL): the
+ * decoder refuses anything else, so a line can never be forged across a line end. */
+#define IPC_PROTOLOG_MAX (IPC_MAX_FRAME - 64)
+struct ipc_protolog {
+    char text[IPC_PROTOLOG_MAX];
+    uint32_t len;
+};
+
 struct ipc_msg {
     enum ipc_type type;
     union {
@@ -115,6 +126,7 @@ struct ipc_msg {
         struct ipc_auth_response res;
         struct ipc_token_refused refused;
         struct ipc_audit audit;
+        struct ipc_protolog protolog;
     } u;
 };
 
@@ -125,6 +137,7 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
 int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id);
 int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref);
 int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a);
+int ipc_encode_protolog(struct evbuffer *out, const char *text, size_t len);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

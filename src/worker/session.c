@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "protolog.h"
 #include "relay.h"
 #include "session_audit.h"
 #include "session_core.h"
@@ -161,6 +162,7 @@ void session_free(struct session *s)
     upstream_free(&s->upstream);
     conn_free(&s->upstream_bev);
     conn_free(&s->client);
+    protolog_close(s);
     session_wipe_token(s);
     event_free(s->login_timer);
     event_free(s->delay_timer);
@@ -208,6 +210,7 @@ static void install_client_callbacks(struct session *s)
     bufferevent_setwatermark(s->client, EV_READ, 0, CLIENT_INPUT_MAX);
     bufferevent_setwatermark(s->client, EV_WRITE, CLIENT_OUTPUT_RESUME, 0);
     bufferevent_enable(s->client, EV_READ | EV_WRITE);
+    protolog_tap_client(s);
 }
 
 int session_starttls_allowed(const struct session *s)
@@ -351,6 +354,7 @@ void session_login_done(struct session *s)
     free_proto_state(s);
     s->upstream_bev = upstream_detach(&s->upstream);
     s->state = SESSION_RELAY;
+    protolog_relay(s);
     s->relay = relay_new(s->w->base, s->client, s->upstream_bev, s->listener->conf->idle_timeout_ms,
                          relay_done_cb, s);
 }
@@ -438,6 +442,7 @@ struct session *session_new(struct listener *l, int fd, const struct sockaddr *s
     s->proto = mg_calloc(1, s->ops->state_size);
     if (s->ops->init_state)
         s->ops->init_state(s, s->proto);
+    protolog_open(s);
     if (open_client(s, fd) != 0) {
         log_error("session=%s cannot set up the client connection", s->id);
         session_free(s);

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "protolog.h"
 #include "sasl.h"
 #include "session_audit.h"
 #include "session_core.h"
@@ -176,6 +177,7 @@ int session_login(struct session *s, const char *user, const char *password, siz
 static void upstream_ready_cb(void *arg)
 {
     struct session *s = arg;
+    protolog_tap_upstream(s, upstream_bufferevent(s->upstream));
     s->ops->upstream_ready(s);
 }
 

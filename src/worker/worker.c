@@ -22,6 +22,7 @@
 #include "sandbox.h"
 #include "smtp.h"
 #include "ipc.h"
+#include "protolog.h"
 #include "log.h"
 #include "session.h"
 #include "tls.h"
@@ -418,6 +419,7 @@ static void teardown(struct worker *wk)
     close_listeners(wk);
     while (wk->ctx.sessions)
         session_free(wk->ctx.sessions);
+    protolog_worker_free(&wk->ctx);
     free(wk->listeners);
     if (wk->ctx.ipc)
         bufferevent_free(wk->ctx.ipc);
