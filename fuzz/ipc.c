@@ -27,6 +27,8 @@ static int encode(struct evbuffer *out, const struct ipc_msg *msg)
         return ipc_encode_token_refused(out, &msg->u.refused);
     case IPC_AUDIT:
         return ipc_encode_audit(out, &msg->u.audit);
+    case IPC_PROTOLOG:
+        return ipc_encode_protolog(out, msg->u.protolog.text, msg->u.protolog.len);
     }
     abort();
 }

@@ -357,7 +357,9 @@ static int is_smtp_reply(const struct line *l)
 static void end_sasl_unless_continuation(struct plog_scan *sc, enum plog_dir dir,
                                          const struct line *l)
 {
-    int continuation = sc->proto == MG_PROTO_SMTP ? starts_with(l, "334") : starts_with(l, "+");
+    /* IMAP's "+ text" or "+", POP3's "+ " (not "+OK"), SMTP's "334 " */
+    int plus = starts_with(l, "+") && (l->len == 1 || l->text[1] == ' ');
+    int continuation = sc->proto == MG_PROTO_SMTP ? starts_with(l, "334") : plus;
     if (!continuation)
         sc->sasl[sasl_side(dir)] = 0;
 }
