@@ -122,7 +122,7 @@ static struct protolog_out *worker_out(struct worker_ctx *w)
 
 static void batch_add(struct protolog_out *o, const char *line, size_t n)
 {
-    if (o->len + n > sizeof o->batch)
+    if (o->len + n >= sizeof o->batch) /* the IPC field holds one byte less */
         flush_batch(o);
     memcpy(o->batch + o->len, line, n);
     o->len += n;

@@ -353,15 +353,17 @@ static int is_smtp_reply(const struct line *l)
            t[2] <= '9';
 }
 
-/* A reply that is not a SASL continuation ends the peer's SASL exchange. */
+/* A reply that is not a SASL continuation ends the peer's SASL exchange. In the relay the
+ * peer is the client (a command relayed to the upstream, which answers). */
 static void end_sasl_unless_continuation(struct plog_scan *sc, enum plog_dir dir,
                                          const struct line *l)
 {
+    int side = sc->relay ? 0 : sasl_side(dir);
     /* IMAP's "+ text" or "+", POP3's "+ " (not "+OK"), SMTP's "334 " */
     int plus = starts_with(l, "+") && (l->len == 1 || l->text[1] == ' ');
     int continuation = sc->proto == MG_PROTO_SMTP ? starts_with(l, "334") : plus;
     if (!continuation)
-        sc->sasl[sasl_side(dir)] = 0;
+        sc->sasl[side] = 0;
 }
 
 static void pop3_relay_reply(struct plog_scan *sc, enum plog_dir dir, struct plog_stream *st,
@@ -394,9 +396,9 @@ static void smtp_relay_reply(struct plog_scan *sc, enum plog_dir dir, const stru
 static void reply_line(struct plog_scan *sc, enum plog_dir dir, struct plog_stream *st,
                        const struct line *l)
 {
+    if (!st->continued)
+        end_sasl_unless_continuation(sc, dir, l);
     if (!sc->relay) { /* the login phase: every reply is logged */
-        if (!st->continued)
-            end_sasl_unless_continuation(sc, dir, l);
         if (l->len > 0 || l->truncated || !st->continued)
             emit_all(sc, dir, l);
         return;
@@ -458,6 +460,9 @@ static void end_line(struct plog_scan *sc, enum plog_dir dir, struct plog_stream
         command_line(sc, dir, st, &l);
     else
         reply_line(sc, dir, st, &l);
+    /* The line may have held a password or a token: it does not stay in memory. */
+    mg_wipe(st->line, st->len);
+    mg_wipe(st->tail, st->tail_len);
     st->len = st->tail_len = 0;
     st->seen = 0;
     if (literal >= 0 && !sc->sasl[sasl_side(dir)]) {

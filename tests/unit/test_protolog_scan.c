@@ -145,6 +145,21 @@ static void test_imap_relay_hides_literals_and_untagged_data(void **state)
     assert_absent("FETCH (");
 }
 
+static void test_relay_sasl_ends_with_the_upstream_answer(void **state)
+{
+    (void)state;
+    start(MG_PROTO_IMAP);
+    plog_scan_relay(&sc);
+    feed(PLOG_CLIENT_IN, "a1 AUTHENTICATE PLAIN\r\n");
+    feed(PLOG_UPSTREAM_IN, "+ \r\n");
+    feed(PLOG_CLIENT_IN, "cmVsYXktc2VjcmV0\r\n");
+    feed(PLOG_UPSTREAM_IN, "a1 NO [CLIENTBUG] already authenticated\r\n");
+    feed(PLOG_CLIENT_IN, "a2 NOOP\r\n");
+    assert_logged("C: a1 AUTHENTICATE PLAIN\nC: <redacted>\nS: a1 NO");
+    assert_logged("C: a2 NOOP\n");
+    assert_absent("cmVsYXkt");
+}
+
 static void test_imap_compress_ends_the_log(void **state)
 {
     (void)state;
@@ -277,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_imap_authenticate_until_the_tagged_answer),
         cmocka_unit_test(test_gateway_upstream_login_is_redacted),
         cmocka_unit_test(test_imap_relay_hides_literals_and_untagged_data),
+        cmocka_unit_test(test_relay_sasl_ends_with_the_upstream_answer),
         cmocka_unit_test(test_imap_compress_ends_the_log),
         cmocka_unit_test(test_pop3),
         cmocka_unit_test(test_pop3_relay_passes_over_multi_line_answers),
