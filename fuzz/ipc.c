@@ -35,6 +35,8 @@ static int encode(struct evbuffer *out, const struct ipc_msg *msg)
         return ipc_encode_signin_finish(out, &msg->u.signin_finish);
     case IPC_SIGNIN_ANSWER:
         return ipc_encode_signin_answer(out, &msg->u.signin_answer);
+    case IPC_PROTOLOG:
+        return ipc_encode_protolog(out, msg->u.protolog.text, msg->u.protolog.len);
     }
     abort();
 }

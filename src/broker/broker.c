@@ -18,6 +18,7 @@
 
 #include "access.h"
 #include "audit_sink.h"
+#include "protolog_writer.h"
 #include "account.h"
 #include "authcache.h"
 #include "config.h"
@@ -547,6 +548,7 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
     }
     char err[512];
     b->audit = audit_sink_new(base, cfg, st, err, sizeof err);
+    b->protolog = protolog_writer_new(cfg);
     if (!b->audit) {
         log_error("broker: %s", err);
         broker_free(&b);
@@ -568,6 +570,7 @@ void broker_set_config(struct broker *b, const struct config *cfg)
     audit_sink_set_config(b->audit, cfg);
     worker_link_configure_tickets(b);
     signin_set_config(b->signin, cfg);
+    protolog_writer_set_config(b->protolog, cfg);
 }
 
 void broker_set_secretbox(struct broker *b, struct secretbox *box)
@@ -599,6 +602,7 @@ void broker_free(struct broker **bp)
     lockouts_free(&b->guard);
     audit_sink_free(&b->audit);
     ticket_keys_free(&b->tickets);
+    protolog_writer_free(&b->protolog);
     mg_wipe(b, sizeof *b);
     free(b);
     *bp = NULL;

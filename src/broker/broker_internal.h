@@ -39,6 +39,7 @@ struct broker {
     struct audit_sink *audit;    /* login audit records from the workers */
     struct ticket_keys *tickets; /* clients' TLS session tickets; NULL: none */
     struct signin *signin;       /* the sign-in page's records and code exchanges */
+    struct protolog_writer *protolog; /* protocol log lines from the workers */
 };
 
 /* broker.c: the frames a worker sends that start, stop or judge a login. */

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "ipc.h"
 #include "log.h"
+#include "protolog_writer.h"
 #include "signin.h"
 #include "ticket_keys.h"
 #include "util.h"
@@ -210,6 +211,8 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             broker_token_refused(conn, &msg.u.refused);
         else if (msg.type == IPC_AUDIT)
             audit_sink_push(conn->b->audit, &msg.u.audit);
+        else if (msg.type == IPC_PROTOLOG)
+            protolog_writer_append(conn->b->protolog, msg.u.protolog.text, msg.u.protolog.len);
         else if (msg.type == IPC_SIGNIN_START)
             signin_start(conn->b->signin, conn, &msg.u.signin_start);
         else if (msg.type == IPC_SIGNIN_FINISH)

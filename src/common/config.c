@@ -64,6 +64,8 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "audit_retention", V_DURATION0, audit_retention_ms, false),
     KEY(gateway_conf, "audit_log", V_STRING, audit_log, false),
     KEY(gateway_conf, "public_url", V_PUBLIC_URL, public_url, false),
+    KEY(gateway_conf, "protocol_log", V_SWITCH, protocol_log, false),
+    KEY(gateway_conf, "protocol_log_max", V_SIZE, protocol_log_max, false),
     {NULL, 0, 0, false}};
 
 static const struct key_def defaults_keys[] = {KEY(defaults_conf, "imap", V_SWITCH, imap, false),
@@ -91,6 +93,7 @@ static const struct key_def listen_keys[] = {
     KEY(listener_conf, "idle_timeout", V_DURATION, idle_timeout_ms, false),
     KEY(listener_conf, "login_type", V_LOGIN_TYPE, login_type, false),
     KEY(listener_conf, "allow", V_CIDR_LIST, allow, false),
+    KEY(listener_conf, "protocol_log", V_SWITCH, protocol_log, false),
     {NULL, 0, 0, false}};
 
 static const struct key_def provider_keys[] = {
@@ -584,6 +587,8 @@ static void finish_listener(struct parser *p, const struct section *s)
         l->login_type = cfg->gateway.login_type;
     if (!conf_key_line(s, "allow"))
         cidr_list_copy(&l->allow, &cfg->gateway.allow);
+    if (!conf_key_line(s, "protocol_log"))
+        l->protocol_log = cfg->gateway.protocol_log;
     check_listener_tls(p, s, l);
     for (size_t i = 0; l->addrlen && i < s->index; i++) {
         const struct listener_conf *o = &cfg->listeners[i];
@@ -682,6 +687,7 @@ static void set_defaults(struct gateway_conf *g)
     g->max_connections_per_ip = 50;
     g->max_logins_per_ip = 20;
     g->audit_retention_ms = 90ull * 24 * 3600 * 1000;
+    g->protocol_log_max = 100ull << 20;
 }
 
 static void set_inih_options(void)

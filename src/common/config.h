@@ -58,7 +58,11 @@ struct gateway_conf {
     /* The gateway's address as browsers reach it (no final '/'): the sign-in page's redirect
      * URI is PUBLIC_URL/oauth/callback. NULL: no sign-in page. */
     char *public_url;
+    /* The protocol log (README, "Protocol log"): state_dir/protocol-log/protocol.log is
+     * rotated when it would pass protocol_log_max bytes (default 100M). */
+    uint64_t protocol_log_max;
     /* Defaults of the listeners' keys of the same names. */
+    int protocol_log;              /* default off */
     enum mg_login_type login_type; /* default secure */
     struct cidr_list allow;        /* default empty: every address */
 };
@@ -102,6 +106,7 @@ struct listener_conf {
     uint64_t idle_timeout_ms;
     enum mg_login_type login_type; /* inherited from [gateway] unless set in the section */
     struct cidr_list allow;        /* the same; a client outside hears the refusal greeting */
+    int protocol_log;              /* the same: log this listener's sessions' command lines */
     int line;                      /* line of the section header, for messages */
 };
 

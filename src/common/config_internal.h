@@ -54,6 +54,7 @@ enum value_kind {
     V_TLS_CIPHERS, /* char *, an OpenSSL cipher list selecting at least one TLS 1.2 suite */
     V_TLS_VERSION, /* enum mg_tls_version: TLSv1.2 or TLSv1.3 */
     V_SWITCH,      /* int: off 0, on 1 */
+    V_SIZE,        /* uint64_t bytes: "4096", "512K", "100M", "1G"; SIZE_MIN to SIZE_MAX_BYTES */
     /* [domain] values (config_domain.c) */
     V_ON_OFF,       /* int: on or off */
     V_MTA_STS_MODE, /* enum mg_mta_sts_mode */

@@ -98,6 +98,31 @@ static void parse_count(struct parser *p, int line, const char *key, const char 
         *out = (uint32_t)n;
 }
 
+#define SIZE_MIN_BYTES 1024ull
+#define SIZE_MAX_BYTES (1ull << 40)
+
+/* A size in bytes with an optional K, M or G (powers of 1024). */
+static void parse_size(struct parser *p, int line, const char *key, const char *value,
+                       uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(value, &end, 10);
+    const char *units = "KMG";
+    const char *unit = *end ? strchr(units, *end) : NULL;
+    if (unit && end[1] == '\0') {
+        for (const char *u = units; u <= unit && n <= SIZE_MAX_BYTES; u++)
+            n *= 1024;
+        end++;
+    }
+    if (value[0] < '0' || value[0] > '9' || *end || errno || n < SIZE_MIN_BYTES ||
+        n > SIZE_MAX_BYTES)
+        conf_error(p, line, "%s: expected a size from 1K to 1024G (e.g. 100M), not '%s'", key,
+                   value);
+    else
+        *out = n;
+}
+
 static void parse_protocol(struct parser *p, int line, const char *value, enum mg_proto *out)
 {
     enum mg_proto proto;
@@ -392,6 +417,9 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
         break;
     case V_SWITCH:
         PARSE_WORD(p, line, key->name, value, switch_words, field);
+        break;
+    case V_SIZE:
+        parse_size(p, line, key->name, value, field);
         break;
     case V_TLS_VERSION:
         PARSE_WORD(p, line, key->name, value, tls_version_names, field);

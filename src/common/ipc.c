@@ -233,6 +233,14 @@ int ipc_encode_signin_answer(struct evbuffer *out, const struct ipc_signin_answe
     return finish_frame(&w, out);
 }
 
+int ipc_encode_protolog(struct evbuffer *out, const char *text, size_t len)
+{
+    struct writer w;
+    begin_frame(&w, IPC_PROTOLOG);
+    put_bytes_field(&w, text, len, IPC_PROTOLOG_MAX);
+    return finish_frame(&w, out);
+}
+
 /* ---- decoding ---- */
 
 struct reader {
@@ -410,6 +418,25 @@ static void decode_signin_answer(struct reader *r, struct ipc_signin_answer *m)
     get_str(r, m->text, sizeof m->text);
 }
 
+static int protolog_text_valid(const char *text, size_t len)
+{
+    if (len == 0 || text[len - 1] != '\n')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if ((c < 0x20 && c != '\n') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+static void decode_protolog(struct reader *r, struct ipc_protolog *p)
+{
+    p->len = (uint32_t)get_bytes_field(r, p->text, sizeof p->text);
+    if (!r->failed && !protolog_text_valid(p->text, p->len))
+        r->failed = 1;
+}
+
 int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
 {
     memset(msg, 0, sizeof *msg);
@@ -447,6 +474,9 @@ int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
         break;
     case IPC_SIGNIN_ANSWER:
         decode_signin_answer(&r, &msg->u.signin_answer);
+        break;
+    case IPC_PROTOLOG:
+        decode_protolog(&r, &msg->u.protolog);
         break;
     default:
         r.failed = 1;

@@ -49,7 +49,10 @@ enum ipc_type {
     IPC_SIGNIN_ANSWER = 9,
     /* broker -> worker: the TLS session ticket keys for clients (struct ipc_ticket_keys), when
      * the worker is ready and at each rotation. */
-    IPC_TICKET_KEYS = 10
+    IPC_TICKET_KEYS = 10,
+    /* worker -> broker: protocol log lines (struct ipc_protolog), already redacted and
+     * formatted by the worker (worker/protolog.c); the broker appends them. Never answered. */
+    IPC_PROTOLOG = 11
 };
 
 enum auth_status {
@@ -177,6 +180,14 @@ struct ipc_ticket_keys {
 };
 #define IPC_TICKET_LIFETIME_MAX (7 * 24 * 3600) /* RFC 8446 4.6.1 */
 
+/* Whole lines of printable text, each ending in '\n' (no other byte below 0x20, no DEL): the
+ * decoder refuses anything else, so a line can never be forged across a line end. */
+#define IPC_PROTOLOG_MAX (IPC_MAX_FRAME - 64)
+struct ipc_protolog {
+    char text[IPC_PROTOLOG_MAX];
+    uint32_t len;
+};
+
 struct ipc_msg {
     enum ipc_type type;
     union {
@@ -190,6 +201,7 @@ struct ipc_msg {
         struct ipc_signin_finish signin_finish;
         struct ipc_signin_answer signin_answer;
         struct ipc_ticket_keys tickets;
+        struct ipc_protolog protolog;
     } u;
 };
 
@@ -204,6 +216,7 @@ int ipc_encode_signin_start(struct evbuffer *out, const struct ipc_signin_start 
 int ipc_encode_signin_finish(struct evbuffer *out, const struct ipc_signin_finish *m);
 int ipc_encode_signin_answer(struct evbuffer *out, const struct ipc_signin_answer *m);
 int ipc_encode_ticket_keys(struct evbuffer *out, const struct ipc_ticket_keys *k);
+int ipc_encode_protolog(struct evbuffer *out, const char *text, size_t len);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

@@ -51,7 +51,7 @@ const char *log_level_name(enum mg_log_level level)
     return (unsigned)level < 4 ? level_names[level] : "?";
 }
 
-static size_t format_time(char *buf, size_t size)
+size_t log_format_time(char *buf, size_t size)
 {
     struct timeval tv;
     struct tm tm;
@@ -67,7 +67,7 @@ void log_msg(enum mg_log_level level, const char *fmt, ...)
     if (level > log_threshold)
         return;
     char line[LOG_LINE_MAX];
-    size_t n = format_time(line, sizeof line);
+    size_t n = log_format_time(line, sizeof line);
     int m = snprintf(line + n, sizeof line - n, " %s %s[%ld] ", log_level_name(level), log_role,
                      (long)getpid());
     n += m > 0 ? (size_t)m : 0;

@@ -20,6 +20,9 @@ void log_msg(enum mg_log_level level, const char *fmt, ...) __attribute__((forma
 #define log_info(...) log_msg(MG_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(MG_LOG_DEBUG, __VA_ARGS__)
 
+/* The log's timestamp, "2026-11-25T02:00:00.123Z" (UTC); returns its length. */
+size_t log_format_time(char *buf, size_t size);
+
 /* Renders untrusted text for a key=value log: wraps it in double quotes, escapes '"', '\\' and
  * every byte outside printable ASCII as \xNN, and truncates to fit (ending in "..."). Always
  * NUL-terminates buf and returns it. len may be (size_t)-1 for a NUL-terminated s. */

@@ -32,6 +32,8 @@ struct evconnlistener;
 struct evdns_base;
 struct relay;
 struct conn_count;
+struct protolog;
+struct protolog_out;
 struct session;
 struct tls_client_cache;
 
@@ -107,6 +109,7 @@ struct worker_ctx {
     uint32_t next_request_id;
     struct session *pending[WORKER_PENDING_BUCKETS]; /* sessions waiting for the broker */
     struct conn_count *per_address;                  /* connections per client address (worker.c) */
+    struct protolog_out *protolog;                   /* the protocol log's batch (protolog.c) */
 };
 
 struct listener {
@@ -168,6 +171,7 @@ struct session {
     struct upstream *upstream;        /* login phase */
     struct bufferevent *upstream_bev; /* relay phase */
     struct relay *relay;
+    struct protolog *plog; /* NULL: the listener has no protocol log */
     struct event *login_timer, *delay_timer, *flush_timer, *free_event;
     struct session *prev, *next;
 };

@@ -281,6 +281,11 @@ struct evbuffer *upstream_input(struct upstream *u)
     return bufferevent_get_input(u->bev);
 }
 
+struct bufferevent *upstream_bufferevent(struct upstream *u)
+{
+    return u->bev;
+}
+
 void upstream_write(struct upstream *u, const void *data, size_t len)
 {
     bufferevent_write(u->bev, data, len);

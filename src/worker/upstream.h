@@ -57,6 +57,8 @@ int upstream_is_tls(const struct upstream *u);
 const char *upstream_host(const struct upstream *u);
 
 struct evbuffer *upstream_input(struct upstream *u);
+/* The connection as it is now (it is replaced by STARTTLS): for the protocol log's taps. */
+struct bufferevent *upstream_bufferevent(struct upstream *u);
 void upstream_write(struct upstream *u, const void *data, size_t len);
 /* Writes a NUL-terminated protocol text (a command, a line end). */
 void upstream_send(struct upstream *u, const char *text);

@@ -24,6 +24,7 @@
 #include "tls_tickets.h"
 #include "ipc.h"
 #include "heap_trim.h"
+#include "protolog.h"
 #include "log.h"
 #include "session.h"
 #include "tls.h"
@@ -431,6 +432,7 @@ static void teardown(struct worker *wk)
     close_listeners(wk);
     while (wk->ctx.sessions)
         session_free(wk->ctx.sessions);
+    protolog_worker_free(&wk->ctx);
     free(wk->listeners);
     if (wk->ctx.ipc)
         bufferevent_free(wk->ctx.ipc);

@@ -138,6 +138,45 @@ static void test_bad_allow(void **state)
     loaded_free(&l);
 }
 
+static void test_protocol_log(void **state)
+{
+    (void)state;
+    struct loaded l = load("", "");
+    assert_non_null(l.cfg);
+    assert_int_equal(l.cfg->listeners[0].protocol_log, 0);
+    assert_true(l.cfg->gateway.protocol_log_max == 100ull << 20);
+    loaded_free(&l);
+    l = load("protocol_log = on", "");
+    assert_int_equal(l.cfg->listeners[0].protocol_log, 1);
+    loaded_free(&l);
+    l = load("protocol_log = on\nprotocol_log_max = 512K", "protocol_log = off");
+    assert_int_equal(l.cfg->listeners[0].protocol_log, 0);
+    assert_true(l.cfg->gateway.protocol_log_max == 512 * 1024);
+    loaded_free(&l);
+    const char *sizes[][2] = {{"4096", "4096"}, {"2G", "2147483648"}, {"1K", "1024"}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char *g = mg_printf("protocol_log_max = %s", sizes[i][0]);
+        l = load(g, "");
+        free(g);
+        assert_non_null(l.cfg);
+        assert_true(l.cfg->gateway.protocol_log_max == strtoull(sizes[i][1], NULL, 10));
+        loaded_free(&l);
+    }
+    const char *bad[] = {"100", "10X", "M", "-1K", "2000G", "1KB", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *g = mg_printf("protocol_log_max = %s", bad[i]);
+        l = load(g, "protocol_log = maybe");
+        free(g);
+        assert_null(l.cfg);
+        assert_error(&l, 6, "protocol_log:");
+        loaded_free(&l);
+    }
+    l = load("protocol_log_max = 10X", "");
+    assert_error(&l, 2,
+                 "protocol_log_max: expected a size from 1K to 1024G (e.g. 100M), not '10X'");
+    loaded_free(&l);
+}
+
 /* user/token/audit run before the gateway's certificate exists (README Quick start). */
 static void test_admin_load_without_certificate(void **state)
 {
@@ -198,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_tls_none),
         cmocka_unit_test(test_no_certificate_without_tls),
         cmocka_unit_test(test_bad_allow),
+        cmocka_unit_test(test_protocol_log),
         cmocka_unit_test(test_admin_load_without_certificate),
         cmocka_unit_test(test_client_secret_file_mode),
     };

@@ -111,6 +111,35 @@ static void test_roundtrip_request(void **state)
     evbuffer_free(buf);
 }
 
+static void test_protolog(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    struct ipc_msg msg;
+    const char text[] = "2026-12-04T08:50:01.123Z 0a1b2c3d imaps C: a1 LOGIN alice <redacted>\n"
+                        "2026-12-04T08:50:01.124Z 0a1b2c3d imaps S: a1 OK \xc3\xa9\n";
+    assert_int_equal(ipc_encode_protolog(buf, text, sizeof text - 1), 0);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, IPC_PROTOLOG);
+    assert_int_equal(msg.u.protolog.len, sizeof text - 1);
+    assert_memory_equal(msg.u.protolog.text, text, sizeof text - 1);
+    /* whole printable lines only: no line end at the end, control bytes, an empty batch */
+    const char *refused[] = {"no line end", "a\rb\n", "a\x7f\n", "a\x01\n", ""};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_int_equal(ipc_encode_protolog(buf, refused[i], strlen(refused[i])), 0);
+        assert_int_equal(ipc_decode(buf, &msg), -1);
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+    }
+    char big[IPC_PROTOLOG_MAX];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(ipc_encode_protolog(buf, big, sizeof big), -1);
+    big[sizeof big - 2] = '\n';
+    assert_int_equal(ipc_encode_protolog(buf, big, sizeof big - 1), 0);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.u.protolog.len, sizeof big - 1);
+    evbuffer_free(buf);
+}
+
 static void test_roundtrip_response(void **state)
 {
     (void)state;
@@ -457,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_ready),
         cmocka_unit_test(test_roundtrip_request),
         cmocka_unit_test(test_roundtrip_response),
+        cmocka_unit_test(test_protolog),
         cmocka_unit_test(test_roundtrip_cancel),
         cmocka_unit_test(test_roundtrip_token_refused),
         cmocka_unit_test(test_token_refused_rejects_bad_fields),
