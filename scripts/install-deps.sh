@@ -21,6 +21,9 @@ PACKAGES=(
     dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
     python3 python3-pytest python3-cryptography curl openssl ca-certificates
     swaks libnet-ssleay-perl libio-socket-ssl-perl
+    # tests/integration/test_metrics.py checks GET /metrics with its promtool (same package,
+    # so --no-install-recommends is enough; policy-rc.d below keeps its service from starting)
+    prometheus
 )
 
 missing=()

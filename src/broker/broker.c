@@ -24,6 +24,7 @@
 
 #include "access.h"
 #include "audit_sink.h"
+#include "broker_metrics.h"
 #include "account.h"
 #include "authcache.h"
 #include "config.h"
@@ -103,6 +104,7 @@ struct broker {
     struct worker_conn *workers;
     struct auth_job *jobs;
     struct audit_sink *audit; /* login audit records from the workers */
+    struct broker_metrics *metrics;
 };
 
 /* ---- jobs ---- */
@@ -593,6 +595,7 @@ static void handle_auth_cancel(struct worker_conn *conn, uint32_t id)
 static void drop_worker(struct worker_conn *conn)
 {
     struct broker *b = conn->b;
+    broker_metrics_retire(b->metrics, conn->index); /* its counters stay in the totals */
     for (struct worker_conn **link = &b->workers; *link; link = &(*link)->next) {
         if (*link == conn) {
             *link = conn->next;
@@ -645,6 +648,20 @@ static void handle_ready(struct worker_conn *conn, uint32_t reported_index)
         conn->on_ready(conn->index, conn->on_ready_arg);
 }
 
+static void answer_metrics(struct worker_conn *conn, uint32_t id)
+{
+    struct broker *b = conn->b;
+    struct broker_counted by = {b->tokens, b->pool, b->guard};
+    if (broker_metrics_answer(b->metrics, &by, b->cfg->gateway.workers, id,
+                              bufferevent_get_output(conn->bev)) != 0)
+        log_warn("worker %d: cannot encode the metrics report", conn->index);
+}
+
+static void on_token_outcome(const char *provider, enum token_status status, void *arg)
+{
+    broker_metrics_token_request(arg, provider, (unsigned)status);
+}
+
 static void on_worker_read(struct bufferevent *bev, void *arg)
 {
     struct worker_conn *conn = arg;
@@ -654,7 +671,7 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
         int rc = ipc_decode(in, &msg);
         if (rc == 0)
             break;
-        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE) {
+        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE || msg.type == IPC_METRICS_REPORT) {
             log_error("worker %d sent a malformed IPC frame; dropping its connection", conn->index);
             ipc_msg_wipe(&msg);
             drop_worker(conn);
@@ -668,6 +685,10 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             handle_token_refused(conn, &msg.u.refused);
         else if (msg.type == IPC_AUDIT)
             audit_sink_push(conn->b->audit, &msg.u.audit);
+        else if (msg.type == IPC_METRICS_SNAPSHOT)
+            broker_metrics_snapshot(conn->b->metrics, conn->index, &msg.u.snapshot, mg_now_ms());
+        else if (msg.type == IPC_METRICS_QUERY)
+            answer_metrics(conn, msg.u.query_id);
         else
             handle_ready(conn, msg.u.worker_index);
         ipc_msg_wipe(&msg);
@@ -758,6 +779,9 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
     b->cache = auth_cache_new(cfg->gateway.auth_cache_ttl_ms, AUTH_CACHE_MAX_ENTRIES);
     b->pool = verify_pool_new(base, verify_thread_count());
     b->guard = lockouts_new(&cfg->gateway, st);
+    b->metrics = broker_metrics_new();
+    if (b->tokens)
+        token_client_set_outcome_cb(b->tokens, on_token_outcome, b->metrics);
     if (b->pool)
         verify_pool_set_precheck(b->pool, known_by_cache, b->cache);
     if (!b->tokens || !b->cache || !b->pool) {
@@ -809,6 +833,7 @@ void broker_free(struct broker **bp)
     auth_cache_free(&b->cache);
     lockouts_free(&b->guard);
     audit_sink_free(&b->audit);
+    broker_metrics_free(&b->metrics);
     mg_wipe(b, sizeof *b);
     free(b);
     *bp = NULL;

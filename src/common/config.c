@@ -60,6 +60,7 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "max_logins_per_ip", V_COUNT, max_logins_per_ip, false),
     KEY(gateway_conf, "login_type", V_LOGIN_TYPE, login_type, false),
     KEY(gateway_conf, "allow", V_CIDR_LIST, allow, false),
+    KEY(gateway_conf, "metrics_allow", V_CIDR_LIST, metrics_allow, false),
     KEY(gateway_conf, "default_domain", V_IDENT, default_domain, false),
     KEY(gateway_conf, "audit_retention", V_DURATION0, audit_retention_ms, false),
     KEY(gateway_conf, "audit_log", V_STRING, audit_log, false),
@@ -675,6 +676,9 @@ static void set_defaults(struct gateway_conf *g)
     g->max_connections_per_ip = 50;
     g->max_logins_per_ip = 20;
     g->audit_retention_ms = 90ull * 24 * 3600 * 1000;
+    char err[64];
+    if (cidr_list_parse("127.0.0.0/8, ::1", &g->metrics_allow, err, sizeof err) != 0)
+        abort(); /* a constant that parses */
 }
 
 static void set_inih_options(void)
@@ -775,6 +779,7 @@ void config_free(struct config **cfgp)
     free(cfg->gateway.secret_key_file);
     free(cfg->gateway.user);
     cidr_list_free(&cfg->gateway.allow);
+    cidr_list_free(&cfg->gateway.metrics_allow);
     free(cfg->gateway.default_domain);
     free(cfg->gateway.audit_log);
     free(cfg->tls.certificate);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "proto.h"
 
 struct evbuffer;
@@ -39,7 +40,11 @@ enum ipc_type {
      * AUTH_FAIL (a fresh token was refused: a permission problem, not staleness). */
     IPC_TOKEN_REFUSED = 5,
     /* worker -> broker: one login audit record (struct ipc_audit); never answered. */
-    IPC_AUDIT = 6
+    IPC_AUDIT = 6,
+    /* Operations counters (metrics.h), numbered apart from the login messages. */
+    IPC_METRICS_SNAPSHOT = 20, /* worker -> broker, every second; never answered */
+    IPC_METRICS_QUERY = 21,    /* worker -> broker: u32 id; answered with IPC_METRICS_REPORT */
+    IPC_METRICS_REPORT = 22    /* broker -> worker: the whole gateway's numbers and health */
 };
 
 enum auth_status {
@@ -115,6 +120,9 @@ struct ipc_msg {
         struct ipc_auth_response res;
         struct ipc_token_refused refused;
         struct ipc_audit audit;
+        struct metrics_snapshot snapshot; /* IPC_METRICS_SNAPSHOT */
+        uint32_t query_id;                /* IPC_METRICS_QUERY */
+        struct metrics_report report;     /* IPC_METRICS_REPORT */
     } u;
 };
 
@@ -125,6 +133,9 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
 int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id);
 int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref);
 int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a);
+int ipc_encode_metrics_snapshot(struct evbuffer *out, const struct metrics_snapshot *m);
+int ipc_encode_metrics_query(struct evbuffer *out, uint32_t id);
+int ipc_encode_metrics_report(struct evbuffer *out, const struct metrics_report *m);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

@@ -60,6 +60,17 @@ static void fail(struct evhttp_request *req, int code, const char *reason, const
     free(body);
 }
 
+void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                const char *body)
+{
+    answer(req, code, reason, type, body);
+}
+
+void http_reply_error(struct evhttp_request *req, int code, const char *reason, const char *why)
+{
+    fail(req, code, reason, why);
+}
+
 static void not_found(struct evhttp_request *req, const char *why)
 {
     fail(req, HTTP_NOTFOUND, "Not Found", why);
@@ -255,9 +266,11 @@ void http_route(struct evhttp_request *req, void *arg)
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
     if (!r.path || !r.path[0])
         r.path = "/";
-    if (query && evhttp_parse_query_str(query, &r.query) != 0)
+    if (!http_conn_admit(r.server, req))
+        ; /* answered: too many connections from this address */
+    else if (query && evhttp_parse_query_str(query, &r.query) != 0)
         bad_request(req, "malformed query string");
-    else
+    else if (!http_ops_route(r.server, req, r.path, r.method == EVHTTP_REQ_POST))
         dispatch(&r);
     evhttp_clear_headers(&r.query);
     char *peer = NULL;

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "conn_count.h"
 #include "http_internal.h"
 #include "log.h"
 #include "tls.h"
@@ -95,6 +96,7 @@ struct http_server *http_server_new(struct event_base *base, const struct config
     struct http_server *s = mg_calloc(1, sizeof *s);
     s->cfg = cfg;
     s->conf = l;
+    s->per_address = conn_count_new();
     s->http = evhttp_new(base);
     if (!s->http || (l->tls == MG_TLS_IMPLICIT && setup_tls(s) != 0)) {
         log_error("http %s: cannot set up the listener", l->name);
@@ -121,8 +123,11 @@ void http_server_free(struct http_server **sp)
     struct http_server *s = *sp;
     if (!s)
         return;
+    http_ops_abort(s);
+    http_conn_forget_all(s);
     if (s->http)
         evhttp_free(s->http); /* closes the bound socket and every connection */
+    conn_count_free(&s->per_address);
     for (size_t i = 0; i < s->n_sni; i++)
         SSL_CTX_free(s->sni[i].ctx);
     free(s->sni);

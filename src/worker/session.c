@@ -21,6 +21,7 @@
 #include "session_io.h"
 #include "tls.h"
 #include "util.h"
+#include "worker_metrics.h"
 
 #define MAX_BAD_COMMANDS 10
 #define CLOSE_FLUSH_MS 5000
@@ -53,6 +54,7 @@ static void log_login(struct session *s, const char *result, const char *reason,
         return;
     s->login_active = 0;
     session_audit_login(s, cause, mg_now_ms() - s->login_started_ms);
+    worker_metrics_login(s->ops->protocol, result);
     char user[300], mailbox[360], why[300], word[IPC_CAUSE_MAX + 8];
     log_info("login session=%s listener=%s client=%s user=%s mailbox=%s result=%s reason=%s "
              "duration_ms=%llu cause=%s",
@@ -703,6 +705,7 @@ void session_login_done(struct session *s)
     if (s->closing || s->state != SESSION_UPSTREAM)
         return;
     log_login(s, "ok", "", "ok");
+    worker_metrics_upstream_logged_in(mg_now_ms() - upstream_started_ms(s->upstream));
     evtimer_del(s->login_timer);
     wipe_token(s);
     /* Detach: the login phase's parser, buffers and secrets go now. */

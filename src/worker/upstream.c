@@ -16,6 +16,7 @@
 #include "log.h"
 #include "tls.h"
 #include "util.h"
+#include "worker_metrics.h"
 
 /* The login dialog reads bounded lines; this only stops a flooding server from filling memory
  * between two reads. */
@@ -36,6 +37,7 @@ struct upstream {
     struct event *kick;  /* starts the connect from the loop, so no callback runs early */
     struct event *timer; /* the whole login phase */
     uint64_t timeout_ms;
+    uint64_t started_ms;
     struct upstream_handler handler;
     void *arg;
 };
@@ -103,6 +105,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         }
         if (u->phase == PHASE_HANDSHAKE)
             u->tls_on = 1;
+        if (!u->tls_on || u->tls_mode == MG_TLS_IMPLICIT) /* not again after STARTTLS */
+            worker_metrics_upstream_connected(mg_now_ms() - u->started_ms);
         u->phase = PHASE_READY;
         bufferevent_enable(bev, EV_READ | EV_WRITE);
         u->handler.on_ready(u->arg);
@@ -196,6 +200,7 @@ struct upstream *upstream_connect(const struct upstream_params *params,
     u->port = params->server->port;
     u->tls_mode = params->server->tls;
     u->timeout_ms = params->timeout_ms;
+    u->started_ms = mg_now_ms();
     u->handler = *handler;
     u->arg = arg;
     u->phase = PHASE_CONNECTING;
@@ -270,4 +275,9 @@ void upstream_free(struct upstream **up)
     conn_free(&(*up)->bev);
     upstream_release(*up);
     *up = NULL;
+}
+
+uint64_t upstream_started_ms(const struct upstream *u)
+{
+    return u->started_ms;
 }
