@@ -19,8 +19,8 @@ struct worker_slot {
 };
 
 struct broker_metrics {
-    struct worker_slot *slots;            /* one per worker that has reported */
-    struct metrics_counters gone;         /* last snapshots of workers that went away */
+    struct worker_slot *slots;    /* one per worker that has reported */
+    struct metrics_counters gone; /* last snapshots of workers that went away */
     uint32_t n_providers;
     struct metrics_provider providers[METRICS_PROVIDERS_MAX];
 };

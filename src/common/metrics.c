@@ -9,8 +9,8 @@
 const uint32_t metrics_bucket_ms[METRICS_BUCKETS] = {5,   10,   25,   50,   100,  250,
                                                      500, 1000, 2500, 5000, 10000};
 
-static const char *const login_results[METRICS_LOGIN_RESULTS] = {"ok", "fail", "tempfail",
-                                                                 "error", "refused"};
+static const char *const login_results[METRICS_LOGIN_RESULTS] = {"ok", "fail", "tempfail", "error",
+                                                                 "refused"};
 static const char *const token_results[METRICS_TOKEN_RESULTS] = {"ok", "tempfail", "permfail",
                                                                  "needs_auth", "denied"};
 

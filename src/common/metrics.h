@@ -68,9 +68,9 @@ struct metrics_provider {
 /* IPC_METRICS_REPORT, broker -> worker: the answer to IPC_METRICS_QUERY `id`. */
 struct metrics_report {
     uint32_t id;
-    uint32_t healthy;                 /* 1: every worker slot alive and reporting */
-    char health[METRICS_HEALTH_MAX];  /* "ok", or why not */
-    struct metrics_counters totals;   /* every worker, live and gone */
+    uint32_t healthy;                /* 1: every worker slot alive and reporting */
+    char health[METRICS_HEALTH_MAX]; /* "ok", or why not */
+    struct metrics_counters totals;  /* every worker, live and gone */
     uint32_t n_workers;
     struct metrics_worker_gauge workers[METRICS_WORKERS_MAX];
     uint64_t token_cache_hits;

@@ -49,7 +49,8 @@ static void header(struct render *r, const char *name, const char *type, const c
 
 static void logins(struct render *r, const struct metrics_counters *c)
 {
-    header(r, "logins_total", "counter", "Login attempts by protocol and result, as the workers saw them.");
+    header(r, "logins_total", "counter",
+           "Login attempts by protocol and result, as the workers saw them.");
     for (unsigned p = 0; p < METRICS_PROTOCOLS; p++)
         for (unsigned res = 0; res < METRICS_LOGIN_RESULTS; res++)
             emit(r, "mailgate_logins_total{protocol=\"%s\",result=\"%s\"} %" PRIu64 "\n",
@@ -99,7 +100,8 @@ static void histogram(struct render *r, const char *name, const char *help,
 
 static void token_requests(struct render *r, const struct metrics_report *m)
 {
-    header(r, "token_requests_total", "counter", "Token requests to the identity providers, by provider and result.");
+    header(r, "token_requests_total", "counter",
+           "Token requests to the identity providers, by provider and result.");
     for (uint32_t i = 0; i < m->n_providers; i++) {
         char name[2 * METRICS_NAME_MAX];
         metrics_text_escape(m->providers[i].name, name, sizeof name); /* always fits: 2x */
@@ -111,13 +113,17 @@ static void token_requests(struct render *r, const struct metrics_report *m)
 
 static void broker_values(struct render *r, const struct metrics_report *m)
 {
-    header(r, "token_cache_hits_total", "counter", "Logins served a token from the broker's cache.");
+    header(r, "token_cache_hits_total", "counter",
+           "Logins served a token from the broker's cache.");
     emit(r, "mailgate_token_cache_hits_total %" PRIu64 "\n", m->token_cache_hits);
-    header(r, "argon2_queue_length", "gauge", "Password verifications waiting for an Argon2 thread.");
+    header(r, "argon2_queue_length", "gauge",
+           "Password verifications waiting for an Argon2 thread.");
     emit(r, "mailgate_argon2_queue_length %" PRIu64 "\n", m->argon2_queue);
-    header(r, "lockouts_total", "counter", "Lockouts of a user and address begun since the broker started.");
+    header(r, "lockouts_total", "counter",
+           "Lockouts of a user and address begun since the broker started.");
     emit(r, "mailgate_lockouts_total %" PRIu64 "\n", m->lockouts);
-    header(r, "http_refused_total", "counter", "HTTP connections refused: over max_connections_per_ip.");
+    header(r, "http_refused_total", "counter",
+           "HTTP connections refused: over max_connections_per_ip.");
     emit(r, "mailgate_http_refused_total %" PRIu64 "\n", m->totals.http_refused);
     header(r, "healthy", "gauge", "1 when every worker is alive and reporting (GET /healthz).");
     emit(r, "mailgate_healthy %u\n", (unsigned)m->healthy);

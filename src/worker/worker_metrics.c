@@ -41,9 +41,8 @@ static void send_snapshot(void)
     struct bufferevent *ipc = broker_link();
     if (!ipc || evbuffer_get_length(bufferevent_get_output(ipc)) > SNAPSHOT_OUTPUT_MAX)
         return;
-    struct metrics_snapshot snap = {.worker_index = (uint32_t)wm.w->index,
-                                    .draining = wm.w->stopping ? 1 : 0,
-                                    .c = wm.c};
+    struct metrics_snapshot snap = {
+        .worker_index = (uint32_t)wm.w->index, .draining = wm.w->stopping ? 1 : 0, .c = wm.c};
     for (struct session *s = wm.w->sessions; s; s = s->next)
         if ((unsigned)s->ops->protocol < METRICS_PROTOCOLS)
             snap.sessions_open[s->ops->protocol]++;
@@ -61,7 +60,8 @@ void worker_metrics_start(struct worker_ctx *w)
 {
     wm.w = w;
     wm.timer = event_new(w->base, -1, EV_PERSIST, on_snapshot_timer, NULL);
-    struct timeval tv = {WORKER_METRICS_INTERVAL_MS / 1000, (WORKER_METRICS_INTERVAL_MS % 1000) * 1000};
+    struct timeval tv = {WORKER_METRICS_INTERVAL_MS / 1000,
+                         (WORKER_METRICS_INTERVAL_MS % 1000) * 1000};
     event_add(wm.timer, &tv);
     send_snapshot();
 }
