@@ -233,6 +233,8 @@ static void dispatch(struct request *r)
         serve_mta_sts(r, d);
         return;
     }
+    if (http_ops_route(r->server, r->req, r->path, r->method == EVHTTP_REQ_POST))
+        return; /* /metrics, /healthz */
     /* Outlook spells the path in any case. */
     if (mg_ascii_casecmp(r->path, "/autodiscover/autodiscover.xml") == 0) {
         serve_autodiscover(r);
@@ -270,7 +272,7 @@ void http_route(struct evhttp_request *req, void *arg)
         ; /* answered: too many connections from this address */
     else if (query && evhttp_parse_query_str(query, &r.query) != 0)
         bad_request(req, "malformed query string");
-    else if (!http_ops_route(r.server, req, r.path, r.method == EVHTTP_REQ_POST))
+    else
         dispatch(&r);
     evhttp_clear_headers(&r.query);
     char *peer = NULL;
