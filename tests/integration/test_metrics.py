@@ -34,7 +34,7 @@ def gw(fleet):
     127.0.0.1 (so 127.0.0.2 is a refused address on this machine)."""
     port = free_port()
     g = fleet.new("metrics", protocols=("imap", "pop3", "smtp"), extra=web_listener(port),
-                  gateway_lines=["metrics_allow = 127.0.0.1/32"])
+                  gateway_lines=["metrics_allow = 127.0.0.1/32", "lockout_threshold = 3"])
     g.http_port = port
     return g
 
@@ -245,6 +245,14 @@ def test_metrics_allow_refuses_other_addresses(gw):
     assert curl(gw, "/healthz")[0] == 200
     # the other pages are not affected
     assert curl(gw, "/nothing", "--interface", "127.0.0.2")[0] == 404
+
+
+def test_lockouts_are_counted(gw, traffic):
+    before = value(samples(scrape(gw)), "mailgate_lockouts_total")
+    for _ in range(3):  # lockout_threshold failures of one user from one address
+        assert try_login(gw, user="bob", password="wrong").startswith("f1 NO")
+    assert value(samples(scrape(gw)), "mailgate_lockouts_total") == before + 1
+    assert "lockout: user=" in gw.log_text()
 
 
 def test_post_is_refused(gw):
