@@ -278,7 +278,8 @@ void http_route(struct evhttp_request *req, void *arg)
     char *peer = NULL;
     ev_uint16_t port = 0;
     evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-    log_info("http listener=%s client=%s host=%s %s %s status=%d", r.server->conf->name,
-             peer ? peer : "?", r.host[0] ? r.host : "-", method_name(r.method), r.path,
-             evhttp_request_get_response_code(req));
+    int status = evhttp_request_get_response_code(req); /* 0: /metrics waits for the broker */
+    log_info("http listener=%s client=%s host=%s %s %s status=%d%s", r.server->conf->name,
+             peer ? peer : "?", r.host[0] ? r.host : "-", method_name(r.method), r.path, status,
+             status ? "" : " (answered when the broker replies)");
 }
