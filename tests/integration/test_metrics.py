@@ -238,6 +238,22 @@ def test_counters_survive_a_worker_restart(gw, traffic):
     assert logins(samples(scrape(gw)), "imap", "ok") == traffic["logins"][("imap", "ok")]
 
 
+def test_counters_survive_a_reload(gw, traffic):
+    time.sleep(1.5)
+    before = counters(samples(scrape(gw)))
+    old = set(gw.worker_pids())
+    os.kill(gw.proc.pid, signal.SIGHUP)
+    # the new workers take over; the old ones drain (no session left) and exit
+    wait_until(lambda: not set(gw.worker_pids()) & old and len(gw.worker_pids()) == 2,
+               timeout=30, interval=0.2, what="the old workers replaced")
+    wait_health(gw, 200, timeout=20)
+    s = samples(scrape(gw))
+    went_down = {k: (v, s.get(k)) for k, v in before.items() if s.get(k, -1) < v}
+    assert not went_down
+    workers = {dict(labels)["worker"] for (n, labels) in s if n == "mailgate_sessions_open"}
+    assert len(workers) == 2  # only the new generation's
+
+
 def test_metrics_allow_refuses_other_addresses(gw):
     status, body = curl(gw, "/metrics", "--interface", "127.0.0.2")
     assert status == 403 and "metrics_allow" in body, body
