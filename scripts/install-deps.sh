@@ -26,6 +26,9 @@ PACKAGES=(
     swaks libnet-ssleay-perl libio-socket-ssl-perl nsd
     # the sign-in test (tests/integration/test_signin.py): headless Chromium via chromedriver
     chromium chromium-driver
+    # tests/integration/test_metrics.py checks GET /metrics with its promtool (same package,
+    # so --no-install-recommends is enough; policy-rc.d below keeps its service from starting)
+    prometheus
 )
 
 missing=()

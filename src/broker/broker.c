@@ -19,6 +19,7 @@
 #include "access.h"
 #include "audit_sink.h"
 #include "protolog_writer.h"
+#include "broker_metrics.h"
 #include "account.h"
 #include "authcache.h"
 #include "config.h"
@@ -528,6 +529,11 @@ static int make_dummy_hash(struct broker *b)
     return rc;
 }
 
+static void on_token_outcome(const char *provider, enum token_status status, void *arg)
+{
+    broker_metrics_token_request(arg, provider, (unsigned)status);
+}
+
 struct broker *broker_new(struct event_base *base, const struct config *cfg, struct store *st)
 {
     struct broker *b = mg_calloc(1, sizeof *b);
@@ -539,6 +545,9 @@ struct broker *broker_new(struct event_base *base, const struct config *cfg, str
     b->pool = verify_pool_new(base, verify_thread_count());
     b->guard = lockouts_new(&cfg->gateway, st);
     b->signin = b->tokens ? signin_new(base, cfg, st, b->tokens, worker_link_send_signin_answer) : NULL;
+    b->metrics = broker_metrics_new();
+    if (b->tokens)
+        token_client_set_outcome_cb(b->tokens, on_token_outcome, b->metrics);
     if (b->pool)
         verify_pool_set_precheck(b->pool, known_by_cache, b->cache);
     if (!b->tokens || !b->cache || !b->pool || !b->signin) {
@@ -603,6 +612,7 @@ void broker_free(struct broker **bp)
     audit_sink_free(&b->audit);
     ticket_keys_free(&b->tickets);
     protolog_writer_free(&b->protolog);
+    broker_metrics_free(&b->metrics);
     mg_wipe(b, sizeof *b);
     free(b);
     *bp = NULL;

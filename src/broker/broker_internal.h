@@ -40,6 +40,7 @@ struct broker {
     struct ticket_keys *tickets; /* clients' TLS session tickets; NULL: none */
     struct signin *signin;       /* the sign-in page's records and code exchanges */
     struct protolog_writer *protolog; /* protocol log lines from the workers */
+    struct broker_metrics *metrics;   /* operations counters (/metrics, /healthz) */
 };
 
 /* broker.c: the frames a worker sends that start, stop or judge a login. */

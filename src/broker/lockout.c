@@ -24,6 +24,7 @@ struct lockouts {
     uint64_t lockout_ms;
     uint32_t threshold;
     int64_t seen_version;
+    uint64_t started; /* lockouts begun, for GET /metrics */
 };
 
 static struct throttle_policy policy_of(const struct gateway_conf *g)
@@ -105,8 +106,14 @@ void lockouts_release(struct lockouts *l, const char *client_addr)
     throttle_release(l->t, client_addr);
 }
 
+uint64_t lockouts_started(const struct lockouts *l)
+{
+    return l->started;
+}
+
 static void lockout_started(struct lockouts *l, const char *user, const char *client_addr)
 {
+    l->started++;
     char addr[IPC_ADDR_MAX], quoted[IPC_USER_MAX + 8], lower[IPC_USER_MAX];
     throttle_address(client_addr, addr, sizeof addr);
     mg_strlcpy(lower, user, sizeof lower);

@@ -17,6 +17,8 @@ struct lockouts *lockouts_new(const struct gateway_conf *g, struct store *st);
 /* SIGHUP: the reloaded [gateway] lockout and delay settings, for the next logins. */
 void lockouts_configure(struct lockouts *l, const struct gateway_conf *g);
 void lockouts_free(struct lockouts **l);
+/* Lockouts started since the broker started (GET /metrics). */
+uint64_t lockouts_started(const struct lockouts *l);
 /* Before any Argon2 work. GO takes a slot of the address's logins in flight: give it back with
  * lockouts_release() when the attempt is answered. */
 enum throttle_verdict lockouts_admit(struct lockouts *l, const char *user, const char *client_addr);

@@ -495,6 +495,7 @@ void verify_pool_stats(struct verify_pool *vp, struct verify_stats *out)
 {
     pthread_mutex_lock(&vp->lock);
     *out = vp->stats;
+    out->queued = vp->queued;
     pthread_mutex_unlock(&vp->lock);
 }
 

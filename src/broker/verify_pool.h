@@ -43,6 +43,7 @@ struct verify_stats {
     uint64_t shared;       /* requests that waited for an equal one instead */
     uint64_t prechecked;   /* verifications skipped by the precheck */
     uint64_t dropped;      /* verifications dropped from the queue: nobody waited any more */
+    uint64_t queued;       /* now: verifications waiting for a thread (GET /metrics) */
 };
 
 struct verify_pool *verify_pool_new(struct event_base *base, int threads);

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "audit_sink.h"
+#include "broker_metrics.h"
 #include "config.h"
 #include "ipc.h"
 #include "log.h"
@@ -103,6 +104,7 @@ void worker_link_send_signin_answer(void *arg, const struct ipc_signin_answer *a
 void worker_link_drop(struct worker_conn *conn)
 {
     struct broker *b = conn->b;
+    broker_metrics_retire(b->metrics, conn->index); /* its counters stay in the totals */
     for (struct worker_conn **link = &b->workers; *link; link = &(*link)->next) {
         if (*link == conn) {
             *link = conn->next;
@@ -186,6 +188,15 @@ static void handle_ready(struct worker_conn *conn, uint32_t reported_index)
         conn->on_ready(conn->index, conn->on_ready_arg);
 }
 
+static void answer_metrics(struct worker_conn *conn, uint32_t id)
+{
+    struct broker *b = conn->b;
+    struct broker_counted by = {b->tokens, b->pool, b->guard};
+    if (broker_metrics_answer(b->metrics, &by, b->cfg->gateway.workers, id,
+                              bufferevent_get_output(conn->bev)) != 0)
+        log_warn("worker %d: cannot encode the metrics report", conn->index);
+}
+
 static void on_worker_read(struct bufferevent *bev, void *arg)
 {
     struct worker_conn *conn = arg;
@@ -197,7 +208,7 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             break;
         /* Only what a worker may send; the broker's own types from a worker are an error. */
         if (rc < 0 || msg.type == IPC_AUTH_RESPONSE || msg.type == IPC_SIGNIN_ANSWER ||
-            msg.type == IPC_TICKET_KEYS) {
+            msg.type == IPC_TICKET_KEYS || msg.type == IPC_METRICS_REPORT) {
             log_error("worker %d sent a malformed IPC frame; dropping its connection", conn->index);
             ipc_msg_wipe(&msg);
             worker_link_drop(conn);
@@ -211,6 +222,10 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             broker_token_refused(conn, &msg.u.refused);
         else if (msg.type == IPC_AUDIT)
             audit_sink_push(conn->b->audit, &msg.u.audit);
+        else if (msg.type == IPC_METRICS_SNAPSHOT)
+            broker_metrics_snapshot(conn->b->metrics, conn->index, &msg.u.snapshot, mg_now_ms());
+        else if (msg.type == IPC_METRICS_QUERY)
+            answer_metrics(conn, msg.u.query_id);
         else if (msg.type == IPC_PROTOLOG)
             protolog_writer_append(conn->b->protolog, msg.u.protolog.text, msg.u.protolog.len);
         else if (msg.type == IPC_SIGNIN_START)

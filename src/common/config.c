@@ -39,7 +39,7 @@ enum section_kind {
     {                                                                                              \
         name, kind, offsetof(struct st, field), req                                                \
     }
-#define MAX_KEYS 24 /* per section kind; see the _Static_assert below the tables */
+#define MAX_KEYS 32 /* per section kind; see the _Static_assert below the tables */
 
 static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "state_dir", V_STRING, state_dir, false),
@@ -60,6 +60,7 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "max_logins_per_ip", V_COUNT, max_logins_per_ip, false),
     KEY(gateway_conf, "login_type", V_LOGIN_TYPE, login_type, false),
     KEY(gateway_conf, "allow", V_CIDR_LIST, allow, false),
+    KEY(gateway_conf, "metrics_allow", V_CIDR_LIST, metrics_allow, false),
     KEY(gateway_conf, "default_domain", V_IDENT, default_domain, false),
     KEY(gateway_conf, "audit_retention", V_DURATION0, audit_retention_ms, false),
     KEY(gateway_conf, "audit_log", V_STRING, audit_log, false),
@@ -688,6 +689,9 @@ static void set_defaults(struct gateway_conf *g)
     g->max_logins_per_ip = 20;
     g->audit_retention_ms = 90ull * 24 * 3600 * 1000;
     g->protocol_log_max = 100ull << 20;
+    char err[64];
+    if (cidr_list_parse("127.0.0.0/8, ::1", &g->metrics_allow, err, sizeof err) != 0)
+        abort(); /* a constant that parses */
 }
 
 static void set_inih_options(void)
@@ -789,6 +793,7 @@ void config_free(struct config **cfgp)
     free(cfg->gateway.secret_key_file);
     free(cfg->gateway.user);
     cidr_list_free(&cfg->gateway.allow);
+    cidr_list_free(&cfg->gateway.metrics_allow);
     free(cfg->gateway.default_domain);
     free(cfg->gateway.audit_log);
     free(cfg->gateway.public_url);

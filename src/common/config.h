@@ -65,6 +65,8 @@ struct gateway_conf {
     int protocol_log;              /* default off */
     enum mg_login_type login_type; /* default secure */
     struct cidr_list allow;        /* default empty: every address */
+    /* Who may GET /metrics and /healthz on any http listener (others get 403). */
+    struct cidr_list metrics_allow; /* default 127.0.0.0/8, ::1 */
 };
 
 /* [defaults]: the protocol switches a new user gets at `mailgate user add` (1 on, 0 off), like

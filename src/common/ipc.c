@@ -241,6 +241,85 @@ int ipc_encode_protolog(struct evbuffer *out, const char *text, size_t len)
     return finish_frame(&w, out);
 }
 
+/* ---- operations counters (metrics.h) ---- */
+
+static void put_u64s(struct writer *w, const uint64_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put_u64(w, v[i]);
+}
+
+static void put_u32s(struct writer *w, const uint32_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put_u32(w, v[i]);
+}
+
+static void put_histogram(struct writer *w, const struct metrics_histogram *h)
+{
+    put_u64s(w, h->buckets, METRICS_BUCKETS);
+    put_u64(w, h->count);
+    put_u64(w, h->sum_ms);
+}
+
+static void put_counters(struct writer *w, const struct metrics_counters *c)
+{
+    put_u64s(w, &c->logins[0][0], METRICS_PROTOCOLS * METRICS_LOGIN_RESULTS);
+    put_u64(w, c->bytes_to_upstream);
+    put_u64(w, c->bytes_to_client);
+    put_histogram(w, &c->upstream_connect);
+    put_histogram(w, &c->upstream_login);
+    put_u64(w, c->http_refused);
+}
+
+int ipc_encode_metrics_snapshot(struct evbuffer *out, const struct metrics_snapshot *m)
+{
+    struct writer w;
+    begin_frame(&w, IPC_METRICS_SNAPSHOT);
+    if (m->draining > 1)
+        w.failed = 1;
+    put_u32(&w, m->worker_index);
+    put_u32(&w, m->draining);
+    put_u32s(&w, m->sessions_open, METRICS_PROTOCOLS);
+    put_counters(&w, &m->c);
+    return finish_frame(&w, out);
+}
+
+int ipc_encode_metrics_query(struct evbuffer *out, uint32_t id)
+{
+    struct writer w;
+    begin_frame(&w, IPC_METRICS_QUERY);
+    put_u32(&w, id);
+    return finish_frame(&w, out);
+}
+
+int ipc_encode_metrics_report(struct evbuffer *out, const struct metrics_report *m)
+{
+    struct writer w;
+    begin_frame(&w, IPC_METRICS_REPORT);
+    if (m->healthy > 1 || m->n_workers > METRICS_WORKERS_MAX ||
+        m->n_providers > METRICS_PROVIDERS_MAX)
+        w.failed = 1;
+    put_u32(&w, m->id);
+    put_u32(&w, m->healthy);
+    put_str(&w, m->health, sizeof m->health);
+    put_counters(&w, &m->totals);
+    put_u32(&w, m->n_workers);
+    for (uint32_t i = 0; i < m->n_workers && !w.failed; i++) {
+        put_u32(&w, m->workers[i].index);
+        put_u32s(&w, m->workers[i].sessions_open, METRICS_PROTOCOLS);
+    }
+    put_u64(&w, m->token_cache_hits);
+    put_u64(&w, m->argon2_queue);
+    put_u64(&w, m->lockouts);
+    put_u32(&w, m->n_providers);
+    for (uint32_t i = 0; i < m->n_providers && !w.failed; i++) {
+        put_str(&w, m->providers[i].name, sizeof m->providers[i].name);
+        put_u64s(&w, m->providers[i].requests, METRICS_TOKEN_RESULTS);
+    }
+    return finish_frame(&w, out);
+}
+
 /* ---- decoding ---- */
 
 struct reader {
@@ -437,6 +516,89 @@ static void decode_protolog(struct reader *r, struct ipc_protolog *p)
         r->failed = 1;
 }
 
+static void get_u64s(struct reader *r, uint64_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = get_u64(r);
+}
+
+static void get_u32s(struct reader *r, uint32_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = get_u32(r);
+}
+
+/* The buckets may not hold more observations than the count: the exposition's cumulative
+ * buckets would otherwise exceed the +Inf bucket. */
+static void get_histogram(struct reader *r, struct metrics_histogram *h)
+{
+    get_u64s(r, h->buckets, METRICS_BUCKETS);
+    h->count = get_u64(r);
+    h->sum_ms = get_u64(r);
+    uint64_t in_buckets = 0;
+    for (size_t i = 0; i < METRICS_BUCKETS; i++) {
+        if (h->buckets[i] > h->count - in_buckets) {
+            r->failed = 1;
+            return;
+        }
+        in_buckets += h->buckets[i];
+    }
+}
+
+static void get_counters(struct reader *r, struct metrics_counters *c)
+{
+    get_u64s(r, &c->logins[0][0], METRICS_PROTOCOLS * METRICS_LOGIN_RESULTS);
+    c->bytes_to_upstream = get_u64(r);
+    c->bytes_to_client = get_u64(r);
+    get_histogram(r, &c->upstream_connect);
+    get_histogram(r, &c->upstream_login);
+    c->http_refused = get_u64(r);
+}
+
+static void decode_metrics_snapshot(struct reader *r, struct metrics_snapshot *m)
+{
+    m->worker_index = get_u32(r);
+    m->draining = get_u32(r);
+    if (m->draining > 1)
+        r->failed = 1;
+    get_u32s(r, m->sessions_open, METRICS_PROTOCOLS);
+    get_counters(r, &m->c);
+}
+
+/* A count that says how many entries follow: never more than the array holds. */
+static uint32_t get_count(struct reader *r, uint32_t max)
+{
+    uint32_t n = get_u32(r);
+    if (n > max) {
+        r->failed = 1;
+        return 0;
+    }
+    return n;
+}
+
+static void decode_metrics_report(struct reader *r, struct metrics_report *m)
+{
+    m->id = get_u32(r);
+    m->healthy = get_u32(r);
+    if (m->healthy > 1)
+        r->failed = 1;
+    get_str(r, m->health, sizeof m->health);
+    get_counters(r, &m->totals);
+    m->n_workers = get_count(r, METRICS_WORKERS_MAX);
+    for (uint32_t i = 0; i < m->n_workers && !r->failed; i++) {
+        m->workers[i].index = get_u32(r);
+        get_u32s(r, m->workers[i].sessions_open, METRICS_PROTOCOLS);
+    }
+    m->token_cache_hits = get_u64(r);
+    m->argon2_queue = get_u64(r);
+    m->lockouts = get_u64(r);
+    m->n_providers = get_count(r, METRICS_PROVIDERS_MAX);
+    for (uint32_t i = 0; i < m->n_providers && !r->failed; i++) {
+        get_str(r, m->providers[i].name, sizeof m->providers[i].name);
+        get_u64s(r, m->providers[i].requests, METRICS_TOKEN_RESULTS);
+    }
+}
+
 int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
 {
     memset(msg, 0, sizeof *msg);
@@ -477,6 +639,15 @@ int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
         break;
     case IPC_PROTOLOG:
         decode_protolog(&r, &msg->u.protolog);
+        break;
+    case IPC_METRICS_SNAPSHOT:
+        decode_metrics_snapshot(&r, &msg->u.snapshot);
+        break;
+    case IPC_METRICS_QUERY:
+        msg->u.query_id = get_u32(&r);
+        break;
+    case IPC_METRICS_REPORT:
+        decode_metrics_report(&r, &msg->u.report);
         break;
     default:
         r.failed = 1;

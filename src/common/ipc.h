@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "proto.h"
 
 struct evbuffer;
@@ -52,7 +53,11 @@ enum ipc_type {
     IPC_TICKET_KEYS = 10,
     /* worker -> broker: protocol log lines (struct ipc_protolog), already redacted and
      * formatted by the worker (worker/protolog.c); the broker appends them. Never answered. */
-    IPC_PROTOLOG = 11
+    IPC_PROTOLOG = 11,
+    /* Operations counters (metrics.h), numbered apart from the login messages. */
+    IPC_METRICS_SNAPSHOT = 20, /* worker -> broker, every second; never answered */
+    IPC_METRICS_QUERY = 21,    /* worker -> broker: u32 id; answered with IPC_METRICS_REPORT */
+    IPC_METRICS_REPORT = 22    /* broker -> worker: the whole gateway's numbers and health */
 };
 
 enum auth_status {
@@ -202,6 +207,9 @@ struct ipc_msg {
         struct ipc_signin_answer signin_answer;
         struct ipc_ticket_keys tickets;
         struct ipc_protolog protolog;
+        struct metrics_snapshot snapshot; /* IPC_METRICS_SNAPSHOT */
+        uint32_t query_id;                /* IPC_METRICS_QUERY */
+        struct metrics_report report;     /* IPC_METRICS_REPORT */
     } u;
 };
 
@@ -217,6 +225,9 @@ int ipc_encode_signin_finish(struct evbuffer *out, const struct ipc_signin_finis
 int ipc_encode_signin_answer(struct evbuffer *out, const struct ipc_signin_answer *m);
 int ipc_encode_ticket_keys(struct evbuffer *out, const struct ipc_ticket_keys *k);
 int ipc_encode_protolog(struct evbuffer *out, const char *text, size_t len);
+int ipc_encode_metrics_snapshot(struct evbuffer *out, const struct metrics_snapshot *m);
+int ipc_encode_metrics_query(struct evbuffer *out, uint32_t id);
+int ipc_encode_metrics_report(struct evbuffer *out, const struct metrics_report *m);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

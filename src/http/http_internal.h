@@ -6,6 +6,7 @@
 
 #include "config.h"
 
+struct conn_count;
 struct evhttp;
 struct evhttp_bound_socket;
 struct evhttp_request;
@@ -13,6 +14,8 @@ struct evkeyvalq;
 struct worker_ctx;
 
 #define HTTP_HOST_MAX 255
+struct http_conn;
+struct http_op;
 
 /* A [domain]'s own certificate, for the names it is served under (SNI). */
 struct http_sni {
@@ -29,7 +32,29 @@ struct http_server {
     SSL_CTX *tls; /* NULL for tls = none */
     struct http_sni *sni;
     size_t n_sni;
+    struct conn_count *per_address; /* max_connections_per_ip, per listener (http_conn.c) */
+    struct http_conn *conns;        /* the connections counted */
+    struct http_op *ops;            /* /metrics and /healthz waiting for the broker */
 };
+
+/* An answer with a text body (http_route.c). */
+void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                const char *body);
+/* "CODE REASON: why" as text/plain. */
+void http_reply_error(struct evhttp_request *req, int code, const char *reason, const char *why);
+
+/* http_conn.c: counts each connection against its client address at its first request (evhttp
+ * 2.1 tells nothing earlier) and uncounts it when it closes. 0: over max_connections_per_ip,
+ * answered 503 with Connection: close; 1: go on. */
+int http_conn_admit(struct http_server *s, struct evhttp_request *req);
+/* Before evhttp_free: forgets every counted connection without callbacks. */
+void http_conn_forget_all(struct http_server *s);
+
+/* http_ops.c: GET /metrics and /healthz. Returns 1 when path is one of them (answered now or
+ * once the broker answers), 0 otherwise. */
+int http_ops_route(struct http_server *s, struct evhttp_request *req, const char *path, int post);
+/* Before evhttp_free: answers 503 to every request still waiting for the broker. */
+void http_ops_abort(struct http_server *s);
 
 /* evhttp's callback for every request (arg: the struct http_server). */
 void http_route(struct evhttp_request *req, void *arg);

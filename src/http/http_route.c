@@ -58,6 +58,17 @@ static void fail(struct evhttp_request *req, int code, const char *reason, const
     free(body);
 }
 
+void http_reply(struct evhttp_request *req, int code, const char *reason, const char *type,
+                const char *body)
+{
+    answer(req, code, reason, type, body);
+}
+
+void http_reply_error(struct evhttp_request *req, int code, const char *reason, const char *why)
+{
+    fail(req, code, reason, why);
+}
+
 static void not_found(struct evhttp_request *req, const char *why)
 {
     fail(req, HTTP_NOTFOUND, "Not Found", why);
@@ -222,6 +233,8 @@ static void dispatch(struct request *r)
     }
     if (http_signin_route(r->server, r->req, r->host, r->path, &r->query))
         return;
+    if (http_ops_route(r->server, r->req, r->path, r->method == EVHTTP_REQ_POST))
+        return; /* /metrics, /healthz */
     /* Outlook spells the path in any case. */
     if (mg_ascii_casecmp(r->path, "/autodiscover/autodiscover.xml") == 0) {
         serve_autodiscover(r);
@@ -255,7 +268,9 @@ void http_route(struct evhttp_request *req, void *arg)
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
     if (!r.path || !r.path[0])
         r.path = "/";
-    if (query && evhttp_parse_query_str(query, &r.query) != 0)
+    if (!http_conn_admit(r.server, req))
+        ; /* answered: too many connections from this address */
+    else if (query && evhttp_parse_query_str(query, &r.query) != 0)
         bad_request(req, "malformed query string");
     else
         dispatch(&r);

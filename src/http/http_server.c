@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "conn_count.h"
 #include "http_internal.h"
 #include "log.h"
 #include "session.h"
@@ -98,6 +99,7 @@ struct http_server *http_server_new(struct worker_ctx *w, const struct config *c
     s->w = w;
     s->cfg = cfg;
     s->conf = l;
+    s->per_address = conn_count_new();
     s->http = evhttp_new(base);
     if (!s->http || (l->tls == MG_TLS_IMPLICIT && setup_tls(s) != 0)) {
         log_error("http %s: cannot set up the listener", l->name);
@@ -125,8 +127,11 @@ void http_server_free(struct http_server **sp)
     if (!s)
         return;
     http_signin_drop(s); /* before evhttp frees the requests */
+    http_ops_abort(s);
+    http_conn_forget_all(s);
     if (s->http)
         evhttp_free(s->http); /* closes the bound socket and every connection */
+    conn_count_free(&s->per_address);
     for (size_t i = 0; i < s->n_sni; i++)
         SSL_CTX_free(s->sni[i].ctx);
     free(s->sni);

@@ -69,7 +69,9 @@ struct token_client {
     size_t n_entries;
     struct token_creds *creds;
     struct event *sweep_timer;
-    uint64_t requests;
+    uint64_t requests, cache_hits;
+    token_outcome_cb outcome;
+    void *outcome_arg;
     token_obtained_cb observer;
     void *observer_arg;
     struct token_refresh_ops refresh_ops;
@@ -239,6 +241,8 @@ static const char *status_name(enum token_status status)
 static void log_outcome(const struct token_entry *e, long status, const struct token_response *tr,
                         enum token_status result, uint64_t duration_ms)
 {
+    if (e->tc->outcome)
+        e->tc->outcome(e->creds->conf.name, result, e->tc->outcome_arg);
     if (result == TOKEN_OK) {
         log_info("token request provider=%s principal=%s status=%ld expires_in=%lld "
                  "duration_ms=%llu",
@@ -547,6 +551,7 @@ static struct token_wait *get_from_entry(struct token_entry *e, const struct tok
         e->used = 1;
         if (now >= e->renew_at_ms && renewable(e) && !e->inflight && now >= e->backoff_until_ms)
             start_request(e, NULL); /* in the background: this caller is served right away */
+        e->tc->cache_hits++;
         answer_cached(e, cb, arg);
         return NULL;
     }
@@ -753,6 +758,17 @@ void token_client_seed(struct token_client *tc, const struct provider_conf *p,
     store_token(e, &tr, mg_now_ms());
     memcpy(e->fingerprint, e->creds->fingerprint, sizeof e->fingerprint);
     e->obtained_ms = 0; /* obtained before we started: never "fresh" (token_client_refused) */
+}
+
+void token_client_set_outcome_cb(struct token_client *tc, token_outcome_cb cb, void *arg)
+{
+    tc->outcome = cb;
+    tc->outcome_arg = arg;
+}
+
+uint64_t token_client_cache_hits(const struct token_client *tc)
+{
+    return tc->cache_hits;
 }
 
 uint64_t token_client_requests(const struct token_client *tc)

@@ -125,6 +125,11 @@ typedef void (*token_obtained_cb)(const char *provider, const char *principal, c
                                   const char *token, size_t len, int64_t expires_in,
                                   const char *credential, void *arg);
 void token_client_set_observer(struct token_client *tc, token_obtained_cb cb, void *arg);
+/* Counting hooks (GET /metrics): outcome runs when a request to the IdP ends, or could not
+ * start (status: enum token_status); cache hits are logins served from the cache. */
+typedef void (*token_outcome_cb)(const char *provider, enum token_status status, void *arg);
+void token_client_set_outcome_cb(struct token_client *tc, token_outcome_cb cb, void *arg);
+uint64_t token_client_cache_hits(const struct token_client *tc);
 void token_client_seed(struct token_client *tc, const struct provider_conf *p,
                        const struct token_subject *subj, const char *token, size_t len,
                        int64_t expires_in);

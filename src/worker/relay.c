@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "util.h"
+#include "worker_metrics.h"
 
 struct relay_side {
     struct relay *relay;
@@ -56,6 +57,7 @@ static void pump(struct relay_side *src)
     if (n == 0)
         return;
     src->bytes_in += n;
+    worker_metrics_relayed(src == &r->client, n);
     evbuffer_add_buffer(out, in);
     r->last_activity_ms = mg_now_ms();
     if (evbuffer_get_length(out) >= RELAY_HIGH && !src->paused) {

@@ -23,6 +23,7 @@
 #include "session_io.h"
 #include "tls.h"
 #include "util.h"
+#include "worker_metrics.h"
 
 #define MAX_BAD_COMMANDS 10
 #define CLOSE_FLUSH_MS 5000
@@ -348,6 +349,7 @@ void session_login_done(struct session *s)
     if (s->closing || s->state != SESSION_UPSTREAM)
         return;
     session_log_login(s, "ok", "", "ok");
+    worker_metrics_upstream_logged_in(mg_now_ms() - upstream_started_ms(s->upstream));
     evtimer_del(s->login_timer);
     session_wipe_token(s);
     /* Detach: the login phase's parser, buffers and secrets go now. */

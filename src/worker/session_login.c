@@ -17,6 +17,7 @@
 #include "session_core.h"
 #include "tls.h"
 #include "util.h"
+#include "worker_metrics.h"
 
 #define UPSTREAM_TIMEOUT_CAP_MS 30000
 #define UPSTREAM_TIMEOUT_MIN_MS 1000
@@ -27,6 +28,7 @@ void session_log_login(struct session *s, const char *result, const char *reason
         return;
     s->login_active = 0;
     session_audit_login(s, cause, reason, mg_now_ms() - s->login_started_ms);
+    worker_metrics_login(s->ops->protocol, result);
     char user[300], mailbox[360], why[300], word[IPC_CAUSE_MAX + 8];
     log_info("login session=%s listener=%s client=%s user=%s mailbox=%s result=%s reason=%s "
              "duration_ms=%llu cause=%s",

@@ -19,6 +19,7 @@
 #include "tls.h"
 #include "tls_resume.h"
 #include "util.h"
+#include "worker_metrics.h"
 
 /* The login dialog reads bounded lines; this only stops a flooding server from filling memory
  * between two reads. */
@@ -40,6 +41,7 @@ struct upstream {
     struct event *kick;  /* starts the connect from the loop, so no callback runs early */
     struct event *timer; /* the whole login phase */
     uint64_t timeout_ms;
+    uint64_t started_ms;
     struct upstream_handler handler;
     void *arg;
 };
@@ -116,6 +118,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             u->tls_on = 1;
             log_handshake(u, bufferevent_openssl_get_ssl(bev));
         }
+        if (!u->tls_on || u->tls_mode == MG_TLS_IMPLICIT) /* not again after STARTTLS */
+            worker_metrics_upstream_connected(mg_now_ms() - u->started_ms);
         u->phase = PHASE_READY;
         bufferevent_enable(bev, EV_READ | EV_WRITE);
         u->handler.on_ready(u->arg);
@@ -243,6 +247,7 @@ struct upstream *upstream_connect(const struct upstream_params *params,
     u->port = params->server->port;
     u->tls_mode = params->server->tls;
     u->timeout_ms = params->timeout_ms;
+    u->started_ms = mg_now_ms();
     u->handler = *handler;
     u->arg = arg;
     u->phase = PHASE_CONNECTING;
@@ -323,4 +328,9 @@ void upstream_free(struct upstream **up)
     conn_free(&(*up)->bev);
     upstream_release(*up);
     *up = NULL;
+}
+
+uint64_t upstream_started_ms(const struct upstream *u)
+{
+    return u->started_ms;
 }

@@ -55,6 +55,8 @@ struct upstream *upstream_connect(const struct upstream_params *params,
 int upstream_start_tls(struct upstream *u);
 int upstream_is_tls(const struct upstream *u);
 const char *upstream_host(const struct upstream *u);
+/* When upstream_connect() was called (mg_now_ms()): the start of the upstream login. */
+uint64_t upstream_started_ms(const struct upstream *u);
 
 struct evbuffer *upstream_input(struct upstream *u);
 /* The connection as it is now (it is replaced by STARTTLS): for the protocol log's taps. */

@@ -29,6 +29,7 @@
 #include "session.h"
 #include "tls.h"
 #include "util.h"
+#include "worker_metrics.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define ACCEPT_PAUSE_MS 1000
@@ -169,6 +170,10 @@ static void handle_ipc_message(struct worker *wk, struct ipc_msg *msg)
     }
     if (msg->type == IPC_SIGNIN_ANSWER) {
         http_signin_answer(&msg->u.signin_answer);
+        return;
+    }
+    if (msg->type == IPC_METRICS_REPORT) {
+        worker_metrics_on_report(&msg->u.report);
         return;
     }
     if (msg->type != IPC_AUTH_RESPONSE) {
@@ -424,11 +429,15 @@ static int setup(struct worker *wk, const struct worker_start *start)
     evsignal_add(wk->sigint, NULL);
     evsignal_add(wk->sigusr1, NULL);
     wk->heap_trim = heap_trim_new(wk->ctx.base);
-    return ipc_encode_ready(bufferevent_get_output(wk->ctx.ipc), (uint32_t)wk->ctx.index);
+    if (ipc_encode_ready(bufferevent_get_output(wk->ctx.ipc), (uint32_t)wk->ctx.index) != 0)
+        return -1;
+    worker_metrics_start(&wk->ctx);
+    return 0;
 }
 
 static void teardown(struct worker *wk)
 {
+    worker_metrics_stop(); /* answers what the web listeners still wait for */
     close_listeners(wk);
     while (wk->ctx.sessions)
         session_free(wk->ctx.sessions);

@@ -273,6 +273,9 @@ def test_mta_sts_only_on_its_host(web):
     # autoconfig is not served on the policy host
     assert curl(web, "/mail/config-v1.1.xml?emailaddress=alice%40example.com",
                 host="mta-sts.example.com")[0] == 404
+    # nor /metrics (served on every other name: test_metrics.py)
+    assert curl(web, "/metrics", host="mta-sts.example.com")[0] == 404
+    assert curl(web, "/metrics", host="autoconfig.example.com")[0] == 200
 
 
 def test_other_names_keep_the_tls_certificate(web):

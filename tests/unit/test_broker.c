@@ -210,6 +210,18 @@ void token_wait_cancel(struct token_wait *w)
     free(w);
 }
 
+/* The counting hooks of GET /metrics: nothing to count in the fake. */
+void token_client_set_outcome_cb(struct token_client *tc, token_outcome_cb cb, void *arg)
+{
+    (void)tc, (void)cb, (void)arg;
+}
+
+uint64_t token_client_cache_hits(const struct token_client *tc)
+{
+    (void)tc;
+    return 0;
+}
+
 /* ---- fixture ---- */
 
 /* The worker's end of one IPC socketpair. */

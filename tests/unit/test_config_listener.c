@@ -177,6 +177,26 @@ static void test_protocol_log(void **state)
     loaded_free(&l);
 }
 
+/* GET /metrics and /healthz: loopback by default, any ranges instead, never none. */
+static void test_metrics_allow(void **state)
+{
+    (void)state;
+    struct loaded l = load("", "");
+    const struct cidr_list *m = &l.cfg->gateway.metrics_allow;
+    assert_int_equal(m->n, 2);
+    assert_int_equal(m->v[0].addr[0], 127);
+    assert_int_equal(m->v[0].prefix, 8);
+    assert_int_equal(m->v[1].family, AF_INET6);
+    loaded_free(&l);
+    l = load("metrics_allow = 192.0.2.7", "");
+    assert_int_equal(l.cfg->gateway.metrics_allow.n, 1);
+    assert_int_equal(l.cfg->gateway.metrics_allow.v[0].prefix, 32);
+    loaded_free(&l);
+    l = load("metrics_allow = ,", "");
+    assert_error(&l, 2, "metrics_allow: no address range given");
+    loaded_free(&l);
+}
+
 /* user/token/audit run before the gateway's certificate exists (README Quick start). */
 static void test_admin_load_without_certificate(void **state)
 {
@@ -238,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_no_certificate_without_tls),
         cmocka_unit_test(test_bad_allow),
         cmocka_unit_test(test_protocol_log),
+        cmocka_unit_test(test_metrics_allow),
         cmocka_unit_test(test_admin_load_without_certificate),
         cmocka_unit_test(test_client_secret_file_mode),
     };
