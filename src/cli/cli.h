@@ -32,6 +32,8 @@ int cli_user_show(const char *config_path, int argc, char **argv);
 int cli_grant(const char *config_path, int argc, char **argv);
 /* "dns DOMAIN" (cli_dns.c): the DNS records to publish for a [domain]; argv[0] is "dns". */
 int cli_dns(const char *config_path, int argc, char **argv);
+/* "tlsrpt import FILE..." (cli_tlsrpt.c): TLS reports into the store; argv[0] is "tlsrpt". */
+int cli_tlsrpt(const char *config_path, int argc, char **argv);
 void cli_usage(void);
 
 /* Loads the configuration for a command that serves no listener (config_load_admin: the

@@ -226,8 +226,12 @@ enum tlsrpt_status tlsrpt_parse(const char *data, size_t len, struct tlsrpt_repo
                                 size_t why_size)
 {
     memset(out, 0, sizeof *out);
-    if (len > TLSRPT_MAX_JSON || too_deep(data, len)) {
-        say(why, why_size, "the report is too large or nested too deeply");
+    if (len > TLSRPT_MAX_JSON) {
+        say(why, why_size, "the report is larger than %d bytes", TLSRPT_MAX_JSON);
+        return TLSRPT_TOO_LARGE;
+    }
+    if (too_deep(data, len)) {
+        say(why, why_size, "the report is nested too deeply");
         return TLSRPT_BAD_JSON;
     }
     json_error_t err;

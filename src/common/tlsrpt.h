@@ -59,6 +59,7 @@ enum tlsrpt_status {
     TLSRPT_OK = 0,
     TLSRPT_BAD_JSON = 1, /* not JSON, or not an object */
     TLSRPT_INVALID = 2,  /* JSON, but no report-id or no policies */
+    TLSRPT_TOO_LARGE = 3 /* more than TLSRPT_MAX_JSON bytes (after decompression) */
 };
 
 /* Parses len bytes (NUL bytes included: refused) into *out (zeroed first; free with
@@ -85,5 +86,13 @@ enum tlsrpt_inflate_status {
  * On failure *out is NULL. */
 enum tlsrpt_inflate_status tlsrpt_gunzip(const void *data, size_t len, size_t max, char **out,
                                          size_t *out_len);
+
+/* A report as delivered: gzip (application/tlsrpt+gzip, .json.gz) when gzipped, else JSON.
+ * Decompresses at most TLSRPT_MAX_JSON bytes, then tlsrpt_parse. A damaged gzip stream is
+ * TLSRPT_BAD_JSON. */
+enum tlsrpt_status tlsrpt_parse_body(const void *data, size_t len, int gzipped,
+                                     struct tlsrpt_report *out, char *why, size_t why_size);
+/* 1 when data starts with the gzip magic bytes. */
+int tlsrpt_is_gzip(const void *data, size_t len);
 
 #endif

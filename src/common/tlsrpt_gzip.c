@@ -1,6 +1,7 @@
 /* Gzip decompression for TLS reports (application/tlsrpt+gzip, .json.gz files) with zlib's
  * streaming inflate: the output grows in steps and decompression stops as soon as it would pass
  * the limit, so a bomb of a few KiB costs at most the limit, never its full size. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,4 +68,35 @@ enum tlsrpt_inflate_status tlsrpt_gunzip(const void *data, size_t len, size_t ma
     *out = buf;
     *out_len = n;
     return TLSRPT_INFLATE_OK;
+}
+
+int tlsrpt_is_gzip(const void *data, size_t len)
+{
+    const unsigned char *b = data;
+    return len >= 2 && b[0] == 0x1f && b[1] == 0x8b;
+}
+
+enum tlsrpt_status tlsrpt_parse_body(const void *data, size_t len, int gzipped,
+                                     struct tlsrpt_report *out, char *why, size_t why_size)
+{
+    if (!gzipped)
+        return tlsrpt_parse(data, len, out, why, why_size);
+    memset(out, 0, sizeof *out);
+    char *json;
+    size_t json_len;
+    switch (tlsrpt_gunzip(data, len, TLSRPT_MAX_JSON, &json, &json_len)) {
+    case TLSRPT_INFLATE_OK:
+        break;
+    case TLSRPT_INFLATE_TOO_LARGE:
+        snprintf(why, why_size, "the report is larger than %d bytes after decompression",
+                 TLSRPT_MAX_JSON);
+        return TLSRPT_TOO_LARGE;
+    case TLSRPT_INFLATE_CORRUPT:
+    default:
+        snprintf(why, why_size, "not valid gzip data");
+        return TLSRPT_BAD_JSON;
+    }
+    enum tlsrpt_status rc = tlsrpt_parse(json, json_len, out, why, why_size);
+    free(json);
+    return rc;
 }
