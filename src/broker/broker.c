@@ -36,6 +36,7 @@
 #include "password.h"
 #include "store.h"
 #include "token.h"
+#include "tlsrpt_inbox.h"
 #include "token_subject.h"
 #include "util.h"
 #include "verify_pool.h"
@@ -60,6 +61,7 @@ struct worker_conn {
     int ready_reported;
     void (*on_ready)(int index, void *arg);
     void *on_ready_arg;
+    struct tlsrpt_inbox tlsrpt; /* a TLS report arriving in pieces (POST /tlsrpt) */
 };
 
 struct auth_job {
@@ -600,6 +602,7 @@ static void drop_worker(struct worker_conn *conn)
         }
     }
     cancel_jobs_of(b, conn);
+    tlsrpt_inbox_clear(&conn->tlsrpt);
     bufferevent_free(conn->bev);
     free(conn);
 }
@@ -645,6 +648,16 @@ static void handle_ready(struct worker_conn *conn, uint32_t reported_index)
         conn->on_ready(conn->index, conn->on_ready_arg);
 }
 
+/* A piece of a TLS report; the last one is stored and answered (store writes are quick and
+ * rare: one transaction per report). */
+static void handle_tlsrpt_part(struct worker_conn *conn, const struct ipc_tlsrpt_part *p)
+{
+    struct ipc_tlsrpt_result res;
+    if (tlsrpt_inbox_add(&conn->tlsrpt, conn->b->st, p, &res) &&
+        ipc_encode_tlsrpt_result(bufferevent_get_output(conn->bev), &res) != 0)
+        log_error("worker %d: cannot encode a TLS report result", conn->index);
+}
+
 static void on_worker_read(struct bufferevent *bev, void *arg)
 {
     struct worker_conn *conn = arg;
@@ -654,7 +667,7 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
         int rc = ipc_decode(in, &msg);
         if (rc == 0)
             break;
-        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE) {
+        if (rc < 0 || msg.type == IPC_AUTH_RESPONSE || msg.type == IPC_TLSRPT_RESULT) {
             log_error("worker %d sent a malformed IPC frame; dropping its connection", conn->index);
             ipc_msg_wipe(&msg);
             drop_worker(conn);
@@ -668,6 +681,8 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             handle_token_refused(conn, &msg.u.refused);
         else if (msg.type == IPC_AUDIT)
             audit_sink_push(conn->b->audit, &msg.u.audit);
+        else if (msg.type == IPC_TLSRPT_PART)
+            handle_tlsrpt_part(conn, &msg.u.tlsrpt_part);
         else
             handle_ready(conn, msg.u.worker_index);
         ipc_msg_wipe(&msg);

@@ -39,7 +39,12 @@ enum ipc_type {
      * AUTH_FAIL (a fresh token was refused: a permission problem, not staleness). */
     IPC_TOKEN_REFUSED = 5,
     /* worker -> broker: one login audit record (struct ipc_audit); never answered. */
-    IPC_AUDIT = 6
+    IPC_AUDIT = 6,
+    /* worker -> broker: a piece of a TLS report's normalised JSON (struct ipc_tlsrpt_part);
+     * the pieces of one report follow each other, the last one has last = 1. */
+    IPC_TLSRPT_PART = 7,
+    /* broker -> worker: the report of request id is stored, a duplicate or refused. */
+    IPC_TLSRPT_RESULT = 8
 };
 
 enum auth_status {
@@ -106,6 +111,30 @@ struct ipc_audit {
     uint64_t bytes_in, bytes_out; /* client -> upstream, upstream -> client (AUDIT_END) */
 };
 
+/* A TLS report (common/tlsrpt.h) travels as its normalised JSON, at most
+ * TLSRPT_MAX_NORMALISED bytes, in pieces that fit a frame. */
+#define IPC_TLSRPT_PART_MAX 16000
+
+struct ipc_tlsrpt_part {
+    uint32_t id;   /* chosen by the worker, echoed in the result */
+    uint32_t last; /* 1: the report is complete */
+    char data[IPC_TLSRPT_PART_MAX + 1];
+    uint32_t data_len;
+};
+
+enum tlsrpt_result {
+    TLSRPT_STORED = 0,
+    TLSRPT_DUPLICATE = 1, /* its report-id is stored already */
+    TLSRPT_REFUSED = 2,   /* the broker's parse refused it (reason) */
+    TLSRPT_FAILED = 3     /* the store failed: try later */
+};
+
+struct ipc_tlsrpt_result {
+    uint32_t id;
+    enum tlsrpt_result result;
+    char reason[IPC_REASON_MAX];
+};
+
 struct ipc_msg {
     enum ipc_type type;
     union {
@@ -115,6 +144,8 @@ struct ipc_msg {
         struct ipc_auth_response res;
         struct ipc_token_refused refused;
         struct ipc_audit audit;
+        struct ipc_tlsrpt_part tlsrpt_part;
+        struct ipc_tlsrpt_result tlsrpt_result;
     } u;
 };
 
@@ -125,6 +156,8 @@ int ipc_encode_auth_response(struct evbuffer *out, const struct ipc_auth_respons
 int ipc_encode_auth_cancel(struct evbuffer *out, uint32_t request_id);
 int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refused *ref);
 int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a);
+int ipc_encode_tlsrpt_part(struct evbuffer *out, const struct ipc_tlsrpt_part *p);
+int ipc_encode_tlsrpt_result(struct evbuffer *out, const struct ipc_tlsrpt_result *r);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

@@ -9,6 +9,8 @@
 struct evhttp;
 struct evhttp_bound_socket;
 struct evhttp_request;
+struct tlsrpt_pending;
+struct worker_ctx;
 
 /* A [domain]'s own certificate, for the names it is served under (SNI). */
 struct http_sni {
@@ -24,6 +26,8 @@ struct http_server {
     SSL_CTX *tls; /* NULL for tls = none */
     struct http_sni *sni;
     size_t n_sni;
+    struct worker_ctx *worker;             /* the broker link, for TLS reports */
+    struct tlsrpt_pending *tlsrpt_pending; /* POST /tlsrpt waiting for the broker */
 };
 
 /* evhttp's callback for every request (arg: the struct http_server). */
@@ -33,5 +37,11 @@ void http_route(struct evhttp_request *req, void *arg);
  * of it; *prefix gets what was in front ("" for NAME itself). NULL when none. */
 const struct domain_conf *http_domain_of_host(const struct config *cfg, const char *host,
                                               const char **prefix);
+
+/* Answers code with a text/plain body "CODE REASON: why". */
+void http_fail(struct evhttp_request *req, int code, const char *reason, const char *why);
+/* The access log line of one request (method: enum evhttp_cmd_type). */
+void http_log_request(const struct http_server *s, const char *peer, const char *host, int method,
+                      const char *path, int status);
 
 #endif

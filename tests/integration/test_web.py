@@ -29,14 +29,16 @@ AD_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
 </Autodiscover>"""
 
 
-def mta_sts_cert(certs, directory):
-    """A certificate for mta-sts.example.com signed by the test CA: the [domain]'s own."""
+def mta_sts_cert(certs, directory, names=("mta-sts.example.com",)):
+    """A certificate for mta-sts.example.com (or names) signed by the test CA: the [domain]'s
+    own."""
     os.makedirs(directory, exist_ok=True)
     key, csr, pem, ext = (os.path.join(directory, n) for n in
                           ("mta-sts.key", "mta-sts.csr", "mta-sts.pem", "mta-sts.ext"))
     if not os.path.exists(pem):
         with open(ext, "w") as f:
-            f.write("subjectAltName=DNS:mta-sts.example.com\nextendedKeyUsage=serverAuth\n")
+            sans = ",".join(f"DNS:{n}" for n in names)
+            f.write(f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n")
         subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
                         "-out", csr, "-subj", "/CN=mta-sts.example.com"], check=True,
                        capture_output=True)
