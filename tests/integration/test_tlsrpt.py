@@ -53,7 +53,8 @@ def rpt(fleet, workdir):
         "", "[listen webs]", "protocol = http", f"address = 127.0.0.1:{https_port}",
         "tls = implicit", "", "[domain example.com]", "imap_host = imap.example.com",
         "mta_sts_mode = testing", "mta_sts_mx = mx1.example.com",
-        f"tls_rpt = mailto:tlsrpt@example.com, https://{HOST.upper()}{PATH}",
+        f"tls_rpt = mailto:tlsrpt@example.com, https://{HOST.upper()}{PATH},"
+        " https://mta-sts.example.com:443/reports?from=rua",
         f"certificate = {cert}", f"private_key = {key}", ""])
     gw = fleet.new("tlsrpt", users=False, protocols=("imap",), extra=extra)
     gw.http_port, gw.https_port = http_port, https_port
@@ -110,6 +111,18 @@ def test_json_post_and_duplicate(rpt):
     p = summary(rpt)[("Microsoft Corporation", "sts", "example.com")]
     assert (p["reports"], p["successful"], p["failed"]) == (1, 7, 3)
     assert failures_of(p) == {("starttls-not-supported", "mx2.example.com"): 3}
+
+
+def test_post_on_the_mta_sts_host(rpt):
+    """A URI on mta-sts.DOMAIN (its certificate covers it): the port and query of the URI are
+    not matched; the policy is still served there."""
+    body = gzip.compress(json.dumps(report("on-mta-sts", org="Mail.ru")).encode())
+    status, text = post(rpt, body, "application/tlsrpt+gzip", host="mta-sts.example.com",
+                        path="/reports")
+    assert status == 201, text
+    assert ("Mail.ru", "sts", "example.com") in summary(rpt)
+    assert post(rpt, b"", host="mta-sts.example.com", path="/.well-known/mta-sts.txt",
+                method="GET")[0] == 200
 
 
 def test_gzip_bomb_is_413(rpt):
