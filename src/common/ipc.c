@@ -190,6 +190,23 @@ int ipc_encode_tlsrpt_part(struct evbuffer *out, const struct ipc_tlsrpt_part *p
     return finish_frame(&w, out);
 }
 
+int ipc_encode_tlsrpt(struct evbuffer *out, uint32_t id, const char *data, size_t len)
+{
+    static struct ipc_tlsrpt_part part; /* 16 KiB: not on the stack; workers are one thread */
+    size_t off = 0;
+    do {
+        size_t n = len - off < IPC_TLSRPT_PART_MAX ? len - off : IPC_TLSRPT_PART_MAX;
+        part.id = id;
+        part.data_len = (uint32_t)n;
+        memcpy(part.data, data + off, n);
+        off += n;
+        part.last = off == len;
+        if (ipc_encode_tlsrpt_part(out, &part) != 0)
+            return -1;
+    } while (off < len);
+    return 0;
+}
+
 int ipc_encode_tlsrpt_result(struct evbuffer *out, const struct ipc_tlsrpt_result *r)
 {
     struct writer w;

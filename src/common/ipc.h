@@ -158,6 +158,8 @@ int ipc_encode_token_refused(struct evbuffer *out, const struct ipc_token_refuse
 int ipc_encode_audit(struct evbuffer *out, const struct ipc_audit *a);
 int ipc_encode_tlsrpt_part(struct evbuffer *out, const struct ipc_tlsrpt_part *p);
 int ipc_encode_tlsrpt_result(struct evbuffer *out, const struct ipc_tlsrpt_result *r);
+/* A whole report of len bytes as consecutive IPC_TLSRPT_PART frames (the last with last = 1). */
+int ipc_encode_tlsrpt(struct evbuffer *out, uint32_t id, const char *data, size_t len);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

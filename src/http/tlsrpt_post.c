@@ -145,19 +145,7 @@ static int send_report(struct worker_ctx *w, uint32_t id, const char *json)
 {
     if (!w || !w->ipc)
         return -1;
-    static struct ipc_tlsrpt_part part; /* 16 KiB: not on the stack */
-    size_t len = strlen(json), off = 0;
-    do {
-        size_t n = len - off < IPC_TLSRPT_PART_MAX ? len - off : IPC_TLSRPT_PART_MAX;
-        part.id = id;
-        part.data_len = (uint32_t)n;
-        memcpy(part.data, json + off, n);
-        off += n;
-        part.last = off == len;
-        if (ipc_encode_tlsrpt_part(bufferevent_get_output(w->ipc), &part) != 0)
-            return -1;
-    } while (off < len);
-    return 0;
+    return ipc_encode_tlsrpt(bufferevent_get_output(w->ipc), id, json, strlen(json));
 }
 
 static void wait_for_broker(struct http_server *s, struct evhttp_request *req, const char *json,

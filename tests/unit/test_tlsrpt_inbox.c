@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "store.h"
 #include "store_tlsrpt.h"
 #include "tlsrpt.h"
@@ -46,23 +48,26 @@ static int close_env(void **state)
     return rc;
 }
 
-/* Sends json as pieces of `step` bytes; returns the result (the last piece's). */
+/* Sends json as the worker does (ipc_encode_tlsrpt), each frame through the decoder; returns
+ * the result of the last piece. */
 static struct ipc_tlsrpt_result send_pieces(struct env *e, uint32_t id, const char *json,
-                                            size_t len, size_t step)
+                                            size_t len, size_t *pieces)
 {
-    static struct ipc_tlsrpt_part part;
+    struct evbuffer *buf = evbuffer_new();
+    assert_int_equal(ipc_encode_tlsrpt(buf, id, json, len), 0);
+    static struct ipc_msg msg;
     struct ipc_tlsrpt_result res = {.id = 0xffffffff};
-    size_t off = 0;
-    do {
-        size_t n = len - off < step ? len - off : step;
-        part.id = id;
-        part.data_len = (uint32_t)n;
-        memcpy(part.data, json + off, n);
-        off += n;
-        part.last = off == len;
-        int done = tlsrpt_inbox_add(&e->in, e->st, &part, &res);
-        assert_int_equal(done, part.last);
-    } while (off < len);
+    *pieces = 0;
+    int done = 0;
+    while (!done) {
+        assert_int_equal(ipc_decode(buf, &msg), 1);
+        assert_int_equal(msg.type, IPC_TLSRPT_PART);
+        (*pieces)++;
+        done = tlsrpt_inbox_add(&e->in, e->st, &msg.u.tlsrpt_part, &res);
+        assert_int_equal(done, msg.u.tlsrpt_part.last);
+    }
+    assert_int_equal(evbuffer_get_length(buf), 0);
+    evbuffer_free(buf);
     return res;
 }
 
@@ -79,35 +84,58 @@ static int64_t reports_stored(struct env *e)
     return n;
 }
 
-static const char report[] = "{\"report-id\":\"r1\",\"organization-name\":\"Org\","
-                             "\"policies\":[{\"policy\":{\"policy-type\":\"sts\"},\"summary\":{"
-                             "\"total-successful-session-count\":9}}]}";
+/* A report whose normalised form takes several frames: 32 policies of 8 failures. */
+static char *big_report(void)
+{
+    struct tlsrpt_report r = {.report_id = "r1", .organization = "Org", .contact = ""};
+    r.n_policies = TLSRPT_MAX_POLICIES;
+    r.policies = mg_calloc(r.n_policies, sizeof *r.policies);
+    static struct tlsrpt_failure f[8];
+    for (size_t i = 0; i < 8; i++)
+        f[i] = (struct tlsrpt_failure){
+            "certificate-expired",     "192.0.2.1", "mx1.example.com", "", "198.51.100.7",
+            "https://example.com/why", "X509",      (int64_t)i + 1};
+    for (size_t i = 0; i < r.n_policies; i++)
+        r.policies[i] = (struct tlsrpt_policy){.policy_type = "sts",
+                                               .policy_domain = "example.com",
+                                               .successful = 9,
+                                               .failures = f,
+                                               .n_failures = 8};
+    char *json = tlsrpt_to_json(&r);
+    free(r.policies);
+    return json;
+}
 
 static void test_joined_and_stored_once(void **state)
 {
     struct env *e = *state;
-    struct ipc_tlsrpt_result res = send_pieces(e, 7, report, strlen(report), 10);
+    char *json = big_report();
+    size_t pieces;
+    struct ipc_tlsrpt_result res = send_pieces(e, 7, json, strlen(json), &pieces);
+    assert_true(pieces >= 3);
     assert_int_equal(res.id, 7);
     assert_int_equal(res.result, TLSRPT_STORED);
     assert_int_equal(reports_stored(e), 1);
-    res = send_pieces(e, 8, report, strlen(report), IPC_TLSRPT_PART_MAX);
+    res = send_pieces(e, 8, json, strlen(json), &pieces);
     assert_int_equal(res.id, 8);
     assert_int_equal(res.result, TLSRPT_DUPLICATE);
     assert_int_equal(reports_stored(e), 1);
+    free(json);
 }
 
 static void test_refusals(void **state)
 {
     struct env *e = *state;
     const char *bad = "{\"report-id\":\"r2\"}";
-    struct ipc_tlsrpt_result res = send_pieces(e, 1, bad, strlen(bad), 4);
+    size_t pieces;
+    struct ipc_tlsrpt_result res = send_pieces(e, 1, bad, strlen(bad), &pieces);
     assert_int_equal(res.result, TLSRPT_REFUSED);
     assert_string_equal(res.reason, "the report has no policies array");
     /* over the normalised size: refused whatever it holds */
     size_t big = TLSRPT_MAX_NORMALISED + 1;
     char *junk = mg_malloc(big);
     memset(junk, ' ', big);
-    res = send_pieces(e, 2, junk, big, IPC_TLSRPT_PART_MAX);
+    res = send_pieces(e, 2, junk, big, &pieces);
     free(junk);
     assert_int_equal(res.result, TLSRPT_REFUSED);
     assert_non_null(strstr(res.reason, "too large"));
@@ -122,7 +150,10 @@ static void test_abandoned(void **state)
     memcpy(part.data, "{\"rep", 5);
     struct ipc_tlsrpt_result res;
     assert_int_equal(tlsrpt_inbox_add(&e->in, e->st, &part, &res), 0);
-    res = send_pieces(e, 4, report, strlen(report), 50);
+    char *json = big_report();
+    size_t pieces;
+    res = send_pieces(e, 4, json, strlen(json), &pieces);
+    free(json);
     assert_int_equal(res.id, 4);
     assert_int_equal(res.result, TLSRPT_STORED);
 }
