@@ -27,6 +27,10 @@ static int encode(struct evbuffer *out, const struct ipc_msg *msg)
         return ipc_encode_token_refused(out, &msg->u.refused);
     case IPC_AUDIT:
         return ipc_encode_audit(out, &msg->u.audit);
+    case IPC_TLSRPT_PART:
+        return ipc_encode_tlsrpt_part(out, &msg->u.tlsrpt_part);
+    case IPC_TLSRPT_RESULT:
+        return ipc_encode_tlsrpt_result(out, &msg->u.tlsrpt_result);
     }
     abort();
 }
