@@ -42,9 +42,9 @@ enum ipc_type {
     IPC_AUDIT = 6,
     /* worker -> broker: a piece of a TLS report's normalised JSON (struct ipc_tlsrpt_part);
      * the pieces of one report follow each other, the last one has last = 1. */
-    IPC_TLSRPT_PART = 7,
+    IPC_TLSRPT_PART = 8, /* 7: IPC_TICKET_KEYS on main (branch speed) */
     /* broker -> worker: the report of request id is stored, a duplicate or refused. */
-    IPC_TLSRPT_RESULT = 8
+    IPC_TLSRPT_RESULT = 9
 };
 
 enum auth_status {
