@@ -98,7 +98,8 @@ static void finish(struct tlsrpt_pending *p, int code, const char *reason, const
         evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", "300");
     http_fail(p->req, code, reason, text);
     log_answer(p, code);
-    event_free(p->timer);
+    if (p->timer)
+        event_free(p->timer);
     free(p);
 }
 
@@ -159,8 +160,10 @@ static void wait_for_broker(struct http_server *s, struct evhttp_request *req, c
     mg_strlcpy(p->path, path, sizeof p->path);
     p->next = s->tlsrpt_pending;
     s->tlsrpt_pending = p;
-    p->timer = evtimer_new(s->worker->base, on_broker_timeout, p);
-    p->id = ++s->worker->next_request_id;
+    if (s->worker) { /* none: no broker link was given (http_server_set_worker) */
+        p->timer = evtimer_new(s->worker->base, on_broker_timeout, p);
+        p->id = ++s->worker->next_request_id;
+    }
     if (!p->timer || send_report(s->worker, p->id, json) != 0) {
         finish(p, HTTP_SERVUNAVAIL, "Service Unavailable", "the report cannot be stored now");
         return;
