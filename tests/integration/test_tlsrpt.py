@@ -6,6 +6,7 @@ import copy
 import gzip
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -63,11 +64,11 @@ def rpt(fleet, workdir):
 
 
 def post(gw, body, content_type="application/tlsrpt+json", path=PATH, host=HOST, tls=True,
-         method="POST"):
+         method="POST", max_time=30):
     """(status, body text) of one POST with curl (the body from a file: it may be 11 MiB)."""
     port = gw.https_port if tls else gw.http_port
     url = f"{'https' if tls else 'http'}://{host}:{port}{path}"
-    cmd = ["curl", "-sS", "--max-time", "30", "--cacert", gw.certs.ca, "-o", "-",
+    cmd = ["curl", "-sS", "--max-time", str(max_time), "--cacert", gw.certs.ca, "-o", "-",
            "-w", "\n%{http_code}", "--resolve", f"{host}:{port}:127.0.0.1", "-X", method]
     with tempfile.NamedTemporaryFile() as f:
         f.write(body)
@@ -123,6 +124,22 @@ def test_post_on_the_mta_sts_host(rpt):
     assert ("Mail.ru", "sts", "example.com") in summary(rpt)
     assert post(rpt, b"", host="mta-sts.example.com", path="/.well-known/mta-sts.txt",
                 method="GET")[0] == 200
+
+
+def test_broker_not_answering_is_503(rpt):
+    """The worker waits 30 s for the broker, then answers 503 with Retry-After; the report the
+    broker stores once it runs again makes the sender's retry a duplicate."""
+    body = json.dumps(report("while-stopped", org="Stopped Inc.")).encode()
+    os.kill(rpt.proc.pid, signal.SIGSTOP)
+    try:
+        status, text = post(rpt, body, max_time=45)
+    finally:
+        os.kill(rpt.proc.pid, signal.SIGCONT)
+    assert status == 503, text
+    wait_until(lambda: "stored report \"while-stopped\"" in rpt.log_text(), timeout=10,
+               what="the report stored after SIGCONT")
+    assert post(rpt, body)[0] == 200
+    assert summary(rpt)[("Stopped Inc.", "sts", "example.com")]["reports"] == 1
 
 
 def test_gzip_bomb_is_413(rpt):
