@@ -45,6 +45,10 @@ static int encode(struct evbuffer *out, const struct ipc_msg *msg)
         return ipc_encode_metrics_query(out, msg->u.query_id);
     case IPC_METRICS_REPORT:
         return ipc_encode_metrics_report(out, &msg->u.report);
+    case IPC_TLSRPT_PART:
+        return ipc_encode_tlsrpt_part(out, &msg->u.tlsrpt_part);
+    case IPC_TLSRPT_RESULT:
+        return ipc_encode_tlsrpt_result(out, &msg->u.tlsrpt_result);
     }
     abort();
 }

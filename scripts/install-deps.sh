@@ -20,7 +20,7 @@ set -euo pipefail
 PACKAGES=(
     make meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev libc-ares-dev
     libssl-dev libevent-dev libcurl4-openssl-dev libjansson-dev libinih-dev libsqlite3-dev
-    libargon2-dev libcmocka-dev sqlite3 libseccomp-dev libexpat1-dev adduser
+    libargon2-dev libcmocka-dev sqlite3 libseccomp-dev libexpat1-dev zlib1g-dev adduser
     dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
     python3 python3-pytest python3-cryptography curl openssl ca-certificates
     swaks libnet-ssleay-perl libio-socket-ssl-perl nsd

@@ -103,6 +103,8 @@ int main(int argc, char **argv)
         return cli_dns(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return cli_check(config_path, argc - 1, argv + 1);
+    if (strcmp(cmd, "tlsrpt") == 0)
+        return cli_tlsrpt(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "secrets") == 0)
         return cli_secrets(config_path, argc - 1, argv + 1);
     if (strcmp(cmd, "__worker") == 0)

@@ -8,6 +8,7 @@
 
 #include "ipc.h"
 #include "password.h"
+#include "tlsrpt_inbox.h"
 
 struct bufferevent;
 struct auth_job;
@@ -21,6 +22,7 @@ struct worker_conn {
     int ready_reported;
     void (*on_ready)(int index, void *arg);
     void *on_ready_arg;
+    struct tlsrpt_inbox tlsrpt; /* a TLS report arriving in pieces (POST /tlsrpt) */
 };
 
 struct broker {

@@ -113,6 +113,7 @@ void worker_link_drop(struct worker_conn *conn)
     }
     broker_cancel_jobs_of(b, conn);
     signin_conn_gone(b->signin, conn);
+    tlsrpt_inbox_clear(&conn->tlsrpt);
     bufferevent_free(conn->bev);
     free(conn);
 }
@@ -188,6 +189,16 @@ static void handle_ready(struct worker_conn *conn, uint32_t reported_index)
         conn->on_ready(conn->index, conn->on_ready_arg);
 }
 
+/* A piece of a TLS report; the last one is stored and answered (store writes are quick and
+ * rare: one transaction per report). */
+static void handle_tlsrpt_part(struct worker_conn *conn, const struct ipc_tlsrpt_part *p)
+{
+    struct ipc_tlsrpt_result res;
+    if (tlsrpt_inbox_add(&conn->tlsrpt, conn->b->st, p, &res) &&
+        ipc_encode_tlsrpt_result(bufferevent_get_output(conn->bev), &res) != 0)
+        log_error("worker %d: cannot encode a TLS report result", conn->index);
+}
+
 static void answer_metrics(struct worker_conn *conn, uint32_t id)
 {
     struct broker *b = conn->b;
@@ -208,7 +219,8 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             break;
         /* Only what a worker may send; the broker's own types from a worker are an error. */
         if (rc < 0 || msg.type == IPC_AUTH_RESPONSE || msg.type == IPC_SIGNIN_ANSWER ||
-            msg.type == IPC_TICKET_KEYS || msg.type == IPC_METRICS_REPORT) {
+            msg.type == IPC_TICKET_KEYS || msg.type == IPC_METRICS_REPORT ||
+            msg.type == IPC_TLSRPT_RESULT) {
             log_error("worker %d sent a malformed IPC frame; dropping its connection", conn->index);
             ipc_msg_wipe(&msg);
             worker_link_drop(conn);
@@ -226,6 +238,8 @@ static void on_worker_read(struct bufferevent *bev, void *arg)
             broker_metrics_snapshot(conn->b->metrics, conn->index, &msg.u.snapshot, mg_now_ms());
         else if (msg.type == IPC_METRICS_QUERY)
             answer_metrics(conn, msg.u.query_id);
+        else if (msg.type == IPC_TLSRPT_PART)
+            handle_tlsrpt_part(conn, &msg.u.tlsrpt_part);
         else if (msg.type == IPC_PROTOLOG)
             protolog_writer_append(conn->b->protolog, msg.u.protolog.text, msg.u.protolog.len);
         else if (msg.type == IPC_SIGNIN_START)

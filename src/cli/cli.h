@@ -35,6 +35,8 @@ int cli_dns(const char *config_path, int argc, char **argv);
 /* "check DOMAIN [--resolver IP[:PORT]] [--ca-file FILE] [--https-port N]" (cli_check.c): the
  * published records and the served MTA-STS policy against the [domain]; argv[0] is "check". */
 int cli_check(const char *config_path, int argc, char **argv);
+/* "tlsrpt import FILE..." (cli_tlsrpt.c): TLS reports into the store; argv[0] is "tlsrpt". */
+int cli_tlsrpt(const char *config_path, int argc, char **argv);
 void cli_usage(void);
 /* check-config: one line per provider whose credential changed since a cached token was
  * obtained (cli_credentials.c). cfg loaded with secrets. */

@@ -134,5 +134,10 @@ int cli_report(const char *config_path, int argc, char **argv)
         int rc = report_parse_args(argc, argv, &a, false);
         return rc ? rc : cli_run_with_store(config_path, report_usage, &a);
     }
-    return cli_usage_error("report logins|usage [--since 30d] [--format table|json|csv] ...");
+    if (strcmp(what, "tlsrpt") == 0) {
+        int rc = report_parse_args(argc, argv, &a, false);
+        return rc ? rc : cli_run_with_store(config_path, report_tlsrpt, &a);
+    }
+    return cli_usage_error(
+        "report logins|usage|tlsrpt [--since 30d] [--format table|json|csv] ...");
 }

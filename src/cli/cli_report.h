@@ -22,5 +22,7 @@ int report_parse_args(int argc, char **argv, struct report_args *a, bool filters
 int login_name_canonical_cli(const char *name, const struct config *cfg, char *out, size_t size);
 /* cli_run_with_store callback of `report usage`; arg is a struct report_args. */
 int report_usage(const struct config *cfg, struct store *st, void *arg);
+/* ... of `report tlsrpt` (cli_tlsrpt.c). */
+int report_tlsrpt(const struct config *cfg, struct store *st, void *arg);
 
 #endif

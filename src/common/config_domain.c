@@ -151,8 +151,16 @@ const char *tls_rpt_uri_problem(const char *uri)
             return "a mailto: URI needs an address, mailto:tlsrpt@example.com";
         return NULL;
     }
-    if (strncmp(uri, "https://", 8) == 0 && uri[8] && uri[8] != '/')
-        return NULL;
+    if (strncmp(uri, "https://", 8) == 0) {
+        /* the gateway serves POSTs on this host (src/http/tlsrpt_post.c) */
+        char host[256];
+        size_t n = strcspn(uri + 8, ":/?#");
+        if (n == 0 || n >= sizeof host)
+            return "an https:// URI needs a host name, https://mta-sts.example.com/tlsrpt";
+        memcpy(host, uri + 8, n);
+        host[n] = '\0';
+        return mg_valid_host_name(host) ? NULL : "the host of the https:// URI is not a host name";
+    }
     return "use a mailto: or an https:// URI";
 }
 

@@ -320,6 +320,47 @@ int ipc_encode_metrics_report(struct evbuffer *out, const struct metrics_report 
     return finish_frame(&w, out);
 }
 
+int ipc_encode_tlsrpt_part(struct evbuffer *out, const struct ipc_tlsrpt_part *p)
+{
+    struct writer w;
+    begin_frame(&w, IPC_TLSRPT_PART);
+    if (p->last > 1)
+        w.failed = 1;
+    put_u32(&w, p->id);
+    put_u32(&w, p->last);
+    put_bytes_field(&w, p->data, p->data_len, sizeof p->data);
+    return finish_frame(&w, out);
+}
+
+int ipc_encode_tlsrpt(struct evbuffer *out, uint32_t id, const char *data, size_t len)
+{
+    static struct ipc_tlsrpt_part part; /* 16 KiB: not on the stack; workers are one thread */
+    size_t off = 0;
+    do {
+        size_t n = len - off < IPC_TLSRPT_PART_MAX ? len - off : IPC_TLSRPT_PART_MAX;
+        part.id = id;
+        part.data_len = (uint32_t)n;
+        memcpy(part.data, data + off, n);
+        off += n;
+        part.last = off == len;
+        if (ipc_encode_tlsrpt_part(out, &part) != 0)
+            return -1;
+    } while (off < len);
+    return 0;
+}
+
+int ipc_encode_tlsrpt_result(struct evbuffer *out, const struct ipc_tlsrpt_result *r)
+{
+    struct writer w;
+    begin_frame(&w, IPC_TLSRPT_RESULT);
+    if ((unsigned)r->result > TLSRPT_FAILED)
+        w.failed = 1;
+    put_u32(&w, r->id);
+    put_u32(&w, (uint32_t)r->result);
+    put_str(&w, r->reason, sizeof r->reason);
+    return finish_frame(&w, out);
+}
+
 /* ---- decoding ---- */
 
 struct reader {
@@ -599,6 +640,25 @@ static void decode_metrics_report(struct reader *r, struct metrics_report *m)
     }
 }
 
+static void decode_tlsrpt_part(struct reader *r, struct ipc_tlsrpt_part *p)
+{
+    p->id = get_u32(r);
+    p->last = get_u32(r);
+    if (p->last > 1)
+        r->failed = 1;
+    p->data_len = (uint32_t)get_bytes_field(r, p->data, sizeof p->data);
+}
+
+static void decode_tlsrpt_result(struct reader *r, struct ipc_tlsrpt_result *res)
+{
+    res->id = get_u32(r);
+    uint32_t result = get_u32(r);
+    if (result > TLSRPT_FAILED)
+        r->failed = 1;
+    res->result = (enum tlsrpt_result)result;
+    get_str(r, res->reason, sizeof res->reason);
+}
+
 int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
 {
     memset(msg, 0, sizeof *msg);
@@ -648,6 +708,12 @@ int ipc_decode_body(const unsigned char *body, size_t len, struct ipc_msg *msg)
         break;
     case IPC_METRICS_REPORT:
         decode_metrics_report(&r, &msg->u.report);
+        break;
+    case IPC_TLSRPT_PART:
+        decode_tlsrpt_part(&r, &msg->u.tlsrpt_part);
+        break;
+    case IPC_TLSRPT_RESULT:
+        decode_tlsrpt_result(&r, &msg->u.tlsrpt_result);
         break;
     default:
         r.failed = 1;

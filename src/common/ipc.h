@@ -57,7 +57,12 @@ enum ipc_type {
     /* Operations counters (metrics.h), numbered apart from the login messages. */
     IPC_METRICS_SNAPSHOT = 20, /* worker -> broker, every second; never answered */
     IPC_METRICS_QUERY = 21,    /* worker -> broker: u32 id; answered with IPC_METRICS_REPORT */
-    IPC_METRICS_REPORT = 22    /* broker -> worker: the whole gateway's numbers and health */
+    IPC_METRICS_REPORT = 22,   /* broker -> worker: the whole gateway's numbers and health */
+    /* worker -> broker: a piece of a TLS report's normalised JSON (struct ipc_tlsrpt_part);
+     * the pieces of one report follow each other, the last one has last = 1. */
+    IPC_TLSRPT_PART = 12,
+    /* broker -> worker: the report of request id is stored, a duplicate or refused. */
+    IPC_TLSRPT_RESULT = 13
 };
 
 enum auth_status {
@@ -193,6 +198,30 @@ struct ipc_protolog {
     uint32_t len;
 };
 
+/* A TLS report (common/tlsrpt.h) travels as its normalised JSON, at most
+ * TLSRPT_MAX_NORMALISED bytes, in pieces that fit a frame. */
+#define IPC_TLSRPT_PART_MAX 16000
+
+struct ipc_tlsrpt_part {
+    uint32_t id;   /* chosen by the worker, echoed in the result */
+    uint32_t last; /* 1: the report is complete */
+    char data[IPC_TLSRPT_PART_MAX + 1];
+    uint32_t data_len;
+};
+
+enum tlsrpt_result {
+    TLSRPT_STORED = 0,
+    TLSRPT_DUPLICATE = 1, /* its report-id is stored already */
+    TLSRPT_REFUSED = 2,   /* the broker's parse refused it (reason) */
+    TLSRPT_FAILED = 3     /* the store failed: try later */
+};
+
+struct ipc_tlsrpt_result {
+    uint32_t id;
+    enum tlsrpt_result result;
+    char reason[IPC_REASON_MAX];
+};
+
 struct ipc_msg {
     enum ipc_type type;
     union {
@@ -210,6 +239,8 @@ struct ipc_msg {
         struct metrics_snapshot snapshot; /* IPC_METRICS_SNAPSHOT */
         uint32_t query_id;                /* IPC_METRICS_QUERY */
         struct metrics_report report;     /* IPC_METRICS_REPORT */
+        struct ipc_tlsrpt_part tlsrpt_part;
+        struct ipc_tlsrpt_result tlsrpt_result;
     } u;
 };
 
@@ -228,6 +259,10 @@ int ipc_encode_protolog(struct evbuffer *out, const char *text, size_t len);
 int ipc_encode_metrics_snapshot(struct evbuffer *out, const struct metrics_snapshot *m);
 int ipc_encode_metrics_query(struct evbuffer *out, uint32_t id);
 int ipc_encode_metrics_report(struct evbuffer *out, const struct metrics_report *m);
+int ipc_encode_tlsrpt_part(struct evbuffer *out, const struct ipc_tlsrpt_part *p);
+int ipc_encode_tlsrpt_result(struct evbuffer *out, const struct ipc_tlsrpt_result *r);
+/* A whole report of len bytes as consecutive IPC_TLSRPT_PART frames (the last with last = 1). */
+int ipc_encode_tlsrpt(struct evbuffer *out, uint32_t id, const char *data, size_t len);
 
 /* Decodes one frame from the front of in. Returns 1 (msg filled, frame removed), 0 (need more
  * bytes; in untouched) or -1 (protocol error). Strings in msg are NUL-terminated. The bytes of

@@ -16,6 +16,8 @@ struct worker_ctx;
 #define HTTP_HOST_MAX 255
 struct http_conn;
 struct http_op;
+struct tlsrpt_pending;
+struct worker_ctx;
 
 /* A [domain]'s own certificate, for the names it is served under (SNI). */
 struct http_sni {
@@ -35,6 +37,8 @@ struct http_server {
     struct conn_count *per_address; /* max_connections_per_ip, per listener (http_conn.c) */
     struct http_conn *conns;        /* the connections counted */
     struct http_op *ops;            /* /metrics and /healthz waiting for the broker */
+    struct worker_ctx *worker;             /* the broker link, for TLS reports */
+    struct tlsrpt_pending *tlsrpt_pending; /* POST /tlsrpt waiting for the broker */
 };
 
 /* An answer with a text body (http_route.c). */
@@ -74,5 +78,11 @@ void http_signin_drop(struct http_server *s);
  * of it; *prefix gets what was in front ("" for NAME itself). NULL when none. */
 const struct domain_conf *http_domain_of_host(const struct config *cfg, const char *host,
                                               const char **prefix);
+
+/* Answers code with a text/plain body "CODE REASON: why". */
+void http_fail(struct evhttp_request *req, int code, const char *reason, const char *why);
+/* The access log line of one request (method: enum evhttp_cmd_type). */
+void http_log_answer(const struct http_server *s, const char *peer, const char *host, int method,
+                     const char *path, int status);
 
 #endif

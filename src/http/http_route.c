@@ -12,9 +12,11 @@
 
 #include "autoconfig.h"
 #include "autodiscover_request.h"
+#include "http.h"
 #include "http_internal.h"
 #include "log.h"
 #include "mta_sts.h"
+#include "tlsrpt_post.h"
 #include "util.h"
 
 static const char *const web_prefixes[] = {"mta-sts.", "autoconfig.", "autodiscover.", ""};
@@ -51,7 +53,7 @@ static void answer(struct evhttp_request *req, int code, const char *reason, con
         evbuffer_free(out);
 }
 
-static void fail(struct evhttp_request *req, int code, const char *reason, const char *why)
+void http_fail(struct evhttp_request *req, int code, const char *reason, const char *why)
 {
     char *body = mg_printf("%d %s: %s\n", code, reason, why);
     answer(req, code, reason, "text/plain; charset=utf-8", body);
@@ -66,23 +68,23 @@ void http_reply(struct evhttp_request *req, int code, const char *reason, const 
 
 void http_reply_error(struct evhttp_request *req, int code, const char *reason, const char *why)
 {
-    fail(req, code, reason, why);
+    http_fail(req, code, reason, why);
 }
 
 static void not_found(struct evhttp_request *req, const char *why)
 {
-    fail(req, HTTP_NOTFOUND, "Not Found", why);
+    http_fail(req, HTTP_NOTFOUND, "Not Found", why);
 }
 
 static void bad_request(struct evhttp_request *req, const char *why)
 {
-    fail(req, HTTP_BADREQUEST, "Bad Request", why);
+    http_fail(req, HTTP_BADREQUEST, "Bad Request", why);
 }
 
 static void method_not_allowed(struct evhttp_request *req, const char *allow)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-    fail(req, HTTP_BADMETHOD, "Method Not Allowed", "use another method");
+    http_fail(req, HTTP_BADMETHOD, "Method Not Allowed", "use another method");
 }
 
 static void answer_document(struct evhttp_request *req, char *doc, const char *type)
@@ -104,6 +106,8 @@ struct request {
     char host[HTTP_HOST_MAX + 1]; /* lower case, no port, no trailing dot; "" when none */
     const char *path;             /* not decoded: the paths served are plain ASCII */
     struct evkeyvalq query;
+    char peer[IPC_ADDR_MAX]; /* for the log line */
+    int deferred;            /* answered later, and logged then (POST /tlsrpt) */
 };
 
 static void read_host(struct request *r)
@@ -225,6 +229,16 @@ static int is_thunderbird_path(const char *path)
 
 static void dispatch(struct request *r)
 {
+    if (tlsrpt_post_target(r->server->cfg, r->host, r->path)) {
+        r->deferred = 1; /* logs itself */
+        tlsrpt_post_serve(r->server, r->req, r->peer, r->host[0] ? r->host : "-", r->path);
+        return;
+    }
+    /* The listener reads larger bodies only for TLS reports. */
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) > HTTP_MAX_BODY_SIZE) {
+        http_fail(r->req, HTTP_ENTITYTOOLARGE, "Payload Too Large", "the body is too large");
+        return;
+    }
     const char *prefix;
     const struct domain_conf *d = http_domain_of_host(r->server->cfg, r->host, &prefix);
     if (d && strcmp(prefix, "mta-sts.") == 0) {
@@ -258,11 +272,27 @@ static const char *method_name(enum evhttp_cmd_type m)
     return m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_HEAD ? "HEAD" : "POST";
 }
 
+void http_log_answer(const struct http_server *s, const char *peer, const char *host, int method,
+                     const char *path, int status)
+{
+    log_info("http listener=%s client=%s host=%s %s %s status=%d", s->conf->name, peer, host,
+             method_name((enum evhttp_cmd_type)method), path, status);
+}
+
+static void read_peer(struct request *r)
+{
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evhttp_request_get_connection(r->req), &peer, &port);
+    mg_strlcpy(r->peer, peer ? peer : "?", sizeof r->peer);
+}
+
 void http_route(struct evhttp_request *req, void *arg)
 {
     struct request r = {.req = req, .server = arg, .method = evhttp_request_get_command(req)};
     TAILQ_INIT(&r.query);
     read_host(&r);
+    read_peer(&r);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     r.path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -288,6 +318,6 @@ void http_log_request(const struct http_server *s, struct evhttp_request *req, c
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     if (conn)
         evhttp_connection_get_peer(conn, &peer, &port);
-    log_info("http listener=%s client=%s host=%s %s %s status=%d", s->conf->name, peer ? peer : "?",
-             host[0] ? host : "-", method_name(evhttp_request_get_command(req)), path, status);
+    http_log_answer(s, peer ? peer : "?", host[0] ? host : "-", evhttp_request_get_command(req),
+                    path, status);
 }

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "session.h"
 #include "tls.h"
+#include "tlsrpt.h"
+#include "tlsrpt_post.h"
 #include "util.h"
 
 /* The SNI name picks a [domain] with a certificate of its own; any other name keeps [tls]. */
@@ -27,6 +29,8 @@ static int servername_cb(SSL *ssl, int *alert, void *arg)
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     const char *prefix;
     const struct domain_conf *d = name ? http_domain_of_host(s->cfg, name, &prefix) : NULL;
+    if (!d && name) /* the host of its https tls_rpt URI */
+        d = tlsrpt_post_target(s->cfg, name, NULL);
     for (size_t i = 0; d && i < s->n_sni; i++) {
         if (s->sni[i].domain == d) {
             SSL_set_SSL_CTX(ssl, s->sni[i].ctx);
@@ -86,7 +90,8 @@ static void set_limits(struct http_server *s)
         timeout_s = HTTP_TIMEOUT_MAX_S;
     evhttp_set_timeout(s->http, (int)timeout_s);
     evhttp_set_max_headers_size(s->http, HTTP_MAX_HEADERS_SIZE);
-    evhttp_set_max_body_size(s->http, HTTP_MAX_BODY_SIZE);
+    evhttp_set_max_body_size(s->http,
+                             tlsrpt_post_enabled(s->cfg) ? TLSRPT_MAX_JSON : HTTP_MAX_BODY_SIZE);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     evhttp_set_default_content_type(s->http, "text/plain; charset=utf-8");
 }
@@ -121,6 +126,16 @@ struct http_server *http_server_new(struct worker_ctx *w, const struct config *c
     return s;
 }
 
+void http_server_set_worker(struct http_server *s, struct worker_ctx *w)
+{
+    s->worker = w;
+}
+
+int http_server_tlsrpt_result(struct http_server *s, const struct ipc_tlsrpt_result *res)
+{
+    return tlsrpt_post_result(s, res);
+}
+
 void http_server_free(struct http_server **sp)
 {
     struct http_server *s = *sp;
@@ -129,6 +144,7 @@ void http_server_free(struct http_server **sp)
     http_signin_drop(s); /* before evhttp frees the requests */
     http_ops_abort(s);
     http_conn_forget_all(s);
+    tlsrpt_post_abandon(s); /* before evhttp_free frees their connections */
     if (s->http)
         evhttp_free(s->http); /* closes the bound socket and every connection */
     conn_count_free(&s->per_address);

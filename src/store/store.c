@@ -352,3 +352,29 @@ enum store_status store_login_usage(struct store *st, int64_t since,
         return store_set_error(st, "no callback");
     return st->ops->login_usage(st, since, cb, arg);
 }
+
+enum store_status store_tlsrpt_add(struct store *st, const struct tlsrpt_report *r, int64_t now,
+                                   const char *source)
+{
+    if (!r || !r->report_id || !r->report_id[0] || !source)
+        return store_set_error(st, "no report, report-id or source");
+    return st->ops->tlsrpt_add(st, r, now, source);
+}
+
+enum store_status store_tlsrpt_policies(struct store *st, int64_t since,
+                                        int (*cb)(const struct tlsrpt_policy_sum *p, void *arg),
+                                        void *arg)
+{
+    if (!cb)
+        return store_set_error(st, "no callback");
+    return st->ops->tlsrpt_policies(st, since, cb, arg);
+}
+
+enum store_status store_tlsrpt_failures(struct store *st, int64_t since,
+                                        int (*cb)(const struct tlsrpt_failure_sum *f, void *arg),
+                                        void *arg)
+{
+    if (!cb)
+        return store_set_error(st, "no callback");
+    return st->ops->tlsrpt_failures(st, since, cb, arg);
+}

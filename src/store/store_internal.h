@@ -9,6 +9,7 @@
 
 #include "store.h"
 #include "store_logins.h"
+#include "store_tlsrpt.h"
 
 struct store_ops {
     const char *name; /* "sqlite" */
@@ -67,6 +68,15 @@ struct store_ops {
                                            void *arg);
     enum store_status (*login_usage)(struct store *st, int64_t since,
                                      int (*cb)(const struct login_usage *u, void *arg), void *arg);
+    /* store_sqlite_tlsrpt.c */
+    enum store_status (*tlsrpt_add)(struct store *st, const struct tlsrpt_report *r, int64_t now,
+                                    const char *source);
+    enum store_status (*tlsrpt_policies)(struct store *st, int64_t since,
+                                         int (*cb)(const struct tlsrpt_policy_sum *p, void *arg),
+                                         void *arg);
+    enum store_status (*tlsrpt_failures)(struct store *st, int64_t since,
+                                         int (*cb)(const struct tlsrpt_failure_sum *f, void *arg),
+                                         void *arg);
 };
 
 #define STORE_ERROR_MAX 512
@@ -120,5 +130,15 @@ enum store_status sqlite_login_events_list(struct store *st, const struct login_
                                            void *arg);
 enum store_status sqlite_login_usage(struct store *st, int64_t since,
                                      int (*cb)(const struct login_usage *u, void *arg), void *arg);
+
+/* store_sqlite_tlsrpt.c: TLS reports. */
+enum store_status sqlite_tlsrpt_add(struct store *st, const struct tlsrpt_report *r, int64_t now,
+                                    const char *source);
+enum store_status sqlite_tlsrpt_policies(struct store *st, int64_t since,
+                                         int (*cb)(const struct tlsrpt_policy_sum *p, void *arg),
+                                         void *arg);
+enum store_status sqlite_tlsrpt_failures(struct store *st, int64_t since,
+                                         int (*cb)(const struct tlsrpt_failure_sum *f, void *arg),
+                                         void *arg);
 
 #endif

@@ -101,6 +101,42 @@ static const char *const migrations[] = {
     "ALTER TABLE tokens ADD COLUMN credential TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE login_events ADD COLUMN detail TEXT NOT NULL DEFAULT '';"
     "PRAGMA user_version = 7;",
+    /* 8: TLS reports (RFC 8460; store_sqlite_tlsrpt.c): one row per report, unique by
+     * report-id so that a report sent or imported twice is stored once; its policies and their
+     * failure details go with it (ON DELETE CASCADE). Read by time of receipt. */
+    "CREATE TABLE tlsrpt_reports ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " report_id TEXT NOT NULL UNIQUE,"
+    " organization TEXT NOT NULL,"
+    " contact TEXT NOT NULL,"
+    " start_time INTEGER NOT NULL,"
+    " end_time INTEGER NOT NULL,"
+    " received_at INTEGER NOT NULL,"
+    " source TEXT NOT NULL,"
+    " dropped INTEGER NOT NULL);"
+    "CREATE INDEX tlsrpt_reports_by_time ON tlsrpt_reports (received_at);"
+    "CREATE TABLE tlsrpt_policies ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " report INTEGER NOT NULL REFERENCES tlsrpt_reports (id) ON DELETE CASCADE,"
+    " policy_type TEXT NOT NULL,"
+    " policy_domain TEXT NOT NULL,"
+    " policy_string TEXT NOT NULL,"
+    " mx_host TEXT NOT NULL,"
+    " successful INTEGER NOT NULL,"
+    " failed INTEGER NOT NULL);"
+    "CREATE INDEX tlsrpt_policies_by_report ON tlsrpt_policies (report);"
+    "CREATE TABLE tlsrpt_failures ("
+    " policy INTEGER NOT NULL REFERENCES tlsrpt_policies (id) ON DELETE CASCADE,"
+    " result_type TEXT NOT NULL,"
+    " sending_mta_ip TEXT NOT NULL,"
+    " receiving_mx_hostname TEXT NOT NULL,"
+    " receiving_mx_helo TEXT NOT NULL,"
+    " receiving_ip TEXT NOT NULL,"
+    " additional_information TEXT NOT NULL,"
+    " failure_reason_code TEXT NOT NULL,"
+    " failed_sessions INTEGER NOT NULL);"
+    "CREATE INDEX tlsrpt_failures_by_policy ON tlsrpt_failures (policy);"
+    "PRAGMA user_version = 8;",
 };
 
 enum stmt_id {
@@ -710,6 +746,9 @@ static const struct store_ops sqlite_ops = {
     .login_events_prune = sqlite_login_events_prune,
     .login_events_list = sqlite_login_events_list,
     .login_usage = sqlite_login_usage,
+    .tlsrpt_add = sqlite_tlsrpt_add,
+    .tlsrpt_policies = sqlite_tlsrpt_policies,
+    .tlsrpt_failures = sqlite_tlsrpt_failures,
 };
 
 struct sqlite3 *store_sqlite_db(struct store *st)

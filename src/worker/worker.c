@@ -162,6 +162,15 @@ static void broker_gone(struct worker *wk, const char *why)
     event_base_loopbreak(wk->ctx.base);
 }
 
+/* A TLS report's result goes to the web listener whose request waits for it. */
+static void handle_tlsrpt_result(struct worker *wk, const struct ipc_tlsrpt_result *res)
+{
+    for (size_t i = 0; i < wk->n_listeners; i++)
+        if (wk->listeners[i].http && http_server_tlsrpt_result(wk->listeners[i].http, res))
+            return;
+    log_debug("worker %d: TLS report result for a closed request ignored", wk->ctx.index);
+}
+
 static void handle_ipc_message(struct worker *wk, struct ipc_msg *msg)
 {
     if (msg->type == IPC_TICKET_KEYS) {
@@ -174,6 +183,10 @@ static void handle_ipc_message(struct worker *wk, struct ipc_msg *msg)
     }
     if (msg->type == IPC_METRICS_REPORT) {
         worker_metrics_on_report(&msg->u.report);
+        return;
+    }
+    if (msg->type == IPC_TLSRPT_RESULT) {
+        handle_tlsrpt_result(wk, &msg->u.tlsrpt_result);
         return;
     }
     if (msg->type != IPC_AUTH_RESPONSE) {
@@ -255,6 +268,8 @@ static int open_listener(struct worker *wk, struct listener *l, const struct lis
     if (conf->protocol == MG_PROTO_HTTP) {
         evutil_make_socket_closeonexec(fd);
         l->http = http_server_new(&wk->ctx, wk->cfg, conf, fd);
+        if (l->http)
+            http_server_set_worker(l->http, &wk->ctx);
         return l->http ? 0 : -1;
     }
     l->ops = proto_ops_for(conf->protocol);

@@ -30,9 +30,10 @@ AD_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
 </Autodiscover>"""
 
 
-def mta_sts_cert(certs, directory):
-    """A certificate for mta-sts.example.com signed by the test CA: the [domain]'s own."""
-    return sign_for_names(certs, directory, "mta-sts", ["mta-sts.example.com"])
+def mta_sts_cert(certs, directory, names=("mta-sts.example.com",)):
+    """A certificate for mta-sts.example.com (or names) signed by the test CA: the [domain]'s
+    own."""
+    return sign_for_names(certs, directory, "mta-sts", list(names))
 
 
 def domain_sections(cert, key, policy_lines=None):

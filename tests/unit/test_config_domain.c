@@ -125,6 +125,24 @@ static void test_errors_at_their_line(void **state)
     loaded_free(&l);
 }
 
+/* An https URI's host is where the gateway takes POSTed reports: it must be a host name. */
+static void test_tls_rpt_https_host(void **state)
+{
+    (void)state;
+    struct loaded l = load_domain("[domain example.com]\n"                         /* 20 */
+                                  "tls_rpt = https://:443/tlsrpt\n"                /* 21 */
+                                  "[domain example.org]\n"                         /* 22 */
+                                  "tls_rpt = https://report..example.org/tlsrpt\n" /* 23 */
+                                  "[domain example.net]\n"                         /* 24 */
+                                  "tls_rpt = https://Report.Example.net:8443\n",   /* 25 */
+                                  CONFIG_SKIP_SECRETS);
+    assert_null(l.cfg);
+    assert_error(&l, 21, "an https:// URI needs a host name");
+    assert_error(&l, 23, "the host of the https:// URI is not a host name");
+    assert_null(strstr(l.errors, ":25:")); /* upper case and a port are fine */
+    loaded_free(&l);
+}
+
 static void test_mx_pattern_rules(void **state)
 {
     (void)state;
@@ -224,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_servers_from_listeners),
         cmocka_unit_test(test_policy_values),
         cmocka_unit_test(test_errors_at_their_line),
+        cmocka_unit_test(test_tls_rpt_https_host),
         cmocka_unit_test(test_mx_pattern_rules),
         cmocka_unit_test(test_mode_needs_mx_and_keys_need_mode),
         cmocka_unit_test(test_domain_certificate),

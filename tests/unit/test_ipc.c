@@ -276,6 +276,48 @@ static void test_encode_rejects_oversize_fields(void **state)
 
 /* Feeding a frame one chunk at a time: decode says "need more" until the last byte arrives,
  * whatever the chunk boundaries. */
+/* A full piece of a TLS report (binary-safe, at the maximum) and its result; a piece over
+ * the maximum or a bad flag is refused by the encoder. */
+static void test_roundtrip_tlsrpt(void **state)
+{
+    (void)state;
+    struct evbuffer *buf = evbuffer_new();
+    static struct ipc_tlsrpt_part part;
+    memset(&part, 0, sizeof part);
+    part.id = 99;
+    part.last = 1;
+    memset(part.data, '{', IPC_TLSRPT_PART_MAX);
+    part.data[5] = '\0';
+    part.data_len = IPC_TLSRPT_PART_MAX;
+    assert_int_equal(ipc_encode_tlsrpt_part(buf, &part), 0);
+    struct ipc_msg msg;
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, IPC_TLSRPT_PART);
+    assert_int_equal(msg.u.tlsrpt_part.id, 99);
+    assert_int_equal(msg.u.tlsrpt_part.last, 1);
+    assert_int_equal(msg.u.tlsrpt_part.data_len, IPC_TLSRPT_PART_MAX);
+    assert_memory_equal(msg.u.tlsrpt_part.data, part.data, IPC_TLSRPT_PART_MAX);
+    part.data_len = IPC_TLSRPT_PART_MAX + 1;
+    assert_int_equal(ipc_encode_tlsrpt_part(buf, &part), -1);
+    part.data_len = 1;
+    part.last = 2;
+    assert_int_equal(ipc_encode_tlsrpt_part(buf, &part), -1);
+    struct ipc_tlsrpt_result res = {.id = 99, .result = TLSRPT_DUPLICATE};
+    strcpy(res.reason, "stored already");
+    assert_int_equal(ipc_encode_tlsrpt_result(buf, &res), 0);
+    decode_one(buf, &msg);
+    assert_int_equal(msg.type, IPC_TLSRPT_RESULT);
+    assert_int_equal(msg.u.tlsrpt_result.result, TLSRPT_DUPLICATE);
+    assert_string_equal(msg.u.tlsrpt_result.reason, "stored already");
+    res.result = (enum tlsrpt_result)4;
+    assert_int_equal(ipc_encode_tlsrpt_result(buf, &res), -1);
+    assert_int_equal(evbuffer_get_length(buf), 0);
+    /* a result whose code is out of range is refused by the decoder too */
+    const unsigned char bad[] = {IPC_TLSRPT_RESULT, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0};
+    assert_int_equal(ipc_decode_body(bad, sizeof bad, &msg), -1);
+    evbuffer_free(buf);
+}
+
 static void test_split_frames(void **state)
 {
     (void)state;
@@ -493,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_ticket_keys),
         cmocka_unit_test(test_ticket_keys_reject_bad_fields),
         cmocka_unit_test(test_encode_rejects_oversize_fields),
+        cmocka_unit_test(test_roundtrip_tlsrpt),
         cmocka_unit_test(test_split_frames),
         cmocka_unit_test(test_back_to_back),
         cmocka_unit_test(test_oversize_frame),
