@@ -14,13 +14,14 @@ set -euo pipefail
 #   libseccomp-dev   the workers' system call filter (src/worker/sandbox.c)
 #   adduser          `make install` and the tests (as root) create the workers' user with it
 #   libexpat1-dev    Outlook's Autodiscover requests are XML (src/http/autodiscover_request.c)
+#   haproxy          make bench's TLS bridge, the reference mailgate is compared with (bench/haproxy.py)
 PACKAGES=(
     make meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev
     libssl-dev libevent-dev libcurl4-openssl-dev libjansson-dev libinih-dev libsqlite3-dev
     libargon2-dev libcmocka-dev sqlite3 libseccomp-dev libexpat1-dev adduser
     dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
     python3 python3-pytest python3-cryptography curl openssl ca-certificates
-    swaks libnet-ssleay-perl libio-socket-ssl-perl
+    swaks libnet-ssleay-perl libio-socket-ssl-perl haproxy
 )
 
 missing=()
