@@ -15,6 +15,7 @@ from client import shared_context, xoauth2
 from procstat import rss_kib
 
 HANDSHAKES_AT_ONCE = 50  # per client process: a burst, not a stampede that times out
+SESSION_SETUP_TIMEOUT = 300  # seconds; a server that stops answering fails the bench, no hang
 
 
 def raise_fd_limit():
@@ -33,21 +34,25 @@ async def _expect(reader, prefix):
 
 async def _idle_session(ep, gate):
     async with gate:
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", ep.port, ssl=shared_context(ep.ca_file), server_hostname="localhost")
-        await _expect(reader, b"* OK")
-        if ep.kind == "xoauth2":
-            writer.write(f"a AUTHENTICATE XOAUTH2 {xoauth2(ep.user, ep.secret)}\r\n".encode())
-        else:
-            writer.write(f'a LOGIN "{ep.user}" "{ep.secret}"\r\n'.encode())
-        if not (await _expect(reader, b"a ")).startswith(b"a OK"):
-            raise RuntimeError("login refused")
-        writer.write(b"b SELECT INBOX\r\n")
-        if not (await _expect(reader, b"b ")).startswith(b"b OK"):
-            raise RuntimeError("SELECT refused")
-        writer.write(b"c IDLE\r\n")
-        await _expect(reader, b"+")
-        return writer
+        return await asyncio.wait_for(_enter_idle(ep), SESSION_SETUP_TIMEOUT)
+
+
+async def _enter_idle(ep):
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", ep.port, ssl=shared_context(ep.ca_file), server_hostname="localhost")
+    await _expect(reader, b"* OK")
+    if ep.kind == "xoauth2":
+        writer.write(f"a AUTHENTICATE XOAUTH2 {xoauth2(ep.user, ep.secret)}\r\n".encode())
+    else:
+        writer.write(f'a LOGIN "{ep.user}" "{ep.secret}"\r\n'.encode())
+    if not (await _expect(reader, b"a ")).startswith(b"a OK"):
+        raise RuntimeError("login refused")
+    writer.write(b"b SELECT INBOX\r\n")
+    if not (await _expect(reader, b"b ")).startswith(b"b OK"):
+        raise RuntimeError("SELECT refused")
+    writer.write(b"c IDLE\r\n")
+    await _expect(reader, b"+")
+    return writer
 
 
 async def _hold(ep, count, conn):
@@ -68,11 +73,13 @@ def _client_process(ep, count, conn):
     asyncio.run(_hold(ep, count, conn))
 
 
-def idle_sessions(ep, count, server_pids, processes=2, settle=60.0):
+def idle_sessions(ep, count, server_pids, processes=2, settle=60.0, baseline=None):
     """dict: held, first_error, baseline/held/after KiB (summed over server_pids()),
-    per_session KiB, after_ratio (after close + settle / baseline), open_seconds."""
+    per_session KiB, after_ratio (after close + settle / baseline: the given one, e.g. from
+    before an earlier run, or the RSS right before this one), open_seconds."""
     ctx = multiprocessing.get_context("fork")
-    baseline = rss_kib(server_pids())
+    before = rss_kib(server_pids())
+    baseline = baseline or before
     split = [count // processes + (i < count % processes) for i in range(processes)]
     pipes, procs = [], []
     start = time.monotonic()
@@ -96,5 +103,5 @@ def idle_sessions(ep, count, server_pids, processes=2, settle=60.0):
     held = sum(r[0] for r in reports)
     return {"held": held, "first_error": next((r[1][0] for r in reports if r[1]), None),
             "baseline": baseline, "held_kib": held_kib, "after": after,
-            "per_session": (held_kib - baseline) / max(held, 1),
+            "per_session": (held_kib - before) / max(held, 1),
             "after_ratio": after / baseline if baseline else 0.0, "open_seconds": opened}
