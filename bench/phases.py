@@ -132,6 +132,7 @@ def idle(upstream, opts):
         found = {}
         for name in [s for s in opts.sides if s != "direct"]:
             side = upstream.sides[name]
+            print(f"bench:   {count} IDLE sessions through {name} ...", flush=True)
             r = idle_sessions(side.endpoint, count, side.pids, opts.client_processes,
                               opts.idle_settle, baselines.get(name))
             if r["held"] != count:
