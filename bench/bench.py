@@ -17,6 +17,7 @@ bench never fails on the numbers, only when something does not work.
 import argparse
 import os
 import poplib
+import signal
 import smtplib
 import ssl
 import sys
@@ -155,7 +156,12 @@ def parse_args():
     return opts
 
 
+def stop_on_sigterm(signum, frame):
+    raise SystemExit(f"bench: stopped by signal {signum}")  # runs the finally: servers stop
+
+
 def main():
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     opts = parse_args()
     if not os.access(opts.mailgate, os.X_OK):
         sys.exit(f"bench: {opts.mailgate} is not built (run make)")

@@ -75,11 +75,11 @@ def _client_process(ep, count, conn):
 
 def idle_sessions(ep, count, server_pids, processes=2, settle=60.0, baseline=None):
     """dict: held, first_error, baseline/held/after KiB (summed over server_pids()),
-    per_session KiB, after_ratio (after close + settle / baseline: the given one, e.g. from
-    before an earlier run, or the RSS right before this one), open_seconds."""
+    per_session KiB and after_ratio (after close + settle / baseline), both against the given
+    idle baseline (e.g. from before an earlier, smaller run: memory an earlier peak left behind
+    must not pass for free sessions) or else the RSS right before this run; open_seconds."""
     ctx = multiprocessing.get_context("fork")
-    before = rss_kib(server_pids())
-    baseline = baseline or before
+    baseline = baseline or rss_kib(server_pids())
     split = [count // processes + (i < count % processes) for i in range(processes)]
     pipes, procs = [], []
     start = time.monotonic()
@@ -103,5 +103,5 @@ def idle_sessions(ep, count, server_pids, processes=2, settle=60.0, baseline=Non
     held = sum(r[0] for r in reports)
     return {"held": held, "first_error": next((r[1][0] for r in reports if r[1]), None),
             "baseline": baseline, "held_kib": held_kib, "after": after,
-            "per_session": (held_kib - before) / max(held, 1),
+            "per_session": (held_kib - baseline) / max(held, 1),
             "after_ratio": after / baseline if baseline else 0.0, "open_seconds": opened}

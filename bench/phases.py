@@ -125,8 +125,7 @@ def latency(upstream, opts):
 def idle(upstream, opts):
     """RSS per IDLE session at each count, for the sides that hold sessions (not direct: the
     fast upstream's memory is not what is measured). The idle baseline is the servers' RSS
-    before the first count; each count's per-session figure is against the RSS right before
-    it."""
+    before the first count; every count's figures are against it."""
     rows, baselines = [], {}
     for count in opts.idle_sessions:
         found = {}
