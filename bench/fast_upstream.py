@@ -43,7 +43,7 @@ class Session:
         self.send(b"* OK [CAPABILITY " + CAPABILITIES + b"] fast upstream ready\r\n")
         while True:
             line = await self.reader.readline()
-            if not line or len(line) > 8192:
+            if not line or len(line) > 8192:  # (longer: readline raises ValueError)
                 return
             parts = line.rstrip(b"\r\n").split(b" ")
             if len(parts) < 2:
@@ -113,7 +113,7 @@ async def serve(args):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             await Session(reader, writer, message).run()
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
             writer.close()
