@@ -17,13 +17,14 @@ set -euo pipefail
 #   libc-ares-dev    the DNS lookups of `mailgate check` (src/cli/dns_lookup.c)
 #   nsd              tests only: test_dns_check.py serves its test zones with it (a private
 #                    instance; Debian's service is kept from starting like Dovecot's)
+#   haproxy          make bench's TLS bridge, the reference mailgate is compared with (bench/haproxy.py)
 PACKAGES=(
     make meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev libc-ares-dev
     libssl-dev libevent-dev libcurl4-openssl-dev libjansson-dev libinih-dev libsqlite3-dev
     libargon2-dev libcmocka-dev sqlite3 libseccomp-dev libexpat1-dev zlib1g-dev adduser
     dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
     python3 python3-pytest python3-cryptography curl openssl ca-certificates
-    swaks libnet-ssleay-perl libio-socket-ssl-perl nsd
+    swaks libnet-ssleay-perl libio-socket-ssl-perl nsd haproxy
     # the sign-in test (tests/integration/test_signin.py): headless Chromium via chromedriver
     chromium chromium-driver
     # tests/integration/test_metrics.py checks GET /metrics with its promtool (same package,
