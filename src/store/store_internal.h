@@ -96,6 +96,8 @@ struct store *store_sqlite_open(const char *state_dir, char *err, size_t errlen)
 /* store_sqlite_lockout.c: the lockout table on the SQLite backend's connection. */
 struct sqlite3;
 struct sqlite3 *store_sqlite_db(struct store *st);
+/* store_set_error() with "what: " and the connection's last SQLite message. */
+enum store_status store_sqlite_error(struct store *st, const char *what);
 /* For the rare statements prepared per call: sql prepared, a bound to ?1 and b (unless NULL) to
  * ?2; NULL on failure (store_sqlite_db's errmsg says why). */
 struct sqlite3_stmt *sqlite_prepare_bound(struct store *st, const char *sql, const char *a,

@@ -756,6 +756,11 @@ struct sqlite3 *store_sqlite_db(struct store *st)
     return sqlite_of(st)->db;
 }
 
+enum store_status store_sqlite_error(struct store *st, const char *what)
+{
+    return store_set_error(st, "%s: %s", what, sqlite3_errmsg(store_sqlite_db(st)));
+}
+
 struct store *store_sqlite_open(const char *state_dir, char *err, size_t errlen)
 {
     if (ensure_state_dir(state_dir, err, errlen) != 0)

@@ -5,18 +5,13 @@
 
 #include "store_internal.h"
 
-static enum store_status access_error(struct store *st, const char *what)
-{
-    return store_set_error(st, "%s: %s", what, sqlite3_errmsg(store_sqlite_db(st)));
-}
-
 /* Steps a bound UPDATE/DELETE; NOT_FOUND when it changed no row. */
 static enum store_status step_change(struct store *st, sqlite3_stmt *stmt, const char *what)
 {
     int ok = stmt && sqlite3_step(stmt) == SQLITE_DONE;
     sqlite3_finalize(stmt);
     if (!ok)
-        return access_error(st, what);
+        return store_sqlite_error(st, what);
     return sqlite3_changes(store_sqlite_db(st)) > 0 ? STORE_OK : STORE_NOT_FOUND;
 }
 
@@ -45,7 +40,7 @@ enum store_status sqlite_mailbox_grant_put(struct store *st, const struct mailbo
              sqlite3_bind_int64(stmt, 4, g->created_at) == SQLITE_OK &&
              sqlite3_step(stmt) == SQLITE_DONE;
     sqlite3_finalize(stmt);
-    return ok ? STORE_OK : access_error(st, "storing a mailbox grant");
+    return ok ? STORE_OK : store_sqlite_error(st, "storing a mailbox grant");
 }
 
 enum store_status sqlite_mailbox_grant_get(struct store *st, const char *user, const char *mailbox,
@@ -59,7 +54,8 @@ enum store_status sqlite_mailbox_grant_get(struct store *st, const char *user, c
     sqlite3_finalize(stmt);
     if (rc == SQLITE_ROW)
         return STORE_OK;
-    return rc == SQLITE_DONE ? STORE_NOT_FOUND : access_error(st, "looking up a mailbox grant");
+    return rc == SQLITE_DONE ? STORE_NOT_FOUND
+                             : store_sqlite_error(st, "looking up a mailbox grant");
 }
 
 enum store_status sqlite_mailbox_grant_delete(struct store *st, const char *user,
@@ -83,7 +79,7 @@ enum store_status sqlite_mailbox_grant_list(struct store *st, const char *user,
     if (sqlite3_prepare_v2(store_sqlite_db(st), sql, -1, &stmt, NULL) != SQLITE_OK ||
         (user && sqlite3_bind_text(stmt, 1, user, -1, SQLITE_TRANSIENT) != SQLITE_OK)) {
         sqlite3_finalize(stmt);
-        return access_error(st, "listing mailbox grants");
+        return store_sqlite_error(st, "listing mailbox grants");
     }
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -97,5 +93,5 @@ enum store_status sqlite_mailbox_grant_list(struct store *st, const char *user,
         }
     }
     sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : access_error(st, "listing mailbox grants");
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_error(st, "listing mailbox grants");
 }

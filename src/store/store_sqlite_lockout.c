@@ -5,11 +5,6 @@
 
 #include "store_internal.h"
 
-static enum store_status lockout_error(struct store *st, const char *what)
-{
-    return store_set_error(st, "%s: %s", what, sqlite3_errmsg(store_sqlite_db(st)));
-}
-
 sqlite3_stmt *sqlite_prepare_bound(struct store *st, const char *sql, const char *a, const char *b)
 {
     sqlite3_stmt *stmt = NULL;
@@ -32,7 +27,7 @@ enum store_status sqlite_lockout_put(struct store *st, const char *user, const c
     int ok = stmt && sqlite3_bind_int64(stmt, 3, until) == SQLITE_OK &&
              sqlite3_step(stmt) == SQLITE_DONE;
     sqlite3_finalize(stmt);
-    return ok ? STORE_OK : lockout_error(st, "recording a lockout");
+    return ok ? STORE_OK : store_sqlite_error(st, "recording a lockout");
 }
 
 enum store_status sqlite_lockout_get(struct store *st, const char *user, const char *address)
@@ -43,7 +38,7 @@ enum store_status sqlite_lockout_get(struct store *st, const char *user, const c
     sqlite3_finalize(stmt);
     if (rc == SQLITE_ROW)
         return STORE_OK;
-    return rc == SQLITE_DONE ? STORE_NOT_FOUND : lockout_error(st, "looking up a lockout");
+    return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_sqlite_error(st, "looking up a lockout");
 }
 
 enum store_status sqlite_lockout_delete(struct store *st, const char *user, const char *address,
@@ -56,7 +51,7 @@ enum store_status sqlite_lockout_delete(struct store *st, const char *user, cons
     int ok = stmt && sqlite3_step(stmt) == SQLITE_DONE;
     sqlite3_finalize(stmt);
     *deleted = ok ? sqlite3_changes64(store_sqlite_db(st)) : 0;
-    return ok ? STORE_OK : lockout_error(st, "deleting lockouts");
+    return ok ? STORE_OK : store_sqlite_error(st, "deleting lockouts");
 }
 
 enum store_status sqlite_data_version(struct store *st, int64_t *version)
@@ -67,7 +62,7 @@ enum store_status sqlite_data_version(struct store *st, int64_t *version)
              sqlite3_step(stmt) == SQLITE_ROW;
     *version = ok ? sqlite3_column_int64(stmt, 0) : 0;
     sqlite3_finalize(stmt);
-    return ok ? STORE_OK : lockout_error(st, "reading the data version");
+    return ok ? STORE_OK : store_sqlite_error(st, "reading the data version");
 }
 
 enum store_status sqlite_lockout_list(struct store *st, const char *user, int64_t now,
@@ -84,5 +79,5 @@ enum store_status sqlite_lockout_list(struct store *st, const char *user, int64_
             rc = SQLITE_DONE;
     }
     sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : lockout_error(st, "listing lockouts");
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_error(st, "listing lockouts");
 }

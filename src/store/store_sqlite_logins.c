@@ -19,11 +19,6 @@
     " login, user, mailbox, result, reason, duration_ms, bytes_in, bytes_out, detail"              \
     " FROM login_events"
 
-static enum store_status logins_error(struct store *st, const char *what)
-{
-    return store_set_error(st, "%s: %s", what, sqlite3_errmsg(store_sqlite_db(st)));
-}
-
 static int bind_text(sqlite3_stmt *stmt, int i, const char *s)
 {
     return sqlite3_bind_text(stmt, i, s ? s : "", -1, SQLITE_TRANSIENT) == SQLITE_OK;
@@ -50,7 +45,7 @@ enum store_status sqlite_login_events_add(struct store *st, const struct login_e
     sqlite3 *db = store_sqlite_db(st);
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return logins_error(st, "storing login events");
+        return store_sqlite_error(st, "storing login events");
     int ok = sqlite3_prepare_v2(db, INSERT_SQL, -1, &stmt, NULL) == SQLITE_OK;
     for (size_t i = 0; ok && i < n; i++) {
         ok = bind_event(stmt, &ev[i]) && sqlite3_step(stmt) == SQLITE_DONE;
@@ -60,7 +55,7 @@ enum store_status sqlite_login_events_add(struct store *st, const struct login_e
     sqlite3_finalize(stmt);
     if (ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
         return STORE_OK;
-    enum store_status rc = logins_error(st, "storing login events");
+    enum store_status rc = store_sqlite_error(st, "storing login events");
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
@@ -74,7 +69,7 @@ enum store_status sqlite_login_events_prune(struct store *st, int64_t before, in
              sqlite3_bind_int64(stmt, 1, before) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_DONE;
     sqlite3_finalize(stmt);
     if (!ok)
-        return logins_error(st, "pruning login events");
+        return store_sqlite_error(st, "pruning login events");
     if (deleted)
         *deleted = sqlite3_changes(db);
     return STORE_OK;
@@ -137,7 +132,7 @@ enum store_status sqlite_login_events_list(struct store *st, const struct login_
 {
     sqlite3_stmt *stmt = prepare_list(st, f);
     if (!stmt)
-        return logins_error(st, "listing login events");
+        return store_sqlite_error(st, "listing login events");
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         struct login_event e;
@@ -148,7 +143,7 @@ enum store_status sqlite_login_events_list(struct store *st, const struct login_
         }
     }
     sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : logins_error(st, "listing login events");
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_error(st, "listing login events");
 }
 
 /* The last client is the newest successful login's address and identity. */
@@ -169,7 +164,7 @@ enum store_status sqlite_login_usage(struct store *st, int64_t since,
     if (sqlite3_prepare_v2(store_sqlite_db(st), USAGE_SQL, -1, &stmt, NULL) != SQLITE_OK ||
         sqlite3_bind_int64(stmt, 1, since) != SQLITE_OK) {
         sqlite3_finalize(stmt);
-        return logins_error(st, "summing login events");
+        return store_sqlite_error(st, "summing login events");
     }
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -189,5 +184,5 @@ enum store_status sqlite_login_usage(struct store *st, int64_t since,
         }
     }
     sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : logins_error(st, "summing login events");
+    return rc == SQLITE_DONE ? STORE_OK : store_sqlite_error(st, "summing login events");
 }

@@ -22,11 +22,6 @@
     " receiving_mx_helo, receiving_ip, additional_information, failure_reason_code,"               \
     " failed_sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 
-static enum store_status tlsrpt_error(struct store *st, const char *what)
-{
-    return store_set_error(st, "%s: %s", what, sqlite3_errmsg(store_sqlite_db(st)));
-}
-
 /* Binds texts to ?first, ?first+1, ... */
 static int bind_texts(sqlite3_stmt *stmt, int first, const char *const *v, size_t n)
 {
@@ -125,11 +120,12 @@ enum store_status sqlite_tlsrpt_add(struct store *st, const struct tlsrpt_report
 {
     sqlite3 *db = store_sqlite_db(st);
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return tlsrpt_error(st, "storing a TLS report");
+        return store_sqlite_error(st, "storing a TLS report");
     int rc = add_report(db, r, now, source);
     if (rc == 1 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
         return STORE_OK;
-    enum store_status status = rc == 0 ? STORE_EXISTS : tlsrpt_error(st, "storing a TLS report");
+    enum store_status status =
+        rc == 0 ? STORE_EXISTS : store_sqlite_error(st, "storing a TLS report");
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return status;
 }
@@ -154,14 +150,14 @@ static enum store_status each_row(struct store *st, const char *sql, int64_t sin
     if (sqlite3_prepare_v2(store_sqlite_db(st), sql, -1, &stmt, NULL) != SQLITE_OK ||
         sqlite3_bind_int64(stmt, 1, since) != SQLITE_OK) {
         sqlite3_finalize(stmt);
-        return tlsrpt_error(st, "reading TLS reports");
+        return store_sqlite_error(st, "reading TLS reports");
     }
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && row(stmt, visit) == 0)
         ;
     sqlite3_finalize(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return tlsrpt_error(st, "reading TLS reports");
+        return store_sqlite_error(st, "reading TLS reports");
     return STORE_OK;
 }
 
