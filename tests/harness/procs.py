@@ -12,11 +12,20 @@ import time
 LOCALHOST = "127.0.0.1"
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A TCP port that was free a moment ago (bind port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOCALHOST, 0))
-        return s.getsockname()[1]
+    """A TCP port that was free a moment ago (bind port 0, read it, close), and never one this
+    test process handed out before: the kernel may offer a just-closed port again, and two
+    listeners of one gateway once got the same port (the config check refused it)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOCALHOST, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def closed_port():
