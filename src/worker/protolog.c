@@ -274,11 +274,19 @@ void protolog_relay(struct session *s)
 {
     if (!s->plog)
         return;
-    /* What the client gets is what the upstream sent (watched there), and what the upstream
-     * gets is what the client sent. */
-    untap(s->plog, PLOG_CLIENT_OUT);
-    untap(s->plog, PLOG_UPSTREAM_OUT);
+    /* The relay does its own I/O and hands over what it moves (protolog_relayed): the
+     * bufferevents' buffers go quiet. */
+    for (int dir = 0; dir < PLOG_DIRS; dir++)
+        untap(s->plog, (enum plog_dir)dir);
     plog_scan_relay(&s->plog->scan);
+}
+
+void protolog_relayed(struct session *s, int from_client, const void *data, size_t len)
+{
+    /* What the client gets is what the upstream sent, and what the upstream gets is what the
+     * client sent: one direction each is enough. */
+    if (s->plog)
+        plog_scan_feed(&s->plog->scan, from_client ? PLOG_CLIENT_IN : PLOG_UPSTREAM_IN, data, len);
 }
 
 void protolog_close(struct session *s)

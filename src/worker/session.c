@@ -344,6 +344,11 @@ static void relay_done_cb(void *arg, const char *why)
     close_session(s, why, 0);
 }
 
+static void relay_tap_cb(void *arg, int from_client, const void *data, size_t len)
+{
+    protolog_relayed(arg, from_client, data, len);
+}
+
 void session_login_done(struct session *s)
 {
     if (s->closing || s->state != SESSION_UPSTREAM)
@@ -357,8 +362,11 @@ void session_login_done(struct session *s)
     s->upstream_bev = upstream_detach(&s->upstream);
     s->state = SESSION_RELAY;
     protolog_relay(s);
-    s->relay = relay_new(s->w->base, s->client, s->upstream_bev, s->listener->conf->idle_timeout_ms,
-                         relay_done_cb, s);
+    struct relay_params params = {.idle_timeout_ms = s->listener->conf->idle_timeout_ms,
+                                  .done = relay_done_cb,
+                                  .tap = s->plog ? relay_tap_cb : NULL,
+                                  .arg = s};
+    s->relay = relay_new(s->w->base, s->client, s->upstream_bev, &params);
 }
 
 /* ---- shutdown ---- */
