@@ -492,10 +492,10 @@ static void side_free(struct relay_side *side)
             SSL_set_quiet_shutdown(side->ssl, 1);
         SSL_set0_wbio(side->ssl, side->socket_bio);
     }
-    if (side->rd)
-        event_free(side->rd);
-    if (side->wr)
-        event_free(side->wr);
+    struct event *events[] = {side->rd, side->wr}; /* NULL when setup stopped early */
+    for (size_t i = 0; i < sizeof events / sizeof *events; i++)
+        if (events[i])
+            event_free(events[i]);
     if (side->out)
         evbuffer_free(side->out);
 }

@@ -43,6 +43,17 @@ def read_line(tls):
     return line
 
 
+def login_and_select(tls):
+    read_line(tls)
+    tls.sendall(f"a1 LOGIN alice {USERS['alice'][0]}\r\n".encode())
+    while not read_line(tls).startswith(b"a1 "):
+        pass
+    tls.sendall(f"a2 SELECT {FOLDER}\r\n".encode())
+    while not (line := read_line(tls)).startswith(b"a2 "):
+        pass
+    assert line.startswith(b"a2 OK"), line
+
+
 def test_client_that_stops_reading_mid_fetch(fleet, stack):
     digest = seed(stack)
     # ASan returns freed memory at once, so RSS follows what the worker holds.
@@ -53,14 +64,7 @@ def test_client_that_stops_reading_mid_fetch(fleet, stack):
     raw.settimeout(60)
     tls = gw.client_tls().wrap_socket(raw, server_hostname="localhost")
     try:
-        read_line(tls)
-        tls.sendall(f"a1 LOGIN alice {USERS['alice'][0]}\r\n".encode())
-        while not read_line(tls).startswith(b"a1 "):
-            pass
-        tls.sendall(f"a2 SELECT {FOLDER}\r\n".encode())
-        while not (line := read_line(tls)).startswith(b"a2 "):
-            pass
-        assert line.startswith(b"a2 OK"), line
+        login_and_select(tls)
         time.sleep(0.5)
         rss_before = gw.workers_rss_kib()
         tls.sendall(b"a3 UID FETCH 1 (BODY.PEEK[])\r\n")
@@ -91,14 +95,7 @@ def test_commands_sent_while_a_fetch_streams(fleet, stack):
     tls = gw.client_tls().wrap_socket(raw, server_hostname="localhost")
     noops = 32
     try:
-        read_line(tls)
-        tls.sendall(f"a1 LOGIN alice {USERS['alice'][0]}\r\n".encode())
-        while not read_line(tls).startswith(b"a1 "):
-            pass
-        tls.sendall(f"a2 SELECT {FOLDER}\r\n".encode())
-        while not (line := read_line(tls)).startswith(b"a2 "):
-            pass
-        assert line.startswith(b"a2 OK"), line
+        login_and_select(tls)
         tls.sendall(b"a3 UID FETCH 1 (BODY.PEEK[])\r\n")
         head = read_line(tls)
         size = int(re.search(rb"\{(\d+)\}\r\n$", head).group(1))
