@@ -144,6 +144,9 @@ def parse_args():
     ap.add_argument("--iterations", type=int, default=5, help="POP3 RETRs per run")
     ap.add_argument("--sends", type=int, help="SMTP messages per run")
     ap.add_argument("--workers", type=int, default=2, help="gateway worker processes")
+    ap.add_argument("--certs", choices=("both", "rsa"), default="both",
+                    help="certificates of the gateway and haproxy: RSA and ECDSA side by side "
+                    "(README's recommended setup; the clients pick ECDSA) or RSA only")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     ap.add_argument("--workdir")
     opts = ap.parse_args()
@@ -168,7 +171,8 @@ def main():
     workdir = opts.workdir or tempfile.mkdtemp(prefix="mailgate-bench-")
     upstreams = [u for u in ("fast", "dovecot") if u in opts.upstreams.split(",")]
     print(f"bench: setting up in {workdir} ...", flush=True)
-    world = start_world(workdir, opts.mailgate, opts.size_mib << 20, upstreams, opts.workers)
+    world = start_world(workdir, opts.mailgate, opts.size_mib << 20, upstreams, opts.workers,
+                        ecdsa=opts.certs == "both")
     rows, failure = [], None
     try:
         run_phases(world, opts, rows)

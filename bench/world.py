@@ -47,6 +47,7 @@ class World:
     upstreams: dict = field(default_factory=dict)
     pop_sha: str = None
     token: str = None
+    ecdsa: bool = True  # the gateway and haproxy offer an ECDSA certificate beside the RSA one
 
     def stop(self):
         for gw in self.gateways.values():
@@ -62,6 +63,9 @@ class World:
 def _gateway(world, name, imap_server, protocols, workers):
     stack = world.stack
     settings = {"imap_server": imap_server} if imap_server else {}  # else: Dovecot's
+    if world.ecdsa:  # README's recommended [tls]: RSA and ECDSA side by side
+        settings["tls_lines"] = [f"ecdsa_certificate = {stack.certs.ecdsa_fullchain}",
+                                 f"ecdsa_private_key = {stack.certs.ecdsa_key}"]
     gw = Gateway(world.workdir, stack.certs, stack.idp, stack.dovecot, name=name,
                  log_level="warn", workers=workers, protocols=protocols,
                  gateway_lines=UNLIMITED, **settings)
@@ -75,7 +79,8 @@ def _gateway(world, name, imap_server, protocols, workers):
 
 def _sides(world, upstream_port, gw, proxy_name):
     ca = world.stack.certs.ca
-    proxy = Haproxy(world.workdir, world.stack.certs, upstream_port, name=proxy_name).start()
+    proxy = Haproxy(world.workdir, world.stack.certs, upstream_port, name=proxy_name,
+                    ecdsa=world.ecdsa).start()
     world.proxies.append(proxy)
     return {"direct": Side(Endpoint("direct", upstream_port, ca, "xoauth2", ALICE, world.token)),
             "haproxy": Side(Endpoint("haproxy", proxy.port, ca, "xoauth2", ALICE, world.token),
@@ -100,10 +105,10 @@ def _seed_dovecot(world, size):
     return sha256(message)
 
 
-def start_world(workdir, mailgate, size, upstreams, workers=2):
-    """upstreams: a subset of ("fast", "dovecot")."""
+def start_world(workdir, mailgate, size, upstreams, workers=2, ecdsa=True):
+    """upstreams: a subset of ("fast", "dovecot"); ecdsa: RSA + ECDSA certificates (else RSA)."""
     os.environ["MAILGATE_BIN"] = os.path.abspath(mailgate)
-    world = World(workdir)
+    world = World(workdir, ecdsa=ecdsa)
     try:
         world.stack = start_stack(os.path.join(workdir, "stack"))
         world.token = world.stack.idp.token()
