@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "conn_count.h"
+#include "dns_cache.h"
 #include "http.h"
 #include "imap.h"
 #include "pop3.h"
@@ -393,6 +394,8 @@ static int setup_dns(struct worker *wk)
         log_warn("worker %d: no DNS configuration; using the blocking resolver", wk->ctx.index);
         return 0;
     }
+    /* The hosts file is read now: the sandbox's chroot hides it later. */
+    wk->ctx.resolver = dns_cache_new(wk->ctx.base, wk->ctx.dns, "/etc/hosts");
     return 0;
 }
 
@@ -488,6 +491,7 @@ static void teardown(struct worker *wk)
         event_free(wk->sigusr1);
     heap_trim_free(&wk->heap_trim);
     tls_tickets_clear();
+    dns_cache_free(&wk->ctx.resolver);
     if (wk->ctx.dns)
         evdns_base_free(wk->ctx.dns, 0);
     tls_client_cache_free(&wk->ctx.client_tls);
