@@ -26,6 +26,7 @@ from harness.procs import LOCALHOST, free_port, port_accepts, stop_process, wait
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = "imap.example.test"
 MISSING = "nosuch.example.test"
+MULTI = "multi.example.test"  # first address refuses, the second serves
 TTL_FLOOR_S = 5  # DNS_TTL_MIN_S
 A, AAAA = 1, 28
 
@@ -114,7 +115,7 @@ class CountingProxy:
 
 
 def zone(address):
-    return f"$TTL 1\nimap IN A {address}\n"
+    return f"$TTL 1\nimap IN A {address}\nmulti IN A 127.0.0.3\nmulti IN A 127.0.0.1\n"
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +131,7 @@ def dns(workdir):
 def upstream(fleet, workdir):
     """A fake IMAPS server on 127.0.0.1 accepting any XOAUTH2, certified for imap.example.test."""
     cert, key = sign_for_names(fleet.stack.certs, os.path.join(workdir, "dnscache-certs"),
-                               "imap", [NAME])
+                               "imap", [NAME, MULTI])
     port = free_port()
     with open(os.path.join(workdir, "dnscache-upstream.log"), "ab") as log:
         proc = subprocess.Popen(
@@ -231,5 +232,20 @@ def test_concurrent_logins_share_one_query(fleet, dns, upstream):
             t.join(60)
         assert all(r and r.startswith("f1 OK") for r in results), results
         assert proxy.count(NAME, A) - before == 1
+    finally:
+        gw.stop()
+
+
+def test_next_address_after_a_refused_one(fleet, dns, upstream):
+    """Nothing listens on the name's first address (127.0.0.3): the login goes on at the
+    second instead of failing (libevent's connect_hostname tried only the first)."""
+    nsd, proxy = dns
+    assert ask_a(nsd.port, MULTI) == ["127.0.0.3", "127.0.0.1"]  # NSD keeps the zone's order
+    gw = resolving_gateway(fleet, proxy, MULTI, upstream, "dnscache-multi")
+    try:
+        offset = gw.log_offset()
+        done = try_login(gw)
+        assert done.startswith("f1 OK"), done
+        assert "address 1 of 2 failed" in gw.log_since(offset)
     finally:
         gw.stop()
