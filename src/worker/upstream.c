@@ -284,7 +284,9 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     socklen_t addr_len = literal_address(u->host, u->port, &addr);
     if (!addr_len && u->resolver) {
         struct dns_addrs found;
-        if (dns_cache_resolve(u->resolver, u->host, &found, on_resolved, u, &u->resolving))
+        int now = dns_cache_resolve(u->resolver, u->host, &found, on_resolved, u, &u->resolving);
+        worker_metrics_dns_lookup(now);
+        if (now)
             connect_resolved(u, &found);
         return;
     }

@@ -7,6 +7,7 @@ resolved. One worker, since each worker has its own cache. The zone's TTL is 1 s
 cache's 5 s floor (DNS_TTL_MIN_S): logins within 5 s ask once, a login after it asks again."""
 import collections
 import os
+import re
 import select
 import socket
 import struct
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -144,9 +146,17 @@ def upstream(fleet, workdir):
     stop_process(proc)
 
 
-def resolving_gateway(fleet, proxy, host, port, name):
+def resolving_gateway(fleet, proxy, host, port, name, **settings):
     return fleet.new(name, workers=1, imap_server=f"{host}:{port}",
-                     gateway_lines=[f"resolver = {LOCALHOST}:{proxy.port}"])
+                     gateway_lines=[f"resolver = {LOCALHOST}:{proxy.port}"], **settings)
+
+
+def dns_lookups(web_port):
+    """{"hit": n, "miss": n} from GET /metrics."""
+    with urllib.request.urlopen(f"http://{LOCALHOST}:{web_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    found = re.findall(r'^mailgate_dns_cache_lookups_total\{result="(\w+)"\} (\d+)$', text, re.M)
+    return {k: int(v) for k, v in found}
 
 
 def test_one_query_per_ttl_then_a_changed_zone_is_followed(fleet, dns, upstream):
@@ -217,7 +227,9 @@ def test_concurrent_logins_share_one_query(fleet, dns, upstream):
     """A burst of logins for a name not cached yet asks once (those arriving while it is
     resolved wait for it; the unit tests check the waiting itself)."""
     _, proxy = dns
-    gw = resolving_gateway(fleet, proxy, NAME, upstream, "dnscache-burst")
+    web = free_port()
+    gw = resolving_gateway(fleet, proxy, NAME, upstream, "dnscache-burst", extra="\n".join(
+        ["", "[listen web]", "protocol = http", f"address = {LOCALHOST}:{web}", "tls = none", ""]))
     try:
         before = proxy.count(NAME, A)
         results = [None] * 6
@@ -232,6 +244,10 @@ def test_concurrent_logins_share_one_query(fleet, dns, upstream):
             t.join(60)
         assert all(r and r.startswith("f1 OK") for r in results), results
         assert proxy.count(NAME, A) - before == 1
+        # each login counted once: the first (and any arriving before the answer) missed
+        wait_until(lambda: sum(dns_lookups(web).values()) == len(results), timeout=5,
+                   what="the worker's counters in /metrics")
+        assert dns_lookups(web)["miss"] >= 1
     finally:
         gw.stop()
 
