@@ -193,23 +193,16 @@ static void start_handshake(struct upstream *u)
 }
 
 /* An address written as such needs no resolver: evdns would still go through its request
- * machinery for every login. Returns the address length, or 0 for a host name. */
-static socklen_t literal_address(const char *host, uint16_t port, struct sockaddr_storage *out)
+ * machinery for every login. 1 with *out set to it, 0 for a host name. */
+static int literal_address(const char *host, struct dns_addrs *out)
 {
+    struct in6_addr a; /* room for either family */
     memset(out, 0, sizeof *out);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-        return sizeof *v4;
-    }
-    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-        return sizeof *v6;
-    }
-    return 0;
+    if (inet_pton(AF_INET, host, &a) == 1)
+        dns_addrs_add(out, AF_INET, &a);
+    else if (inet_pton(AF_INET6, host, &a) == 1)
+        dns_addrs_add(out, AF_INET6, &a);
+    return out->n > 0;
 }
 
 /* Plain first, and the socket stays ours: tls_upgrade() reuses it. A new one per address
@@ -226,8 +219,8 @@ static int new_socket(struct upstream *u)
     return 0;
 }
 
-static socklen_t cached_address(const struct upstream *u, const struct dns_addr *a,
-                                struct sockaddr_storage *out)
+static socklen_t to_sockaddr(const struct upstream *u, const struct dns_addr *a,
+                             struct sockaddr_storage *out)
 {
     memset(out, 0, sizeof *out);
     if (a->family == AF_INET) {
@@ -250,7 +243,7 @@ static void connect_next(struct upstream *u)
     if (new_socket(u) != 0)
         return;
     struct sockaddr_storage addr;
-    socklen_t len = cached_address(u, &u->addrs.a[u->next_addr++], &addr);
+    socklen_t len = to_sockaddr(u, &u->addrs.a[u->next_addr++], &addr);
     if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&addr, (int)len) != 0)
         connect_failed(u, BEV_EVENT_ERROR);
 }
@@ -280,22 +273,20 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     MG_UNUSED(fd), MG_UNUSED(what);
     struct upstream *u = arg;
-    struct sockaddr_storage addr;
-    socklen_t addr_len = literal_address(u->host, u->port, &addr);
-    if (!addr_len && u->resolver) {
-        struct dns_addrs found;
+    struct dns_addrs found;
+    if (literal_address(u->host, &found)) {
+        connect_resolved(u, &found);
+        return;
+    }
+    if (u->resolver) {
         int now = dns_cache_resolve(u->resolver, u->host, &found, on_resolved, u, &u->resolving);
         worker_metrics_dns_lookup(now);
         if (now)
             connect_resolved(u, &found);
         return;
     }
-    if (new_socket(u) != 0)
-        return;
-    int rc = addr_len
-                 ? bufferevent_socket_connect(u->bev, (struct sockaddr *)&addr, (int)addr_len)
-                 : bufferevent_socket_connect_hostname(u->bev, NULL, AF_UNSPEC, u->host, u->port);
-    if (rc != 0)
+    if (new_socket(u) == 0 &&
+        bufferevent_socket_connect_hostname(u->bev, NULL, AF_UNSPEC, u->host, u->port) != 0)
         connect_failed(u, BEV_EVENT_ERROR);
 }
 

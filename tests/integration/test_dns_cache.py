@@ -265,3 +265,20 @@ def test_next_address_after_a_refused_one(fleet, dns, upstream):
         assert "address 1 of 2 failed" in gw.log_since(offset)
     finally:
         gw.stop()
+
+
+def test_ip_literal_asks_no_resolver(fleet, dns):
+    """An upstream written as an address connects to it (Dovecot, whose certificate names
+    127.0.0.1) and asks no nameserver."""
+    _, proxy = dns
+    with proxy.lock:
+        before = sum(proxy.counts.values())
+    gw = resolving_gateway(fleet, proxy, LOCALHOST, fleet.stack.dovecot.imaps_port, "dnscache-ip")
+    try:
+        for _ in range(2):
+            done = try_login(gw)
+            assert done.startswith("f1 OK"), done
+        with proxy.lock:
+            assert sum(proxy.counts.values()) == before
+    finally:
+        gw.stop()
