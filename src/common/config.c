@@ -67,6 +67,7 @@ static const struct key_def gateway_keys[] = {
     KEY(gateway_conf, "public_url", V_PUBLIC_URL, public_url, false),
     KEY(gateway_conf, "protocol_log", V_SWITCH, protocol_log, false),
     KEY(gateway_conf, "protocol_log_max", V_SIZE, protocol_log_max, false),
+    KEY(gateway_conf, "resolver", V_RESOLVER, resolver, false),
     {NULL, 0, 0, false}};
 
 static const struct key_def defaults_keys[] = {KEY(defaults_conf, "imap", V_SWITCH, imap, false),
@@ -794,6 +795,7 @@ void config_free(struct config **cfgp)
     free(cfg->gateway.user);
     cidr_list_free(&cfg->gateway.allow);
     cidr_list_free(&cfg->gateway.metrics_allow);
+    config_free_strlist(&cfg->gateway.resolver);
     free(cfg->gateway.default_domain);
     free(cfg->gateway.audit_log);
     free(cfg->gateway.public_url);

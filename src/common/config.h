@@ -14,6 +14,12 @@
 
 #define MG_DEFAULT_CONFIG "/etc/mailgate/mailgate.conf"
 
+/* A value that is a list. */
+struct mg_strlist {
+    char **v;
+    size_t n;
+};
+
 /* client_assertion_alg: how a certificate credential's JWT is signed (token/jwt.c signs it). */
 enum jwt_alg {
     JWT_RS256 = 0, /* RSASSA-PKCS1-v1_5 with SHA-256 */
@@ -67,6 +73,9 @@ struct gateway_conf {
     struct cidr_list allow;        /* default empty: every address */
     /* Who may GET /metrics and /healthz on any http listener (others get 403). */
     struct cidr_list metrics_allow; /* default 127.0.0.0/8, ::1 */
+    /* The workers' nameservers for the upstream servers' names, each "IP", "IP:PORT" or
+     * "[IPv6]:PORT" as written (config_resolver.c checked it); empty: /etc/resolv.conf. */
+    struct mg_strlist resolver;
 };
 
 /* [defaults]: the protocol switches a new user gets at `mailgate user add` (1 on, 0 off), like
@@ -122,12 +131,6 @@ enum mg_mta_sts_mode {
 
 #define MTA_STS_MAX_AGE_MAX 31557600u /* RFC 8461 3.2: about one year */
 #define MTA_STS_MAX_AGE_DEFAULT 604800u
-
-/* A value that is a comma list. */
-struct mg_strlist {
-    char **v;
-    size_t n;
-};
 
 /* One mail service of a domain as clients are told to reach it (autoconfig, SRV records). */
 struct domain_server {

@@ -99,7 +99,7 @@ static int split_list(const char *value, struct mg_strlist *out)
     }
 }
 
-static void free_list(struct mg_strlist *l)
+void config_free_strlist(struct mg_strlist *l)
 {
     for (size_t i = 0; i < l->n; i++)
         free(l->v[i]);
@@ -123,7 +123,7 @@ static void warn_one_label_wildcard(struct parser *p, int line, const char *patt
 
 static void parse_mx_list(struct parser *p, int line, const char *value, struct mg_strlist *out)
 {
-    free_list(out);
+    config_free_strlist(out);
     if (split_list(value, out) != 0) {
         conf_error(p, line,
                    "mta_sts_mx: empty pattern in the list (patterns are separated by ',')");
@@ -166,7 +166,7 @@ const char *tls_rpt_uri_problem(const char *uri)
 
 static void parse_rua_list(struct parser *p, int line, const char *value, struct mg_strlist *out)
 {
-    free_list(out);
+    config_free_strlist(out);
     if (split_list(value, out) != 0) {
         conf_error(p, line, "tls_rpt: empty URI in the list (URIs are separated by ',')");
         return;
@@ -398,8 +398,8 @@ void config_free_domain(struct domain_conf *d)
     free(d->pop3.host);
     free(d->smtp.host);
     free(d->display_name);
-    free_list(&d->mta_sts_mx);
-    free_list(&d->tls_rpt);
+    config_free_strlist(&d->mta_sts_mx);
+    config_free_strlist(&d->tls_rpt);
     free(d->certificate);
     free(d->private_key);
 }

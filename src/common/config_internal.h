@@ -55,6 +55,7 @@ enum value_kind {
     V_TLS_VERSION, /* enum mg_tls_version: TLSv1.2 or TLSv1.3 */
     V_SWITCH,      /* int: off 0, on 1 */
     V_SIZE,        /* uint64_t bytes: "4096", "512K", "100M", "1G"; SIZE_MIN to SIZE_MAX_BYTES */
+    V_RESOLVER,    /* struct mg_strlist of nameserver addresses (config_resolver.c) */
     /* [domain] values (config_domain.c) */
     V_ON_OFF,       /* int: on or off */
     V_MTA_STS_MODE, /* enum mg_mta_sts_mode */
@@ -92,6 +93,12 @@ void config_set_domain_value(struct parser *p, int line, const struct key_def *k
 void config_finish_domain(struct parser *p, const struct section *s, const struct config *cfg,
                           struct domain_conf *d);
 void config_free_domain(struct domain_conf *d);
+void config_free_strlist(struct mg_strlist *l);
+
+/* [gateway] resolver: nameserver addresses, IP[:PORT] ([IPv6]:PORT), blanks or commas between
+ * them (config_resolver.c). */
+void config_set_resolver(struct parser *p, int line, const char *key, const char *value,
+                         struct mg_strlist *out);
 
 /* workers = auto: the number of online CPUs, within the allowed range. */
 int config_online_cpus(void);

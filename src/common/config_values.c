@@ -421,6 +421,9 @@ void config_set_value(struct parser *p, int line, const struct key_def *key, voi
     case V_SIZE:
         parse_size(p, line, key->name, value, field);
         break;
+    case V_RESOLVER:
+        config_set_resolver(p, line, key->name, value, field);
+        break;
     case V_TLS_VERSION:
         PARSE_WORD(p, line, key->name, value, tls_version_names, field);
         break;

@@ -270,6 +270,8 @@ static void put_counters(struct writer *w, const struct metrics_counters *c)
     put_histogram(w, &c->upstream_connect);
     put_histogram(w, &c->upstream_login);
     put_u64(w, c->http_refused);
+    put_u64(w, c->dns_cache_hits);
+    put_u64(w, c->dns_cache_misses);
 }
 
 int ipc_encode_metrics_snapshot(struct evbuffer *out, const struct metrics_snapshot *m)
@@ -594,6 +596,8 @@ static void get_counters(struct reader *r, struct metrics_counters *c)
     get_histogram(r, &c->upstream_connect);
     get_histogram(r, &c->upstream_login);
     c->http_refused = get_u64(r);
+    c->dns_cache_hits = get_u64(r);
+    c->dns_cache_misses = get_u64(r);
 }
 
 static void decode_metrics_snapshot(struct reader *r, struct metrics_snapshot *m)

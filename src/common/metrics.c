@@ -44,6 +44,8 @@ void metrics_counters_add(struct metrics_counters *sum, const struct metrics_cou
     histogram_add(&sum->upstream_connect, &add->upstream_connect);
     histogram_add(&sum->upstream_login, &add->upstream_login);
     sum->http_refused += add->http_refused;
+    sum->dns_cache_hits += add->dns_cache_hits;
+    sum->dns_cache_misses += add->dns_cache_misses;
 }
 
 const char *metrics_login_result_name(unsigned r)

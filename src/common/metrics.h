@@ -45,6 +45,9 @@ struct metrics_counters {
     struct metrics_histogram upstream_connect; /* connect + TLS (+ STARTTLS) until the dialog */
     struct metrics_histogram upstream_login;   /* the SASL dialog until the upstream's OK */
     uint64_t http_refused;                     /* HTTP connections over max_connections_per_ip */
+    /* Upstream host names (worker/dns_cache.c): answered from the worker's cache or hosts file
+     * (a remembered NXDOMAIN too), or resolved (or joined a resolution in flight). */
+    uint64_t dns_cache_hits, dns_cache_misses;
 };
 
 /* IPC_METRICS_SNAPSHOT, worker -> broker. */

@@ -125,6 +125,12 @@ static void broker_values(struct render *r, const struct metrics_report *m)
     header(r, "http_refused_total", "counter",
            "HTTP connections refused: over max_connections_per_ip.");
     emit(r, "mailgate_http_refused_total %" PRIu64 "\n", m->totals.http_refused);
+    header(r, "dns_cache_lookups_total", "counter",
+           "Upstream host name lookups by the workers: hit (cached) or miss (resolved).");
+    emit(r, "mailgate_dns_cache_lookups_total{result=\"hit\"} %" PRIu64 "\n",
+         m->totals.dns_cache_hits);
+    emit(r, "mailgate_dns_cache_lookups_total{result=\"miss\"} %" PRIu64 "\n",
+         m->totals.dns_cache_misses);
     header(r, "healthy", "gauge", "1 when every worker is alive and reporting (GET /healthz).");
     emit(r, "mailgate_healthy %u\n", (unsigned)m->healthy);
 }

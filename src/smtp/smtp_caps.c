@@ -223,7 +223,7 @@ static void start_probe(struct worker_ctx *w, struct caps_entry *e)
     smtp_hello_init(&pr->hello, probe_hostname(w->cfg));
     struct upstream_params params = {
         .base = w->base,
-        .dns = w->dns,
+        .resolver = w->resolver,
         .tls_ctx = ctx,
         .server = &e->p->smtp,
         .resume_scope = e->p->name,

@@ -30,6 +30,7 @@ struct event_base;
 struct evbuffer;
 struct evconnlistener;
 struct evdns_base;
+struct dns_cache;
 struct relay;
 struct conn_count;
 struct protolog;
@@ -98,6 +99,7 @@ struct proto_ops {
 struct worker_ctx {
     struct event_base *base;
     struct evdns_base *dns;
+    struct dns_cache *resolver; /* upstream host names (dns_cache.h); NULL without dns */
     const struct config *cfg;
     SSL_CTX *server_tls;
     struct tls_client_cache *client_tls;

@@ -238,7 +238,7 @@ static void start_upstream(struct session *s, struct ipc_auth_response *res)
     s->server = server;
     struct upstream_params params = {
         .base = s->w->base,
-        .dns = s->w->dns,
+        .resolver = s->w->resolver,
         .tls_ctx = ctx,
         .server = server,
         .resume_scope = p->name,

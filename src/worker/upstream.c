@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "dns_cache.h"
 #include "log.h"
 #include "tls.h"
 #include "tls_resume.h"
@@ -29,7 +30,10 @@ enum upstream_phase { PHASE_CONNECTING, PHASE_HANDSHAKE, PHASE_READY };
 
 struct upstream {
     struct event_base *base;
-    struct evdns_base *dns;
+    struct dns_cache *resolver;
+    struct dns_wait *resolving; /* waiting for the resolver */
+    struct dns_addrs addrs;     /* the host's addresses, tried in order */
+    size_t next_addr;
     SSL_CTX *tls_ctx;
     char *host;
     char *resume_scope;
@@ -83,10 +87,20 @@ static void on_read(struct bufferevent *bev, void *arg)
 }
 
 static void start_handshake(struct upstream *u);
+static void connect_next(struct upstream *u);
 
 static void connect_failed(struct upstream *u, short what)
 {
     char detail[256];
+    if (u->next_addr < u->addrs.n) {
+        /* Refused or unreachable there: the host's next address may answer (an AAAA record
+         * without IPv6 routing, one server of several down). */
+        log_debug("upstream %s:%u: address %zu of %zu failed (%s); trying the next", u->host,
+                  u->port, u->next_addr, u->addrs.n,
+                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        connect_next(u);
+        return;
+    }
     int dns_error = bufferevent_socket_get_dns_error(u->bev);
     if (dns_error)
         snprintf(detail, sizeof detail, "%s:%u: %s", u->host, u->port,
@@ -179,42 +193,100 @@ static void start_handshake(struct upstream *u)
 }
 
 /* An address written as such needs no resolver: evdns would still go through its request
- * machinery for every login. Returns the address length, or 0 for a host name. */
-static socklen_t literal_address(const char *host, uint16_t port, struct sockaddr_storage *out)
+ * machinery for every login. 1 with *out set to it, 0 for a host name. */
+static int literal_address(const char *host, struct dns_addrs *out)
+{
+    struct in6_addr a; /* room for either family */
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, host, &a) == 1)
+        dns_addrs_add(out, AF_INET, &a);
+    else if (inet_pton(AF_INET6, host, &a) == 1)
+        dns_addrs_add(out, AF_INET6, &a);
+    return out->n > 0;
+}
+
+/* Plain first, and the socket stays ours: tls_upgrade() reuses it. A new one per address
+ * tried: a socket whose connect failed cannot connect again. */
+static int new_socket(struct upstream *u)
+{
+    conn_free(&u->bev);
+    u->bev = bufferevent_socket_new(u->base, -1, 0);
+    if (!u->bev) {
+        fail(u, UPSTREAM_CONNECT_FAILED, "cannot create a socket");
+        return -1;
+    }
+    install_callbacks(u);
+    return 0;
+}
+
+static socklen_t to_sockaddr(const struct upstream *u, const struct dns_addr *a,
+                             struct sockaddr_storage *out)
 {
     memset(out, 0, sizeof *out);
-    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
-    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    if (a->family == AF_INET) {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)out;
         v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
+        v4->sin_addr = a->u.v4;
+        v4->sin_port = htons(u->port);
         return sizeof *v4;
     }
-    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-        return sizeof *v6;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_addr = a->u.v6;
+    v6->sin6_port = htons(u->port);
+    return sizeof *v6;
+}
+
+/* The next of the resolved addresses; its failure comes back through connect_failed(). */
+static void connect_next(struct upstream *u)
+{
+    if (new_socket(u) != 0)
+        return;
+    struct sockaddr_storage addr;
+    socklen_t len = to_sockaddr(u, &u->addrs.a[u->next_addr++], &addr);
+    if (bufferevent_socket_connect(u->bev, (struct sockaddr *)&addr, (int)len) != 0)
+        connect_failed(u, BEV_EVENT_ERROR);
+}
+
+static void connect_resolved(struct upstream *u, const struct dns_addrs *addrs)
+{
+    if (addrs->error || !addrs->n) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "%s:%u: %s", u->host, u->port,
+                 evutil_gai_strerror(addrs->error ? addrs->error : EVUTIL_EAI_NONAME));
+        fail(u, UPSTREAM_CONNECT_FAILED, detail);
+        return;
     }
-    return 0;
+    u->addrs = *addrs;
+    u->next_addr = 0;
+    connect_next(u);
+}
+
+static void on_resolved(void *arg, const struct dns_addrs *addrs)
+{
+    struct upstream *u = arg;
+    u->resolving = NULL; /* the cache freed it */
+    connect_resolved(u, addrs);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     MG_UNUSED(fd), MG_UNUSED(what);
     struct upstream *u = arg;
-    /* Plain first, and the socket stays ours: tls_upgrade() reuses it. */
-    u->bev = bufferevent_socket_new(u->base, -1, 0);
-    if (!u->bev) {
-        fail(u, UPSTREAM_CONNECT_FAILED, "cannot create a socket");
+    struct dns_addrs found;
+    if (literal_address(u->host, &found)) {
+        connect_resolved(u, &found);
         return;
     }
-    install_callbacks(u);
-    struct sockaddr_storage addr;
-    socklen_t addr_len = literal_address(u->host, u->port, &addr);
-    int rc = addr_len
-                 ? bufferevent_socket_connect(u->bev, (struct sockaddr *)&addr, (int)addr_len)
-                 : bufferevent_socket_connect_hostname(u->bev, u->dns, AF_UNSPEC, u->host, u->port);
-    if (rc != 0)
+    if (u->resolver) {
+        int now = dns_cache_resolve(u->resolver, u->host, &found, on_resolved, u, &u->resolving);
+        worker_metrics_dns_lookup(now);
+        if (now)
+            connect_resolved(u, &found);
+        return;
+    }
+    if (new_socket(u) == 0 &&
+        bufferevent_socket_connect_hostname(u->bev, NULL, AF_UNSPEC, u->host, u->port) != 0)
         connect_failed(u, BEV_EVENT_ERROR);
 }
 
@@ -240,7 +312,7 @@ struct upstream *upstream_connect(const struct upstream_params *params,
 {
     struct upstream *u = mg_calloc(1, sizeof *u);
     u->base = params->base;
-    u->dns = params->dns;
+    u->resolver = params->resolver;
     u->tls_ctx = params->tls_ctx;
     u->host = mg_strdup(params->server->host);
     u->resume_scope = params->resume_scope ? mg_strdup(params->resume_scope) : NULL;
@@ -303,6 +375,7 @@ void upstream_send(struct upstream *u, const char *text)
 
 static void upstream_release(struct upstream *u)
 {
+    dns_cache_cancel(&u->resolving);
     event_free(u->kick);
     event_free(u->timer);
     free(u->host);

@@ -1,8 +1,9 @@
-/* The connection to an upstream mail server during login: connect (host names resolved with
- * evdns, never blocking), then TLS (implicit now; upstream_start_tls() upgrades a plain
- * connection after a protocol's STARTTLS), all bounded by one timer. The protocol's login
- * dialog reads and writes through it; at the end upstream_detach() hands the bufferevent to the
- * relay. Failures are named so the protocol layer can decide what the client is told. */
+/* The connection to an upstream mail server during login: connect (host names through the
+ * worker's resolver cache, dns_cache.h, never blocking), then TLS (implicit now;
+ * upstream_start_tls() upgrades a plain connection after a protocol's STARTTLS), all bounded by
+ * one timer. The protocol's login dialog reads and writes through it; at the end
+ * upstream_detach() hands the bufferevent to the relay. Failures are named so the protocol
+ * layer can decide what the client is told. */
 #ifndef MG_UPSTREAM_H
 #define MG_UPSTREAM_H
 
@@ -16,7 +17,7 @@
 struct bufferevent;
 struct event_base;
 struct evbuffer;
-struct evdns_base;
+struct dns_cache;
 
 enum upstream_failure {
     UPSTREAM_CONNECT_FAILED, /* DNS, refused, unreachable */
@@ -39,11 +40,11 @@ struct upstream_handler {
 
 struct upstream_params {
     struct event_base *base;
-    struct evdns_base *dns; /* NULL: blocking resolver (tests only) */
-    SSL_CTX *tls_ctx;       /* verifies the peer; used for implicit TLS and upgrades */
+    struct dns_cache *resolver; /* host names; NULL: blocking resolver (tests only) */
+    SSL_CTX *tls_ctx;           /* verifies the peer; used for implicit TLS and upgrades */
     const struct server_addr *server;
     const char *resume_scope; /* sessions are resumed only within it (the provider); NULL: never */
-    uint64_t timeout_ms; /* whole login phase: connect, TLS, dialog */
+    uint64_t timeout_ms;      /* whole login phase: connect, TLS, dialog */
 };
 
 struct upstream;

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "conn_count.h"
+#include "dns_cache.h"
 #include "http.h"
 #include "imap.h"
 #include "pop3.h"
@@ -365,14 +366,36 @@ static int setup_tls(struct worker *wk)
     return 0;
 }
 
+/* [gateway] resolver: those nameservers only, with no search list (names in the file are
+ * complete); otherwise /etc/resolv.conf. Inactive DNS must not keep the loop alive. */
+static struct evdns_base *new_dns_base(struct worker *wk)
+{
+    const struct mg_strlist *ns = &wk->cfg->gateway.resolver;
+    if (!ns->n)
+        return evdns_base_new(wk->ctx.base,
+                              EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    struct evdns_base *dns = evdns_base_new(wk->ctx.base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    for (size_t i = 0; dns && i < ns->n; i++) {
+        if (evdns_base_nameserver_ip_add(dns, ns->v[i]) != 0) {
+            log_error("worker %d: resolver %s cannot be used", wk->ctx.index, ns->v[i]);
+            evdns_base_free(dns, 0);
+            return NULL;
+        }
+    }
+    return dns;
+}
+
 static int setup_dns(struct worker *wk)
 {
-    /* /etc/resolv.conf and /etc/hosts; inactive DNS must not keep the loop alive. */
-    wk->ctx.dns = evdns_base_new(wk->ctx.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                                   EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    wk->ctx.dns = new_dns_base(wk);
     if (!wk->ctx.dns) {
+        if (wk->cfg->gateway.resolver.n)
+            return -1;
         log_warn("worker %d: no DNS configuration; using the blocking resolver", wk->ctx.index);
+        return 0;
     }
+    /* The hosts file is read now: the sandbox's chroot hides it later. */
+    wk->ctx.resolver = dns_cache_new(wk->ctx.base, wk->ctx.dns, "/etc/hosts");
     return 0;
 }
 
@@ -468,6 +491,7 @@ static void teardown(struct worker *wk)
         event_free(wk->sigusr1);
     heap_trim_free(&wk->heap_trim);
     tls_tickets_clear();
+    dns_cache_free(&wk->ctx.resolver);
     if (wk->ctx.dns)
         evdns_base_free(wk->ctx.dns, 0);
     tls_client_cache_free(&wk->ctx.client_tls);

@@ -174,3 +174,11 @@ void worker_metrics_http_refused(void)
 {
     wm.c.http_refused++;
 }
+
+void worker_metrics_dns_lookup(int hit)
+{
+    if (hit)
+        wm.c.dns_cache_hits++;
+    else
+        wm.c.dns_cache_misses++;
+}

@@ -28,6 +28,7 @@ void worker_metrics_relayed(int to_upstream, size_t n);
 void worker_metrics_upstream_connected(uint64_t ms);
 void worker_metrics_upstream_logged_in(uint64_t ms);
 void worker_metrics_http_refused(void);
+void worker_metrics_dns_lookup(int hit); /* an upstream host name: cached (1) or not (0) */
 
 /* ---- asking the broker ---- */
 /* report is NULL when the broker did not answer within the timeout (or is gone). */

@@ -290,6 +290,17 @@ static void test_secret_file_errors(void **state)
     }
 }
 
+/* The minimal configuration with one more [gateway] key (its line is 15). */
+static struct loaded load_gateway_key(const char *key, const char *value)
+{
+    char *extra = mg_printf("[gateway]\n%s = %s\n", key, value);
+    char *text = minimal_config(extra);
+    struct loaded l = load_text(text, CONFIG_SKIP_SECRETS);
+    free(text);
+    free(extra);
+    return l;
+}
+
 /* [gateway] public_url: kept as written less final slashes; no query, fragment or path-only. */
 static void test_public_url(void **state)
 {
@@ -308,9 +319,7 @@ static void test_public_url(void **state)
         {"mail.contoso.com", NULL},
     };
     for (size_t i = 0; i < MG_ARRAY_LEN(cases); i++) {
-        char *extra = mg_printf("[gateway]\npublic_url = %s\n", cases[i].value);
-        char *text = minimal_config(extra);
-        struct loaded l = load_text(text, CONFIG_SKIP_SECRETS);
+        struct loaded l = load_gateway_key("public_url", cases[i].value);
         if (cases[i].kept) {
             assert_non_null(l.cfg);
             assert_string_equal(l.cfg->gateway.public_url, cases[i].kept);
@@ -319,8 +328,39 @@ static void test_public_url(void **state)
             assert_error(&l, 15, "public_url: expected http(s)://HOST[:PORT][/PATH]");
         }
         loaded_free(&l);
-        free(text);
-        free(extra);
+    }
+}
+
+/* [gateway] resolver: numeric nameservers only (the workers hand them to evdns as written),
+ * blanks or commas between them, at most 8. */
+static void test_resolver(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        size_t n;          /* nameservers kept; 0: refused */
+        const char *first; /* as kept */
+        const char *error;
+    } cases[] = {
+        {"127.0.0.1", 1, "127.0.0.1", NULL},
+        {"192.0.2.53:5353, [2001:db8::53]:53  ::1", 3, "192.0.2.53:5353", NULL},
+        {"ns1.example.com", 0, NULL, "resolver: 'ns1.example.com' is not IP, IP:PORT"},
+        {"127.0.0.1:99999", 0, NULL, "resolver: '127.0.0.1:99999' is not IP"},
+        {" , ", 0, NULL, "resolver: expected nameserver addresses"},
+        {"1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5 1.1.1.6 1.1.1.7 1.1.1.8 1.1.1.9", 0, NULL,
+         "resolver: at most 8 nameservers"},
+    };
+    for (size_t i = 0; i < MG_ARRAY_LEN(cases); i++) {
+        struct loaded l = load_gateway_key("resolver", cases[i].value);
+        if (cases[i].n) {
+            assert_non_null(l.cfg);
+            assert_int_equal(l.cfg->gateway.resolver.n, cases[i].n);
+            assert_string_equal(l.cfg->gateway.resolver.v[0], cases[i].first);
+        } else {
+            assert_null(l.cfg);
+            assert_error(&l, 15, cases[i].error);
+        }
+        loaded_free(&l);
     }
 }
 
@@ -662,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_listen_host_name_resolved),
         cmocka_unit_test(test_client_certificate),
         cmocka_unit_test(test_public_url),
+        cmocka_unit_test(test_resolver),
         cmocka_unit_test(test_client_certificate_errors),
     };
     return cmocka_run_group_tests(tests, setup_files, teardown_files);

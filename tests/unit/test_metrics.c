@@ -68,6 +68,8 @@ static struct metrics_snapshot sample_snapshot(void)
     s.sessions_open[1] = 2;
     s.c.logins[0][METRICS_LOGIN_OK] = 5;
     s.c.bytes_to_client = UINT64_MAX;
+    s.c.dns_cache_hits = 8;
+    s.c.dns_cache_misses = 1;
     metrics_observe(&s.c.upstream_connect, 42);
     metrics_observe(&s.c.upstream_login, 99999);
     return s;

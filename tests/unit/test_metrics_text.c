@@ -76,6 +76,8 @@ static void test_counters_and_labels(void **state)
     memset(&r, 0, sizeof r);
     r.totals.logins[1][1] = 4; /* pop3 fail */
     r.totals.bytes_to_client = 1234567890123ull;
+    r.totals.dns_cache_hits = 11;
+    r.totals.dns_cache_misses = 2;
     r.n_workers = 1;
     r.workers[0].index = 7;
     r.workers[0].sessions_open[2] = 3;
@@ -93,6 +95,8 @@ static void test_counters_and_labels(void **state)
     assert_non_null(strstr(t, "mailgate_token_requests_total{provider=\"we\\\"ird\\\\\","
                               "result=\"permfail\"} 5\n"));
     assert_non_null(strstr(t, "mailgate_healthy 1\n"));
+    assert_non_null(strstr(t, "mailgate_dns_cache_lookups_total{result=\"hit\"} 11\n"));
+    assert_non_null(strstr(t, "mailgate_dns_cache_lookups_total{result=\"miss\"} 2\n"));
     /* every family: HELP then TYPE, each sample after its TYPE */
     for (const char *p = strstr(t, "# TYPE "); p; p = strstr(p + 1, "# TYPE "))
         assert_memory_equal(p - 1, "\n", 1);
