@@ -7,6 +7,7 @@ second core. Each process reports the CPU it used: a process that was busy (near
 time was the bottleneck, and the result says so instead of blaming the server.
 """
 import multiprocessing
+import signal
 import threading
 import time
 
@@ -39,12 +40,19 @@ def _threads_loop(ep, threads, seconds, select):
             time.monotonic() - wall0)
 
 
+def _default_sigterm():
+    """A pool process is forked from the bench, whose SIGTERM handler raises SystemExit to
+    stop the servers: the pool's terminate() at the end of a run must only end the process,
+    not run the bench's cleanup in it (that once hung a run)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def parallel_logins(ep, clients=50, seconds=10.0, processes=2, select=None):
     """dict: rate (cycles/s), cycles, errors, first_error, client_busy (max share of a core
     one client process used), saturated (bool)."""
     split = [clients // processes + (i < clients % processes) for i in range(processes)]
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(processes) as pool:
+    with ctx.Pool(processes, initializer=_default_sigterm) as pool:
         results = pool.starmap(_threads_loop, [(ep, n, seconds, select) for n in split if n])
     wall = max(r[4] for r in results)
     cycles = sum(r[0] for r in results)
