@@ -55,8 +55,7 @@ struct relay {
     const char *why;
     relay_done_fn done;
     void *arg;
-    relay_tap_fn tap;
-    void *tap_arg;
+    relay_tap_fn tap; /* called with arg, like done */
 };
 
 /* The workers are single-threaded: one buffer serves every relay's reads. */
@@ -243,16 +242,30 @@ static int forward(struct relay_side *dst, const void *data, size_t len)
     return 0;
 }
 
+/* Bytes from src on their way to its peer: the session's and the worker's counts. */
+static void count_moved(struct relay_side *src, size_t len)
+{
+    src->bytes_in += len;
+    worker_metrics_relayed(src == &src->relay->client, len);
+}
+
 /* Plaintext read from src goes to its peer. */
 static int deliver(struct relay_side *src, const unsigned char *data, size_t len)
 {
     struct relay *r = src->relay;
-    src->bytes_in += len;
-    worker_metrics_relayed(src == &r->client, len);
+    count_moved(src, len);
     if (r->tap)
-        r->tap(r->tap_arg, src == &r->client, data, len);
+        r->tap(r->arg, src == &r->client, data, len);
     r->last_activity_ms = mg_now_ms();
     return forward(src->peer, data, len);
+}
+
+/* Delivers the *used bytes a turn holds in scratch (none is fine) and empties it. */
+static int deliver_held(struct relay_side *src, size_t *used)
+{
+    int rc = *used ? deliver(src, scratch, *used) : 0;
+    *used = 0;
+    return rc;
 }
 
 enum read_result { READ_MORE, READ_WAIT, READ_EOF, READ_ERROR };
@@ -295,11 +308,10 @@ static void read_turn(struct relay_side *src)
     enum read_result res = READ_MORE;
     while (res == READ_MORE && turn < RELAY_TURN) {
         if (evbuffer_get_length(dst->out) + used >= RELAY_HIGH) {
-            if (used > 0 && deliver(src, scratch, used) != 0) {
-                failed = dst, res = READ_ERROR, used = 0;
+            if (deliver_held(src, &used) != 0) {
+                failed = dst, res = READ_ERROR;
                 break;
             }
-            used = 0;
             if (flush_out(dst) != 0)
                 return;
             /* Still full: dst's write event is armed and resumes src once it drained. */
@@ -315,14 +327,11 @@ static void read_turn(struct relay_side *src)
         turn += got;
         if (res == READ_ERROR)
             failed = src;
-        if (used > 0 && (used == sizeof scratch || res != READ_MORE || turn >= RELAY_TURN)) {
-            if (deliver(src, scratch, used) != 0)
-                failed = dst, res = READ_ERROR;
-            used = 0;
-        }
+        /* Whatever ends the turn also delivers: nothing is left in scratch after the loop. */
+        if ((used == sizeof scratch || res != READ_MORE || turn >= RELAY_TURN) &&
+            deliver_held(src, &used) != 0)
+            failed = dst, res = READ_ERROR;
     }
-    if (used > 0 && deliver(src, scratch, used) != 0) /* the turn ended with bytes in hand */
-        failed = dst, res = READ_ERROR;
     if (evbuffer_get_length(src->out) > 0 && flush_out(src) != 0)
         return; /* post-handshake messages OpenSSL answered while reading */
     if (flush_out(dst) != 0)
@@ -415,8 +424,7 @@ static int take_over_input(struct relay_side *src)
         int n = evbuffer_remove(pending, scratch, sizeof scratch);
         if (n <= 0)
             return -1;
-        src->bytes_in += (size_t)n;
-        worker_metrics_relayed(src == &src->relay->client, (size_t)n);
+        count_moved(src, (size_t)n);
         if (forward(src->peer, scratch, (size_t)n) != 0)
             return -1;
     }
@@ -448,7 +456,6 @@ struct relay *relay_new(struct event_base *base, struct bufferevent *client,
     r->done = params->done;
     r->arg = params->arg;
     r->tap = params->tap;
-    r->tap_arg = params->arg;
     r->idle_timeout_ms = params->idle_timeout_ms ? params->idle_timeout_ms : 1;
     r->last_activity_ms = mg_now_ms();
     /* Check often enough that the timeout is exceeded by at most ~1/8 of it, and at most 60 s. */
