@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include <arpa/inet.h>
+
 #include "util.h"
 
 struct dns_entry {
@@ -35,6 +37,17 @@ void dns_addrs_add(struct dns_addrs *a, int family, const void *addr)
         memcpy(&d->u.v4, addr, sizeof d->u.v4);
     else
         memcpy(&d->u.v6, addr, sizeof d->u.v6);
+}
+
+int dns_addrs_parse_literal(const char *host, struct dns_addrs *out)
+{
+    struct in6_addr a; /* room for either family */
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, host, &a) == 1)
+        dns_addrs_add(out, AF_INET, &a);
+    else if (inet_pton(AF_INET6, host, &a) == 1)
+        dns_addrs_add(out, AF_INET6, &a);
+    return out->n > 0;
 }
 
 uint64_t dns_ttl_clamp_ms(int64_t ttl_s)

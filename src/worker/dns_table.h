@@ -36,6 +36,10 @@ struct dns_addrs {
  * DNS_ADDRS_MAX it is dropped. */
 void dns_addrs_add(struct dns_addrs *a, int family, const void *addr);
 
+/* An IPv4 or IPv6 address written as such (no resolver needed): 1 with *out holding it as its
+ * only address, else 0 (a host name) with *out empty. */
+int dns_addrs_parse_literal(const char *host, struct dns_addrs *out);
+
 /* A DNS TTL in seconds (negative: none) as a lifetime in ms within [DNS_TTL_MIN_S,
  * DNS_TTL_MAX_S]. */
 uint64_t dns_ttl_clamp_ms(int64_t ttl_s);

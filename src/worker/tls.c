@@ -1,7 +1,6 @@
 /* TLS contexts and the plain-to-TLS switch shared by client and upstream connections. */
 #include "tls.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -15,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "dns_table.h"
 #include "log.h"
 #include "tls_policy.h"
 #include "tls_resume.h"
@@ -182,8 +182,8 @@ SSL_CTX *tls_client_ctx(struct tls_client_cache *cache, const char *ca_file)
 
 static int is_ip_literal(const char *host)
 {
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+    struct dns_addrs parsed;
+    return dns_addrs_parse_literal(host, &parsed);
 }
 
 SSL *tls_client_ssl_new(SSL_CTX *ctx, const char *host)

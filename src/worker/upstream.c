@@ -192,19 +192,6 @@ static void start_handshake(struct upstream *u)
     install_callbacks(u);
 }
 
-/* An address written as such needs no resolver: evdns would still go through its request
- * machinery for every login. 1 with *out set to it, 0 for a host name. */
-static int literal_address(const char *host, struct dns_addrs *out)
-{
-    struct in6_addr a; /* room for either family */
-    memset(out, 0, sizeof *out);
-    if (inet_pton(AF_INET, host, &a) == 1)
-        dns_addrs_add(out, AF_INET, &a);
-    else if (inet_pton(AF_INET6, host, &a) == 1)
-        dns_addrs_add(out, AF_INET6, &a);
-    return out->n > 0;
-}
-
 /* Plain first, and the socket stays ours: tls_upgrade() reuses it. A new one per address
  * tried: a socket whose connect failed cannot connect again. */
 static int new_socket(struct upstream *u)
@@ -274,7 +261,9 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     MG_UNUSED(fd), MG_UNUSED(what);
     struct upstream *u = arg;
     struct dns_addrs found;
-    if (literal_address(u->host, &found)) {
+    /* An address written as such needs no resolver: evdns would still go through its request
+     * machinery for every login. */
+    if (dns_addrs_parse_literal(u->host, &found)) {
         connect_resolved(u, &found);
         return;
     }

@@ -158,6 +158,23 @@ static void test_addresses_bounded_in_order(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+static void test_literal_addresses(void **state)
+{
+    (void)state;
+    struct dns_addrs a;
+    assert_true(dns_addrs_parse_literal("192.0.2.7", &a));
+    assert_int_equal(a.n, 1);
+    assert_v4(&a, 0, "192.0.2.7");
+    assert_true(dns_addrs_parse_literal("2001:db8::1", &a));
+    assert_int_equal(a.n, 1);
+    assert_int_equal(a.a[0].family, AF_INET6);
+    const char *names[] = {"imap.example.test", "localhost", "192.0.2.7.example", "", "[::1]"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        assert_false(dns_addrs_parse_literal(names[i], &a));
+        assert_int_equal(a.n, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +186,7 @@ int main(void)
         T(test_full_table_evicts_least_recently_used),
         cmocka_unit_test(test_many_names_stay_bounded),
         cmocka_unit_test(test_addresses_bounded_in_order),
+        cmocka_unit_test(test_literal_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
